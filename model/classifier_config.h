@@ -1,0 +1,46 @@
+// Everything in a classifier's model directory: config.json, the weights file it names and the
+// class labels. Parsed and validated here, before any tensor is allocated, so a bad directory
+// fails with a message that names the field.
+//
+// config.json:
+//   {
+//     "family": "image_classifier",
+//     "weights": "model.safetensors",       // relative to the directory
+//     "labels": "labels.txt",               // one label per line, line i = class i
+//     "num_classes": 10,
+//     "dtype": "float32",                   // float32 | float16 | bfloat16
+//     "device": "auto",                     // auto (CUDA when present) | cpu | cuda | cuda:N
+//     "vit": { ...see vit_config.h... },
+//     "attention": { "mode": "elliptical", "elliptical_layers": [1, 2, 3],
+//                    "score_scale": null, "estimator": "mean", "delta": 5.0 },
+//     "preprocess": { "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] }
+//   }
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/attention_config.h"
+#include "model/vit_config.h"
+
+namespace elliptical::model {
+
+struct ClassifierConfig {
+  std::string directory;
+  std::string weights_path;  // absolute or relative to the working directory
+  std::vector<std::string> labels;
+  int num_classes = 0;
+  std::string dtype = "float32";
+  std::string device = "auto";
+  ViTConfig vit;
+  AttentionConfig attention;
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // ImageNet statistics, timm's default
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+};
+
+// Reads <directory>/config.json and the labels file.
+absl::StatusOr<ClassifierConfig> ReadClassifierConfig(const std::string& directory);
+
+}  // namespace elliptical::model

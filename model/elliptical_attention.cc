@@ -1,0 +1,68 @@
+#include "model/elliptical_attention.h"
+
+namespace elliptical::model {
+
+torch::Tensor EllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_prev,
+                               const std::optional<torch::Tensor>& token_mask,
+                               MetricEstimator estimator, double delta) {
+  // float32 whatever the model's precision: the mean of small differences loses most of its
+  // bits in half precision, and this is O(N*d) work.
+  torch::Tensor diff = (v.to(torch::kFloat32) - v_prev.to(torch::kFloat32)).abs_() / delta;
+  torch::Tensor m;  // (B, H, D)
+  if (estimator == MetricEstimator::kMean) {
+    if (token_mask) {
+      torch::Tensor mask = token_mask->to(torch::kFloat32).unsqueeze(1).unsqueeze(-1);  // (B,1,N,1)
+      torch::Tensor count = mask.sum(2).clamp_min(1.0);                                 // (B,1,1)
+      m = (diff * mask).sum(2) / count;
+    } else {
+      m = diff.mean(2);
+    }
+  } else {
+    if (token_mask) {
+      torch::Tensor pad = token_mask->logical_not().unsqueeze(1).unsqueeze(-1);  // (B,1,N,1)
+      m = std::get<0>(diff.masked_fill(pad, NAN).nanmedian(2));
+      m = torch::nan_to_num(m, 0.0);  // a sample with no real token: all zero, guarded below
+    } else {
+      m = std::get<0>(diff.median(2));
+    }
+  }
+  torch::Tensor max = m.amax(-1, /*keepdim=*/true);
+  return torch::where(max > 0, m / max.clamp_min(std::numeric_limits<float>::min()),
+                      torch::ones_like(m));
+}
+
+SelfAttentionImpl::SelfAttentionImpl(int embed_dim, int num_heads, bool qkv_bias)
+    : num_heads_(num_heads), head_dim_(embed_dim / num_heads) {
+  qkv = register_module("qkv",
+                        torch::nn::Linear(torch::nn::LinearOptions(embed_dim, 3 * embed_dim).bias(qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(embed_dim, embed_dim));
+}
+
+SelfAttentionImpl::Output SelfAttentionImpl::forward(
+    const torch::Tensor& x, const torch::Tensor& v_prev, const AttentionConfig& config,
+    const std::optional<torch::Tensor>& token_mask, const std::optional<torch::Tensor>& attn_mask) {
+  const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
+  // (B, N, 3C) -> (3, B, H, N, D)
+  torch::Tensor qkv_out =
+      qkv->forward(x).reshape({B, N, 3, num_heads_, head_dim_}).permute({2, 0, 3, 1, 4});
+  torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
+
+  Output result;
+  result.values = v;
+  if (v_prev.defined()) {
+    result.metric = EllipticalMetric(v, v_prev, token_mask, config.estimator, config.delta);
+    q = q * result.metric.unsqueeze(2).to(q.scalar_type());  // (B,H,1,D) over N
+  }
+  std::optional<torch::Tensor> mask;
+  if (attn_mask) mask = *attn_mask;
+  // Dot-product layers always use 1/sqrt(D); only elliptical ones take the configured c.
+  const double scale = v_prev.defined() ? config.ScoreScale(head_dim_)
+                                        : 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  torch::Tensor attended = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
+                                                            /*is_causal=*/false, scale);
+  // (B, H, N, D) -> (B, N, C)
+  result.out = proj->forward(attended.transpose(1, 2).reshape({B, N, C}));
+  return result;
+}
+
+}  // namespace elliptical::model

@@ -1,0 +1,100 @@
+#include "model/image_classifier.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "model/classifier_config.h"
+#include "model/device.h"
+#include "model/image_preprocess.h"
+#include "model/layer_stats.h"
+#include "model/vit.h"
+#include "model/weights.h"
+
+namespace elliptical::model {
+namespace {
+
+class ViTClassifier final : public ImageClassifier {
+ public:
+  ViTClassifier(ClassifierConfig config, VisionTransformer vit, torch::Device device,
+                torch::ScalarType dtype, ModelDescription description)
+      : config_(std::move(config)),
+        vit_(std::move(vit)),
+        device_(device),
+        dtype_(dtype),
+        description_(std::move(description)) {}
+
+  absl::StatusOr<std::vector<Classification>> Classify(absl::Span<const RgbImage> images,
+                                                       bool with_stats) override {
+    if (images.empty()) return std::vector<Classification>();
+    try {
+      c10::InferenceMode inference;
+      ELLIPTICAL_ASSIGN_OR_RETURN(
+          torch::Tensor batch,
+          PreprocessImages(images, config_.vit.image_size, config_.mean, config_.std));
+      batch = batch.to(device_, dtype_);
+      std::vector<LayerTrace> trace;
+      torch::Tensor logits = vit_->forward(batch, with_stats ? &trace : nullptr);
+      torch::Tensor probs = torch::softmax(logits.to(torch::kFloat32), -1).to(torch::kCPU).contiguous();
+
+      std::vector<Classification> out(images.size());
+      const float* p = probs.data_ptr<float>();
+      for (size_t i = 0; i < images.size(); ++i) {
+        out[i].probabilities.assign(p + i * config_.num_classes, p + (i + 1) * config_.num_classes);
+      }
+      if (with_stats) {
+        auto stats = SummariseTrace(trace, static_cast<int64_t>(images.size()));
+        for (size_t i = 0; i < images.size(); ++i) out[i].stats = std::move(stats[i]);
+      }
+      return out;
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("classifier forward failed: ", e.what_without_backtrace()));
+    }
+  }
+
+  const ModelDescription& description() const override { return description_; }
+
+ private:
+  const ClassifierConfig config_;
+  VisionTransformer vit_;
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  const ModelDescription description_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std::string& directory,
+                                                                        const LoadOptions& options) {
+  ELLIPTICAL_ASSIGN_OR_RETURN(ClassifierConfig config, ReadClassifierConfig(directory));
+  if (!options.device.empty()) config.device = options.device;
+  if (!options.dtype.empty()) config.dtype = options.dtype;
+  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.dtype, device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(config.weights_path));
+  try {
+    VisionTransformer vit(config.vit, config.attention, config.num_classes);
+    vit->to(device, dtype);
+    vit->eval();
+    if (absl::Status s = LoadWeights(*vit, weights); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(config.weights_path, ": ", s.message()));
+    }
+    ModelDescription d;
+    d.family = ModelFamily::kImageClassifier;
+    d.device = device.str();
+    d.dtype = DtypeName(dtype);
+    d.attention = config.attention;
+    d.image_size = config.vit.image_size;
+    d.labels = config.labels;
+    d.num_layers = config.vit.depth;
+    d.num_heads = config.vit.num_heads;
+    d.embed_dim = config.vit.embed_dim;
+    for (const auto& p : vit->parameters()) d.num_parameters += p.numel();
+    return std::unique_ptr<ImageClassifier>(
+        new ViTClassifier(std::move(config), std::move(vit), device, dtype, std::move(d)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("loading ", directory, ": ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace elliptical::model

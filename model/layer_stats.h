@@ -1,0 +1,16 @@
+// Reduces the tensors a forward pass traced into the plain per-input statistics that leave the
+// model (attention_stats.h). Shared by every model family that traces its layers.
+#pragma once
+
+#include <vector>
+
+#include "model/attention_stats.h"
+#include "model/vit.h"
+
+namespace elliptical::model {
+
+// Returns [sample][layer] statistics for a batch of `batch_size`.
+std::vector<std::vector<LayerStats>> SummariseTrace(const std::vector<LayerTrace>& trace,
+                                                    int64_t batch_size);
+
+}  // namespace elliptical::model

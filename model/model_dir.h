@@ -1,0 +1,26 @@
+// The common part of every model directory: a config.json whose "family" says which loader
+// reads the rest.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace elliptical::model {
+
+enum class ModelFamily { kImageClassifier, kSegmenter, kLanguageModel };
+
+absl::string_view FamilyName(ModelFamily family);
+
+struct ModelDirectory {
+  std::string path;
+  ModelFamily family;
+  nlohmann::json config;
+};
+
+// Reads and parses <path>/config.json and its "family" field.
+absl::StatusOr<ModelDirectory> ReadModelDirectory(const std::string& path);
+
+}  // namespace elliptical::model

@@ -1,0 +1,15 @@
+// Process-wide LibTorch settings, behind a header free of LibTorch.
+#pragma once
+
+#include <string>
+
+namespace elliptical::model {
+
+// Threads one CPU forward pass may use (LibTorch's intra-op pool). 0 keeps LibTorch's default
+// (one per core).
+void SetComputeThreads(int threads);
+
+// "LibTorch 2.11.0, CUDA available: 1 device(s)" and the like, for the start-up log.
+std::string RuntimeSummary();
+
+}  // namespace elliptical::model

@@ -1,0 +1,7 @@
+# Pinned versions, one place. torch 2.11.0 is what the GPU machines carry, and its PyPI wheel
+# is built for CUDA 13.0, the toolkit in /usr/local/cuda.
+TORCH_VERSION=2.11.0
+NUMPY_VERSION=2.3.5
+SAFETENSORS_VERSION=0.7.0
+PILLOW_VERSION=12.0.0
+PACKAGING_VERSION=25.0

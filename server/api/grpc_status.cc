@@ -1,0 +1,10 @@
+#include "server/api/grpc_status.h"
+
+namespace elliptical::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+}  // namespace elliptical::server

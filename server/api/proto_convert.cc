@@ -1,0 +1,106 @@
+#include "server/api/proto_convert.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+
+namespace elliptical::server {
+
+absl::StatusOr<model::RgbImage> ImageFromProto(const v1::Image& image, int index,
+                                               const ImageLimits& limits) {
+  absl::StatusOr<model::RgbImage> decoded;
+  switch (image.source_case()) {
+    case v1::Image::kEncoded:
+      decoded = DecodeImage(image.encoded(), limits);
+      break;
+    case v1::Image::kRaw:
+      decoded = ImageFromPixels(image.raw().width_px(), image.raw().height_px(),
+                                image.raw().channels(), image.raw().pixels(), limits);
+      break;
+    case v1::Image::SOURCE_NOT_SET:
+      decoded = absl::InvalidArgumentError("neither encoded bytes nor raw pixels are set");
+      break;
+  }
+  if (!decoded.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("images[", index, "]: ", decoded.status().message()));
+  }
+  return decoded;
+}
+
+void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::AttentionStats* out) {
+  for (const model::LayerStats& layer : stats) {
+    v1::LayerAttentionStats* l = out->add_layers();
+    l->set_layer(layer.layer);
+    l->set_elliptical(layer.elliptical);
+    l->set_mean_token_cosine_similarity(layer.mean_token_cosine_similarity);
+    for (const model::HeadMetricStats& head : layer.heads) {
+      v1::HeadMetricStats* h = l->add_heads();
+      h->set_mean(head.mean);
+      h->set_min(head.min);
+      h->set_effective_dimension(head.effective_dimension);
+    }
+  }
+}
+
+void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
+                    int k, v1::Classification* out) {
+  std::vector<int> order(probabilities.size());
+  std::iota(order.begin(), order.end(), 0);
+  k = std::min<int>(k, static_cast<int>(order.size()));
+  // Ties broken by class id so equal inputs give equal answers.
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+    return probabilities[a] > probabilities[b] || (probabilities[a] == probabilities[b] && a < b);
+  });
+  for (int i = 0; i < k; ++i) {
+    v1::ClassScore* score = out->add_classes();
+    score->set_class_id(order[i]);
+    score->set_label(order[i] < static_cast<int>(labels.size()) ? labels[order[i]] : "");
+    score->set_probability(probabilities[order[i]]);
+  }
+}
+
+v1::ModelFamily FamilyToProto(const std::optional<model::ModelFamily>& family) {
+  if (!family) return v1::MODEL_FAMILY_UNSPECIFIED;
+  switch (*family) {
+    case model::ModelFamily::kImageClassifier: return v1::MODEL_FAMILY_IMAGE_CLASSIFIER;
+    case model::ModelFamily::kSegmenter: return v1::MODEL_FAMILY_SEGMENTER;
+    case model::ModelFamily::kLanguageModel: return v1::MODEL_FAMILY_LANGUAGE_MODEL;
+  }
+  return v1::MODEL_FAMILY_UNSPECIFIED;
+}
+
+void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out) {
+  switch (snapshot.state) {
+    case ModelState::kLoading: out->set_state(v1::MODEL_STATE_LOADING); break;
+    case ModelState::kReady: out->set_state(v1::MODEL_STATE_READY); break;
+    case ModelState::kFailed: out->set_state(v1::MODEL_STATE_FAILED); break;
+  }
+  out->set_reason(snapshot.reason);
+}
+
+void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* out) {
+  out->set_name(snapshot.name);
+  out->set_family(FamilyToProto(snapshot.family));
+  FillModelStatus(snapshot, out->mutable_status());
+  if (!snapshot.description) return;
+  const model::ModelDescription& d = *snapshot.description;
+  out->set_device(d.device);
+  out->set_dtype(d.dtype);
+  v1::AttentionConfig* a = out->mutable_attention();
+  a->set_mode(d.attention.mode == model::AttentionMode::kElliptical ? v1::ATTENTION_MODE_ELLIPTICAL
+                                                                    : v1::ATTENTION_MODE_DOT_PRODUCT);
+  if (d.attention.mode == model::AttentionMode::kElliptical) {
+    for (int layer : d.attention.elliptical_layers) a->add_elliptical_layers(layer);
+  }
+  a->set_score_scale(static_cast<float>(d.attention.ScoreScale(d.embed_dim / std::max(1, d.num_heads))));
+  a->set_metric_estimator(std::string(model::EstimatorName(d.attention.estimator)));
+  out->set_image_size_px(d.image_size);
+  for (const std::string& label : d.labels) out->add_labels(label);
+  out->set_num_layers(d.num_layers);
+  out->set_num_heads(d.num_heads);
+  out->set_embed_dim(d.embed_dim);
+  out->set_num_parameters(d.num_parameters);
+}
+
+}  // namespace elliptical::server

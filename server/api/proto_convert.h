@@ -1,0 +1,30 @@
+// Model-side plain data <-> wire messages. Kept apart from the service so the mapping of each
+// field is in one place.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "elliptical/v1/inference_service.pb.h"
+#include "model/attention_stats.h"
+#include "model/image.h"
+#include "server/input/image_decoder.h"
+#include "server/repository/model_repository.h"
+
+namespace elliptical::server {
+
+// Decodes one request image; the error names its index in the request.
+absl::StatusOr<model::RgbImage> ImageFromProto(const v1::Image& image, int index,
+                                               const ImageLimits& limits);
+
+void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::AttentionStats* out);
+
+// The k most probable classes, best first.
+void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
+                    int k, v1::Classification* out);
+
+v1::ModelFamily FamilyToProto(const std::optional<model::ModelFamily>& family);
+void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out);
+void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* out);
+
+}  // namespace elliptical::server

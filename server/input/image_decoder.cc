@@ -1,0 +1,84 @@
+#include "server/input/image_decoder.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include <stb_image.h>  // compiled into Debian's libstb; no STB_IMAGE_IMPLEMENTATION here
+
+#include "absl/strings/str_cat.h"
+
+namespace elliptical::server {
+namespace {
+
+absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits) {
+  if (width <= 0 || height <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("image has no pixels (", width, "x", height, ")"));
+  }
+  if (width * height > limits.max_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ",
+                                                   width * height, " pixels; the limit is ",
+                                                   limits.max_pixels));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits) {
+  if (encoded.empty()) return absl::InvalidArgumentError("image bytes are empty");
+  const auto* data = reinterpret_cast<const stbi_uc*>(encoded.data());
+  const int size = static_cast<int>(std::min<size_t>(encoded.size(), INT32_MAX));
+  const bool png = encoded.size() >= 8 && encoded.substr(0, 8) == "\x89PNG\r\n\x1a\n";
+  const bool jpeg = encoded.size() >= 3 && encoded.substr(0, 3) == "\xff\xd8\xff";
+  if (!png && !jpeg) {
+    return absl::InvalidArgumentError(
+        "image bytes are not a PNG or JPEG file (no PNG or JPEG signature at the start)");
+  }
+  int width = 0, height = 0, channels = 0;
+  if (!stbi_info_from_memory(data, size, &width, &height, &channels)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the ", png ? "PNG" : "JPEG",
+                                                   " header: ", stbi_failure_reason()));
+  }
+  if (absl::Status s = CheckSize(width, height, limits); !s.ok()) return s;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(data, size, &width, &height, &channels, /*desired_channels=*/3),
+      stbi_image_free);
+  if (!pixels) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot decode the ", png ? "PNG" : "JPEG",
+                                                   " image: ", stbi_failure_reason()));
+  }
+  model::RgbImage image;
+  image.width = width;
+  image.height = height;
+  image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(width) * height * 3);
+  return image;
+}
+
+absl::StatusOr<model::RgbImage> ImageFromPixels(int64_t width, int64_t height, int64_t channels,
+                                                absl::string_view pixels,
+                                                const ImageLimits& limits) {
+  if (absl::Status s = CheckSize(width, height, limits); !s.ok()) return s;
+  if (channels != 1 && channels != 3 && channels != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw image has ", channels, " channels; expected 1, 3 or 4"));
+  }
+  const size_t expected = static_cast<size_t>(width * height * channels);
+  if (pixels.size() != expected) {
+    return absl::InvalidArgumentError(absl::StrCat("raw image of ", width, "x", height, "x",
+                                                   channels, " needs ", expected, " bytes, got ",
+                                                   pixels.size()));
+  }
+  model::RgbImage image;
+  image.width = static_cast<int>(width);
+  image.height = static_cast<int>(height);
+  image.pixels.resize(static_cast<size_t>(width * height * 3));
+  const auto* src = reinterpret_cast<const uint8_t*>(pixels.data());
+  for (int64_t i = 0; i < width * height; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      image.pixels[i * 3 + c] = src[i * channels + (channels == 1 ? 0 : c)];
+    }
+  }
+  return image;
+}
+
+}  // namespace elliptical::server

@@ -1,0 +1,27 @@
+// Turns what a client sends (PNG/JPEG bytes, or raw pixels) into RGB8 pixels for the models.
+// No gRPC and no LibTorch here: plain bytes in, model::RgbImage out, errors a user can act on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "model/image.h"
+
+namespace elliptical::server {
+
+struct ImageLimits {
+  // Decoding a 1 MB file can ask for gigabytes of pixels; refuse before allocating.
+  int64_t max_pixels = 64ll << 20;
+};
+
+// PNG or JPEG (any colour type: grey, grey+alpha, RGB, RGBA, palette), converted to RGB.
+absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits);
+
+// Interleaved 8-bit pixels with 1, 3 or 4 channels (alpha is dropped).
+absl::StatusOr<model::RgbImage> ImageFromPixels(int64_t width, int64_t height, int64_t channels,
+                                                absl::string_view pixels,
+                                                const ImageLimits& limits);
+
+}  // namespace elliptical::server

@@ -1,0 +1,74 @@
+// The model repository: a directory whose subdirectories are models (each with a config.json),
+// loaded at start-up. A model that fails to load is kept, marked FAILED with its reason, and
+// the others serve; callers get a shared handle, so a model stays alive while a request uses it.
+//
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "model/image_classifier.h"
+#include "model/model_dir.h"
+
+namespace elliptical::server {
+
+enum class ModelState { kLoading, kReady, kFailed };
+
+struct ModelSnapshot {
+  std::string name;
+  std::string directory;
+  std::optional<model::ModelFamily> family;  // unknown when config.json itself is unreadable
+  ModelState state = ModelState::kLoading;
+  std::string reason;  // why it failed
+  std::optional<model::ModelDescription> description;  // once ready
+};
+
+class ModelRepository {
+ public:
+  struct Options {
+    std::string root;              // directory of model directories
+    model::LoadOptions load;       // device / dtype overrides for every model
+  };
+
+  // Lists the model directories (sorted by name) and marks each LOADING. Fails only when the
+  // root itself cannot be read.
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(Options options);
+
+  // Loads every model, one after the other; logs each outcome.
+  void LoadAll();
+
+  std::vector<ModelSnapshot> List() const;
+  // NOT_FOUND for an unknown name.
+  absl::StatusOr<ModelSnapshot> Describe(const std::string& name) const;
+
+  // NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed load (with the
+  // reason), FAILED_PRECONDITION when the model is not an image classifier.
+  absl::StatusOr<std::shared_ptr<model::ImageClassifier>> GetClassifier(const std::string& name) const;
+
+  // True once every model has been tried (loaded or failed).
+  bool AllLoaded() const;
+
+ private:
+  struct Entry {
+    ModelSnapshot snapshot;
+    std::shared_ptr<model::ImageClassifier> classifier;
+  };
+
+  explicit ModelRepository(Options options) : options_(std::move(options)) {}
+  absl::Status LoadOne(const std::string& name, Entry* staged);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::string_view ModelStateName(ModelState state);
+
+}  // namespace elliptical::server

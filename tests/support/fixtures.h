@@ -1,0 +1,37 @@
+// Where the generated test fixtures live (tests/fixtures/make_classifier_fixtures.py writes
+// them; CTest runs it first) and small readers for them.
+#pragma once
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace elliptical::testing {
+
+// The build tree (CTest sets ELLIPTICAL_BUILD_DIR; run by hand, the working directory).
+inline std::string BuildDir() {
+  const char* dir = std::getenv("ELLIPTICAL_BUILD_DIR");
+  return dir ? dir : ".";
+}
+
+inline std::string FixturesDir() { return BuildDir() + "/fixtures/classifier"; }
+inline std::string ServerBinary() { return BuildDir() + "/server/elliptical-server"; }
+inline std::string ClientBinary() { return BuildDir() + "/client/elliptical-client"; }
+
+inline std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// expected.json: image file -> attention mode -> reference probabilities.
+inline nlohmann::json ExpectedProbabilities() {
+  std::ifstream in(FixturesDir() + "/expected.json");
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace elliptical::testing

@@ -1,0 +1,135 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace elliptical::testing {
+namespace {
+
+std::string MakeTempDir() {
+  char pattern[] = "/tmp/elliptical-test-XXXXXX";
+  const char* dir = mkdtemp(pattern);
+  return dir ? dir : "/tmp";
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(out_fd, 1);
+  dup2(err_fd, 2);
+  const int null_fd = open("/dev/null", O_RDONLY);
+  dup2(null_fd, 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+// Waits for the child; -1 if it is still running after timeout_s.
+int WaitFor(pid_t pid, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+}  // namespace
+
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s) {
+  const std::string dir = MakeTempDir();
+  const pid_t pid = Spawn(argv, dir + "/out", dir + "/err");
+  CommandResult result;
+  result.exit_code = WaitFor(pid, timeout_s);
+  if (result.exit_code == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  result.out = Slurp(dir + "/out");
+  result.err = Slurp(dir + "/err");
+  return result;
+}
+
+ServerProcess::ServerProcess(const std::string& binary, const std::vector<std::string>& flags,
+                             double timeout_s)
+    : dir_(MakeTempDir()) {
+  std::vector<std::string> argv = {binary, "--host=127.0.0.1", "--port=0",
+                                   "--port_file=" + dir_ + "/port"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  pid_ = Spawn(argv, dir_ + "/stdout", dir_ + "/stderr");
+
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline && port_ == 0) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;  // exited during start-up; log() tells why
+    }
+    std::ifstream in(dir_ + "/port");
+    in >> port_;
+    if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (port_ == 0) return;
+  auto health = grpc::health::v1::Health::NewStub(channel());
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckResponse response;
+    if (health->Check(&context, {}, &response).ok() &&
+        response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      serving_ = true;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Terminate(10);
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::shared_ptr<grpc::Channel> ServerProcess::channel() const {
+  return grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+}
+
+std::string ServerProcess::log() const { return Slurp(dir_ + "/stderr"); }
+
+int ServerProcess::Terminate(double timeout_s) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  const int code = WaitFor(pid_, timeout_s);
+  if (code != -1) pid_ = -1;
+  return code;
+}
+
+}  // namespace elliptical::testing

@@ -1,0 +1,50 @@
+// Runs the real binaries in tests: the server as a child process on a free loopback port, and
+// one-shot commands (the client CLI) with their output captured.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+namespace elliptical::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] with the arguments, waits for it (at most timeout_s), returns its output.
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 120);
+
+// elliptical-server on 127.0.0.1 with --port=0; the destructor stops it (SIGKILL if needed).
+class ServerProcess {
+ public:
+  // Starts the binary with `flags` added; waits until the port is known and health is SERVING
+  // (or until timeout_s). ok() tells whether it came up.
+  ServerProcess(const std::string& binary, const std::vector<std::string>& flags,
+                double timeout_s = 120);
+  ~ServerProcess();
+
+  bool ok() const { return port_ > 0 && serving_; }
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::shared_ptr<grpc::Channel> channel() const;
+  // What the server wrote to stderr so far (its log).
+  std::string log() const;
+
+  // Sends SIGTERM and waits; returns the exit status (or -1 when it had to be killed).
+  int Terminate(double timeout_s = 60);
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  bool serving_ = false;
+  std::string dir_;
+};
+
+}  // namespace elliptical::testing
