@@ -32,8 +32,8 @@ BUILD_PACKAGES=(
   libstb-dev
 )
 RUNTIME_PACKAGES=(
-  ca-certificates python3 python3-venv
-  libgrpc++1.51 libgrpc29 libprotobuf32
+  ca-certificates python3
+  libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   libstb0
 )
@@ -52,6 +52,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   log "Debian packages: all ${#PACKAGES[@]} present"
+fi
+
+if [[ $MODE == runtime ]]; then
+  log "done (runtime: Debian libraries only; LibTorch comes with the build stage's venv)"
+  exit 0
+fi
+
+if [[ ! -x /usr/local/cuda/bin/nvcc && -z "${CUDAToolkit_ROOT:-}" ]]; then
+  echo "[setup] no CUDA toolkit at /usr/local/cuda: the torch wheel's CMake config needs one to" \
+       "configure, even for CPU-only use. Install the CUDA 13.0 toolkit there, or set" \
+       "CUDAToolkit_ROOT to one." >&2
+  exit 1
 fi
 
 # Python virtual environment inside the repository (stock Debian's system Python refuses pip
@@ -80,11 +92,9 @@ else
   log "Python packages: all ${#PY_PACKAGES[@]} present"
 fi
 
-if [[ $MODE == build ]]; then
-  abi="$("$PY" -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')"
-  if [[ $abi != 1 ]]; then
-    echo "torch was built with the pre-C++11 ABI; it cannot link with Debian's gRPC" >&2
-    exit 1
-  fi
+abi="$("$PY" -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')"
+if [[ $abi != 1 ]]; then
+  echo "torch was built with the pre-C++11 ABI; it cannot link with Debian's gRPC" >&2
+  exit 1
 fi
 log "done"
