@@ -25,6 +25,20 @@ void SetDeadline(const CallOptions& options, grpc::ClientContext* context) {
                         std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000)));
 }
 
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    default: return "error";
+  }
+}
+
 // Prints a failed call so that a person knows what to do next.
 int Report(const CallOptions& options, const grpc::Status& status) {
   std::cerr << "error: ";
@@ -38,7 +52,7 @@ int Report(const CallOptions& options, const grpc::Status& status) {
                 << " s; raise --timeout_s or check the server's load\n";
       break;
     default:
-      std::cerr << status.error_message() << " [gRPC code " << status.error_code() << "]\n";
+      std::cerr << status.error_message() << " (" << CodeName(status.error_code()) << ")\n";
   }
   return 1;
 }
