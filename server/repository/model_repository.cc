@@ -38,7 +38,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options
   return repo;
 }
 
-absl::Status ModelRepository::LoadOne(const std::string& name, Entry* staged) {
+absl::Status ModelRepository::LoadOne(Entry* staged) {
   auto dir = model::ReadModelDirectory(staged->snapshot.directory);
   if (!dir.ok()) return dir.status();
   staged->snapshot.family = dir->family;
@@ -67,7 +67,7 @@ void ModelRepository::LoadAll() {
       staged.snapshot = models_[name].snapshot;
     }
     const absl::Time start = absl::Now();
-    absl::Status status = LoadOne(name, &staged);
+    absl::Status status = LoadOne(&staged);
     if (status.ok()) {
       staged.snapshot.state = ModelState::kReady;
       LogInfo("model %s ready on %s (%s) in %.2f s", name, staged.snapshot.description->device,

@@ -62,7 +62,7 @@ class ModelRepository {
   };
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
-  absl::Status LoadOne(const std::string& name, Entry* staged);
+  absl::Status LoadOne(Entry* staged);
 
   const Options options_;
   mutable absl::Mutex mu_;
