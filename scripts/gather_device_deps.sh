@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.deps"
 
 PACKAGES=(
-  libgrpc++-dev libgrpc-dev libgrpc++1.51 libgrpc29 protobuf-compiler-grpc libgrpc++1.51
+  libgrpc++-dev libgrpc-dev libgrpc++1.51 libgrpc29 protobuf-compiler-grpc
   libprotobuf-dev libprotobuf32 libprotobuf-lite32 libprotoc-dev libprotoc32 protobuf-compiler
   libabsl-dev libabsl20220623
   libre2-dev libre2-9 libc-ares-dev libc-ares2 libssl-dev zlib1g-dev libsystemd-dev
@@ -29,7 +29,6 @@ if [[ -f "$DEPS/root/.complete" ]]; then
   exit 0
 fi
 mkdir -p "$DEPS/debs" "$DEPS/root"
-grep -qxF '/.deps/' "$ROOT/.gitignore" 2>/dev/null || echo '/.deps/' >> "$ROOT/.gitignore"
 
 echo "[deps] downloading ${#PACKAGES[@]} packages from Debian's archive"
 (cd "$DEPS/debs" && apt-get download "${PACKAGES[@]}")
