@@ -17,27 +17,24 @@
 //   }
 #pragma once
 
-#include <array>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/attention_config.h"
+#include "model/config_fields.h"
 #include "model/vit_config.h"
 
 namespace elliptical::model {
 
 struct ClassifierConfig {
   std::string directory;
-  std::string weights_path;  // absolute or relative to the working directory
+  RuntimeFields runtime;
   std::vector<std::string> labels;
   int num_classes = 0;
-  std::string dtype = "float32";
-  std::string device = "auto";
   ViTConfig vit;
   AttentionConfig attention;
-  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // ImageNet statistics, timm's default
-  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+  Normalisation normalisation;
 };
 
 // Reads <directory>/config.json and the labels file.

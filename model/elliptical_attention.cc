@@ -26,9 +26,30 @@ torch::Tensor EllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_pr
       m = std::get<0>(diff.median(2));
     }
   }
+  return MaxScale(m);
+}
+
+torch::Tensor MaxScale(const torch::Tensor& m) {
   torch::Tensor max = m.amax(-1, /*keepdim=*/true);
   return torch::where(max > 0, m / max.clamp_min(std::numeric_limits<float>::min()),
                       torch::ones_like(m));
+}
+
+torch::Tensor PrefixEllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_prev,
+                                     const torch::Tensor& token_mask, double delta,
+                                     torch::Tensor* running_sum) {
+  torch::Tensor diff = (v.to(torch::kFloat32) - v_prev.to(torch::kFloat32)).abs_() / delta;
+  torch::Tensor count;  // (B, 1, N, 1): real tokens among 0..t
+  if (token_mask.defined()) {
+    torch::Tensor mask = token_mask.to(torch::kFloat32).unsqueeze(1).unsqueeze(-1);
+    diff = diff * mask;
+    count = mask.cumsum(2);
+  } else {
+    count = torch::arange(1, v.size(2) + 1, diff.options()).view({1, 1, -1, 1});
+  }
+  torch::Tensor sum = diff.cumsum(2);
+  if (running_sum) *running_sum = sum.select(2, v.size(2) - 1);
+  return MaxScale(sum / count.clamp_min(1.0));
 }
 
 SelfAttentionImpl::SelfAttentionImpl(int embed_dim, int num_heads, bool qkv_bias)

@@ -26,6 +26,18 @@ torch::Tensor EllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_pr
                                const std::optional<torch::Tensor>& token_mask,
                                MetricEstimator estimator, double delta);
 
+// Divides m (..., D) by its maximum over D; where that maximum is 0 (the values did not move),
+// m becomes 1 (plain dot-product) instead of NaN.
+torch::Tensor MaxScale(const torch::Tensor& m);
+
+// The prefix ("causal") estimate used for generation with a KV cache: the query at position t
+// uses the mean over the sample's real positions 0..t. v, v_prev (B, H, N, D); token_mask
+// (B, N) bool or undefined. Returns m (B, H, N, D) max-scaled per position, and sets
+// *running_sum to sum_{real n} |v - v_prev| / delta (B, H, D) float32, what the cache keeps.
+torch::Tensor PrefixEllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_prev,
+                                     const torch::Tensor& token_mask, double delta,
+                                     torch::Tensor* running_sum);
+
 // Multi-head self-attention with timm's parameter names (qkv, proj). With a previous layer's
 // values it scores with the elliptical metric; without, it is plain dot-product attention.
 class SelfAttentionImpl : public torch::nn::Module {

@@ -31,7 +31,7 @@ class ViTClassifier final : public ImageClassifier {
       c10::InferenceMode inference;
       ELLIPTICAL_ASSIGN_OR_RETURN(
           torch::Tensor batch,
-          PreprocessImages(images, config_.vit.image_size, config_.mean, config_.std));
+          PreprocessImages(images, config_.vit.image_size, config_.normalisation));
       batch = batch.to(device_, dtype_);
       std::vector<LayerTrace> trace;
       torch::Tensor logits = vit_->forward(batch, with_stats ? &trace : nullptr);
@@ -67,17 +67,17 @@ class ViTClassifier final : public ImageClassifier {
 absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std::string& directory,
                                                                         const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(ClassifierConfig config, ReadClassifierConfig(directory));
-  if (!options.device.empty()) config.device = options.device;
-  if (!options.dtype.empty()) config.dtype = options.dtype;
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.dtype, device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(config.weights_path));
+  if (!options.device.empty()) config.runtime.device = options.device;
+  if (!options.dtype.empty()) config.runtime.dtype = options.dtype;
+  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.runtime.device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.runtime.dtype, device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(config.runtime.weights_path));
   try {
     VisionTransformer vit(config.vit, config.attention, config.num_classes);
     vit->to(device, dtype);
     vit->eval();
     if (absl::Status s = LoadWeights(*vit, weights); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat(config.weights_path, ": ", s.message()));
+      return absl::Status(s.code(), absl::StrCat(config.runtime.weights_path, ": ", s.message()));
     }
     ModelDescription d;
     d.family = ModelFamily::kImageClassifier;

@@ -35,4 +35,30 @@ std::vector<std::vector<LayerStats>> SummariseTrace(const std::vector<LayerTrace
   return out;
 }
 
+std::vector<LayerStats> AverageOverBatch(const std::vector<std::vector<LayerStats>>& stats) {
+  if (stats.empty()) return {};
+  std::vector<LayerStats> mean = stats.front();
+  const float n = static_cast<float>(stats.size());
+  for (size_t item = 1; item < stats.size(); ++item) {
+    for (size_t l = 0; l < mean.size(); ++l) {
+      mean[l].mean_token_cosine_similarity += stats[item][l].mean_token_cosine_similarity;
+      for (size_t h = 0; h < mean[l].heads.size(); ++h) {
+        const HeadMetricStats& add = stats[item][l].heads[h];
+        mean[l].heads[h].mean += add.mean;
+        mean[l].heads[h].min += add.min;
+        mean[l].heads[h].effective_dimension += add.effective_dimension;
+      }
+    }
+  }
+  for (LayerStats& layer : mean) {
+    layer.mean_token_cosine_similarity /= n;
+    for (HeadMetricStats& h : layer.heads) {
+      h.mean /= n;
+      h.min /= n;
+      h.effective_dimension /= n;
+    }
+  }
+  return mean;
+}
+
 }  // namespace elliptical::model

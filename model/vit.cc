@@ -4,12 +4,20 @@ namespace elliptical::model {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x) {
-  const int64_t n = x.size(1);
-  if (n < 2) return torch::ones({x.size(0)}, x.options().dtype(torch::kFloat32));
+torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x, const torch::Tensor& token_mask) {
   torch::Tensor unit = F::normalize(x.to(torch::kFloat32), F::NormalizeFuncOptions().dim(-1));
+  torch::Tensor n;  // (B,) tokens counted
+  if (token_mask.defined()) {
+    unit = unit * token_mask.unsqueeze(-1).to(torch::kFloat32);
+    n = token_mask.sum(1).to(torch::kFloat32);
+  } else {
+    n = torch::full({x.size(0)}, static_cast<double>(x.size(1)), unit.options());
+  }
   torch::Tensor total = unit.sum(1);  // (B, C)
-  return ((total * total).sum(-1) - n) / static_cast<double>(n * (n - 1));
+  torch::Tensor pairs = n * (n - 1);
+  // A single token is trivially "collapsed": report 1 rather than 0/0.
+  return torch::where(pairs > 0, ((total * total).sum(-1) - n) / pairs.clamp_min(1.0),
+                      torch::ones_like(n));
 }
 
 MlpImpl::MlpImpl(int in_dim, int hidden_dim) {
@@ -61,13 +69,31 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, AttentionC
   norm = register_module(
       "norm", torch::nn::LayerNorm(
                   torch::nn::LayerNormOptions({config.embed_dim}).eps(config.layer_norm_eps)));
-  head = register_module("head", torch::nn::Linear(config.embed_dim, num_classes));
+  if (num_classes > 0) head = register_module("head", torch::nn::Linear(config.embed_dim, num_classes));
+}
+
+torch::Tensor VisionTransformerImpl::PositionEmbedding(int64_t grid_h, int64_t grid_w) const {
+  const int64_t g = config_.grid_size();
+  if (grid_h == g && grid_w == g) return pos_embed;
+  const int64_t c = config_.embed_dim;
+  torch::Tensor grid = pos_embed.narrow(1, 1, g * g).reshape({1, g, g, c}).permute({0, 3, 1, 2});
+  // Interpolate in float32: bilinear weights in half precision drift visibly on big grids.
+  grid = F::interpolate(grid.to(torch::kFloat32),
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{grid_h, grid_w})
+                            .mode(torch::kBilinear)
+                            .align_corners(false))
+             .to(pos_embed.scalar_type());
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, grid_h * grid_w, c});
+  return torch::cat({pos_embed.narrow(1, 0, 1), grid}, 1);
 }
 
 torch::Tensor VisionTransformerImpl::ForwardFeatures(const torch::Tensor& images,
                                                      std::vector<LayerTrace>* trace) {
+  const int64_t p = config_.patch_size;
   torch::Tensor x = patch_embed->forward(images);  // (B, P, C)
-  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) + pos_embed;  // (B, 1+P, C)
+  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) +
+      PositionEmbedding(images.size(2) / p, images.size(3) / p);  // (B, 1+P, C)
   torch::Tensor values;  // previous block's attention values (B, H, N, D)
   for (int i = 0; i < config_.depth; ++i) {
     const torch::Tensor v_prev = attention_.IsElliptical(i) ? values : torch::Tensor();

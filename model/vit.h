@@ -23,7 +23,9 @@ struct LayerTrace {
 
 // Mean pairwise cosine similarity between the tokens of each sample: x (B, N, C) -> (B,).
 // Uses |sum_n u_n|^2 = N + sum_{n != n'} u_n . u_n' with u the unit vectors: O(N*C).
-torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x);
+// token_mask (B, N) bool, when defined, limits it to each sample's real tokens.
+torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x,
+                                        const torch::Tensor& token_mask = torch::Tensor());
 
 class MlpImpl : public torch::nn::Module {
  public:
@@ -58,19 +60,25 @@ TORCH_MODULE(PatchEmbed);
 
 class VisionTransformerImpl : public torch::nn::Module {
  public:
+  // num_classes 0 builds the encoder alone, without `head` (the segmenter's encoder).
   VisionTransformerImpl(const ViTConfig& config, AttentionConfig attention, int num_classes);
 
   // images: (B, 3, image_size, image_size), normalised. Returns logits (B, num_classes).
   // With `trace`, fills one LayerTrace per block.
   torch::Tensor forward(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
 
-  // Token representations after the final norm: (B, 1 + num_patches, C).
+  // Token representations after the final norm: (B, 1 + patches, C). Any height and width
+  // that are multiples of the patch size: the position embeddings are resized to the grid.
   torch::Tensor ForwardFeatures(const torch::Tensor& images, std::vector<LayerTrace>* trace);
 
   const ViTConfig& config() const { return config_; }
   const AttentionConfig& attention() const { return attention_; }
 
  private:
+  // (1, 1 + gh*gw, C): the class token's embedding and the patch grid's, bilinearly resized
+  // from the training grid when the input has another shape (as Segmenter does).
+  torch::Tensor PositionEmbedding(int64_t grid_h, int64_t grid_w) const;
+
   ViTConfig config_;
   AttentionConfig attention_;
   PatchEmbed patch_embed{nullptr};

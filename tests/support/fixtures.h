@@ -20,6 +20,8 @@ inline std::string BuildDir() {
 }
 
 inline std::string FixturesDir() { return BuildDir() + "/fixtures/classifier"; }
+// tests/fixtures/make_model_fixtures.py: segmenters, language models, a timm ViT.
+inline std::string ModelFixturesDir() { return BuildDir() + "/fixtures/core"; }
 inline std::string ServerBinary() { return BuildDir() + "/server/elliptical-server"; }
 inline std::string ClientBinary() { return BuildDir() + "/client/elliptical-client"; }
 

@@ -1,0 +1,227 @@
+// The decoder LM against the independent Python reference (tests/reference/elliptical_lm.py):
+// both scale modes, post-LN and pre-LN, positions, padding; the KV cache against recomputation;
+// and generation through the LanguageModel interface.
+#include <gtest/gtest.h>
+
+#include "model/decoder_lm.h"
+#include "model/elliptical_attention.h"
+#include "model/language_model.h"
+#include "model/weights.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/tensor_expect.h"
+
+namespace elliptical::model {
+namespace {
+
+using elliptical::testing::ExpectTensorNear;
+using elliptical::testing::ModelFixturesDir;
+using elliptical::testing::ReferenceTensor;
+
+std::string Dir() { return ModelFixturesDir() + "/lm"; }
+
+DecoderLm LoadNet(const std::string& model, AttentionMode mode = AttentionMode::kElliptical) {
+  auto config = ReadLmConfig(Dir() + "/models/" + model);
+  EXPECT_TRUE(config.ok()) << config.status();
+  config->attention.mode = mode;
+  DecoderLm net(*config);
+  net->eval();
+  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
+  EXPECT_TRUE(weights.ok()) << weights.status();
+  absl::Status loaded = LoadWeights(*net, *weights);
+  EXPECT_TRUE(loaded.ok()) << loaded;
+  return net;
+}
+
+struct Batch {
+  torch::Tensor tokens, lengths;
+};
+
+Batch ReferenceBatch(const SafetensorsFile& expected) {
+  return {ReferenceTensor(expected, "tokens"), ReferenceTensor(expected, "lengths")};
+}
+
+// Compares the real positions of each row only: padded positions are not defined.
+void ExpectRowsNear(const torch::Tensor& got, const torch::Tensor& want, const torch::Tensor& lengths,
+                    const std::string& what) {
+  for (int64_t b = 0; b < lengths.size(0); ++b) {
+    const int64_t n = lengths[b].item<int64_t>();
+    ExpectTensorNear(got[b].narrow(0, 0, n), want[b].narrow(0, 0, n), what + " row " + std::to_string(b));
+  }
+}
+
+TEST(DecoderLm, MatchesPythonReferenceInEveryMode) {
+  c10::InferenceMode guard;
+  auto expected = elliptical::testing::OpenReference(Dir() + "/expected.safetensors");
+  Batch batch = ReferenceBatch(expected);
+  for (const char* model : {"lm-post", "lm-pre", "lm-desc"}) {
+    DecoderLm net = LoadNet(model);
+    const std::string m = model;
+    ExpectRowsNear(net->forward(batch.tokens, batch.lengths, ScaleMode::kSegment),
+                   ReferenceTensor(expected, m + "/segment"), batch.lengths, m + " segment");
+    if (m != "lm-desc") {
+      ExpectRowsNear(net->forward(batch.tokens, batch.lengths, ScaleMode::kPrefix),
+                     ReferenceTensor(expected, m + "/prefix"), batch.lengths, m + " prefix");
+    }
+    DecoderLm dot = LoadNet(model, AttentionMode::kDotProduct);
+    ExpectRowsNear(dot->forward(batch.tokens, batch.lengths, ScaleMode::kSegment),
+                   ReferenceTensor(expected, m + "/dot"), batch.lengths, m + " dot-product");
+  }
+}
+
+TEST(DecoderLm, PaddingAndBatchPositionChangeNothing) {
+  c10::InferenceMode guard;
+  auto expected = elliptical::testing::OpenReference(Dir() + "/expected.safetensors");
+  Batch batch = ReferenceBatch(expected);
+  const int64_t rows = batch.tokens.size(0);
+  for (ScaleMode mode : {ScaleMode::kSegment, ScaleMode::kPrefix}) {
+    DecoderLm net = LoadNet("lm-post");
+    torch::Tensor together = net->forward(batch.tokens, batch.lengths, mode);
+    torch::Tensor order = torch::arange(rows - 1, -1, -1);
+    torch::Tensor flipped =
+        net->forward(batch.tokens.index_select(0, order), batch.lengths.index_select(0, order), mode);
+    for (int64_t b = 0; b < rows; ++b) {
+      const int64_t n = batch.lengths[b].item<int64_t>();
+      torch::Tensor alone =
+          net->forward(batch.tokens[b].narrow(0, 0, n).unsqueeze(0), batch.lengths[b].view({1}), mode)[0];
+      const std::string what = std::string(ScaleModeName(mode)) + " row " + std::to_string(b);
+      ExpectTensorNear(together[b].narrow(0, 0, n), alone, what + " padded in a batch", 1e-5);
+      ExpectTensorNear(flipped[rows - 1 - b].narrow(0, 0, n), alone, what + " at another position", 1e-5);
+    }
+  }
+}
+
+TEST(DecoderLm, CachedDecodingEqualsRecomputingThePrefix) {
+  c10::InferenceMode guard;
+  for (const char* model : {"lm-post", "lm-pre"}) {
+    DecoderLm net = LoadNet(model);
+    const int64_t vocab = net->config().vocab_size;
+    // Three prompts of different lengths, then six tokens each, decoded together.
+    torch::Tensor full = torch::randint(vocab, {3, 14}, torch::TensorOptions().dtype(torch::kInt64));
+    torch::Tensor prompt_lengths = torch::tensor({5, 2, 8}, torch::kInt64);
+    LmCache cache;
+    net->forward(full, prompt_lengths, ScaleMode::kPrefix, &cache);
+    for (int step = 0; step < 6; ++step) {
+      torch::Tensor pos = cache.lengths.clone();
+      torch::Tensor next = full.gather(1, pos.unsqueeze(1)).squeeze(1);
+      torch::Tensor logits = net->Decode(next, &cache);
+      torch::Tensor recomputed = net->forward(full, pos + 1, ScaleMode::kPrefix);
+      for (int64_t b = 0; b < 3; ++b) {
+        ExpectTensorNear(logits[b], recomputed[b][pos[b].item<int64_t>()],
+                         std::string(model) + " step " + std::to_string(step) + " row " + std::to_string(b));
+      }
+    }
+  }
+}
+
+std::vector<int32_t> Greedy(LanguageModel& lm, std::vector<int32_t> prompt, int steps) {
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  auto logits = lm.Prefill({prompt}, &seqs);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  std::vector<int32_t> out;
+  for (int i = 0; i < steps; ++i) {
+    const auto& l = (*logits)[0];
+    const int32_t next = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+    out.push_back(next);
+    LanguageModel::Sequence* s = seqs[0].get();
+    logits = lm.Step({&s, 1}, {next});
+    EXPECT_TRUE(logits.ok()) << logits.status();
+  }
+  return out;
+}
+
+TEST(LanguageModel, SequencesFromDifferentBatchesStepTogether) {
+  for (const char* model : {"lm-post", "lm-desc"}) {  // prefix (cached) and segment modes
+    auto lm = LanguageModel::Load(Dir() + "/models/" + model, {});
+    ASSERT_TRUE(lm.ok()) << lm.status();
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> first, second;
+    ASSERT_TRUE((*lm)->Prefill({{1, 2, 3, 4, 5}}, &first).ok());
+    ASSERT_TRUE((*lm)->Prefill({{7, 8}, {9, 10, 11}}, &second).ok());
+    std::vector<LanguageModel::Sequence*> all = {first[0].get(), second[0].get(), second[1].get()};
+    std::vector<std::vector<int32_t>> texts = {{1, 2, 3, 4, 5}, {7, 8}, {9, 10, 11}};
+    for (int step = 0; step < 4; ++step) {
+      std::vector<int32_t> next = {int32_t(12 + step), int32_t(20 + step), int32_t(30 + step)};
+      auto logits = (*lm)->Step(all, next);
+      ASSERT_TRUE(logits.ok()) << logits.status();
+      for (size_t i = 0; i < all.size(); ++i) {
+        texts[i].push_back(next[i]);
+        EXPECT_EQ(all[i]->length(), static_cast<int>(texts[i].size()));
+        // The same sequence started alone gives the same next-token scores.
+        std::vector<std::unique_ptr<LanguageModel::Sequence>> alone;
+        auto want = (*lm)->Prefill({texts[i]}, &alone);
+        ASSERT_TRUE(want.ok());
+        for (size_t v = 0; v < (*want)[0].size(); ++v) {
+          ASSERT_NEAR((*logits)[i][v], (*want)[0][v], 1e-4 * std::max(1.0f, std::abs((*want)[0][v])))
+              << model << " sequence " << i << " step " << step << " token " << v;
+        }
+      }
+    }
+  }
+}
+
+TEST(LanguageModel, GreedyGenerationIsDeterministic) {
+  auto lm = LanguageModel::Load(Dir() + "/models/lm-pre", {});
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  EXPECT_EQ(Greedy(**lm, {3, 1, 4, 1, 5}, 8), Greedy(**lm, {3, 1, 4, 1, 5}, 8));
+}
+
+TEST(LanguageModel, RejectsWhatItCannotRun) {
+  auto lm = LanguageModel::Load(Dir() + "/models/lm-post", {});
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  EXPECT_EQ((*lm)->Prefill({{}}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad = (*lm)->Prefill({{1, (*lm)->config().vocab_size}}, &seqs);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("outside the vocabulary"), std::string::npos);
+  std::vector<int32_t> too_long((*lm)->config().shape.max_positions + 1, 1);
+  EXPECT_EQ((*lm)->Prefill({too_long}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LanguageModel, ScoresTokensInBothModes) {
+  auto lm = LanguageModel::Load(Dir() + "/models/lm-post", {});
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  std::vector<int32_t> text = {5, 9, 2, 7, 7, 1, 3, 8};
+  auto prefix = (*lm)->TokenLogProbs(text, ScaleMode::kPrefix);
+  auto segment = (*lm)->TokenLogProbs(text, ScaleMode::kSegment);
+  ASSERT_TRUE(prefix.ok() && segment.ok());
+  ASSERT_EQ(prefix->size(), text.size() - 1);
+  for (float lp : *prefix) EXPECT_LT(lp, 0.0f);
+  // The two estimates agree only where the prefix is the whole sequence: at the last token.
+  EXPECT_NE((*prefix)[0], (*segment)[0]);
+}
+
+TEST(PrefixEllipticalMetric, IdenticalValuesGiveOnesNotNaN) {
+  torch::Tensor v = torch::randn({2, 3, 5, 4});
+  torch::Tensor sum;
+  torch::Tensor m = PrefixEllipticalMetric(v, v.clone(), torch::Tensor(), 1.0, &sum);
+  EXPECT_FALSE(m.isnan().any().item<bool>());
+  EXPECT_TRUE(torch::equal(m, torch::ones_like(m)));
+}
+
+TEST(PrefixEllipticalMetric, PositionTUsesOnlyTokensUpToT) {
+  torch::Tensor v = torch::randn({1, 2, 6, 4}), prev = torch::randn({1, 2, 6, 4});
+  torch::Tensor sum;
+  torch::Tensor m = PrefixEllipticalMetric(v, prev, torch::Tensor(), 5.0, &sum);
+  for (int64_t t = 0; t < 6; ++t) {
+    torch::Tensor want = EllipticalMetric(v.narrow(2, 0, t + 1), prev.narrow(2, 0, t + 1), std::nullopt,
+                                          MetricEstimator::kMean, 5.0);
+    ExpectTensorNear(m.select(2, t), want, "position " + std::to_string(t), 1e-6);
+  }
+  ExpectTensorNear(sum, ((v - prev).abs() / 5.0).sum(2), "running sum", 1e-6);
+}
+
+TEST(DecoderLm, ConfigThatDoesNotMatchWeightsNamesTheTensor) {
+  auto config = ReadLmConfig(Dir() + "/models/lm-post");
+  ASSERT_TRUE(config.ok());
+  config->shape.num_layers += 1;
+  config->attention.elliptical_layers.push_back(config->shape.num_layers - 1);
+  DecoderLm net(*config);
+  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
+  ASSERT_TRUE(weights.ok());
+  absl::Status s = LoadWeights(*net, *weights);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  const std::string missing = "layers." + std::to_string(config->shape.num_layers - 1) + ".attn.q_net.weight";
+  EXPECT_NE(s.message().find(missing), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace elliptical::model

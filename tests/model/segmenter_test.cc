@@ -1,0 +1,133 @@
+// The Segmenter against the independent Python reference (tests/reference/
+// elliptical_segmenter.py) on real PNG files: padding, position-embedding resize, both decoders,
+// sliding windows; and the batch invariance a server relies on.
+#include <gtest/gtest.h>
+
+#include "model/image_preprocess.h"
+#include "model/image_segmenter.h"
+#include "model/segmenter_net.h"
+#include "model/weights.h"
+#include "server/input/image_decoder.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/tensor_expect.h"
+
+namespace elliptical::model {
+namespace {
+
+using elliptical::testing::ExpectTensorNear;
+using elliptical::testing::ModelFixturesDir;
+using elliptical::testing::ReadFileBytes;
+
+const char* const kModels[] = {"seg-linear", "seg-mask"};
+const char* const kImages[] = {"small_20x28", "window_32x32", "large_70x45"};
+
+std::string Dir() { return ModelFixturesDir() + "/segmenter"; }
+
+RgbImage LoadImage(const std::string& stem) {
+  auto image = server::DecodeImage(ReadFileBytes(Dir() + "/images/" + stem + ".png"), {});
+  EXPECT_TRUE(image.ok()) << image.status();
+  return *image;
+}
+
+SegmenterNet LoadNet(const std::string& model, AttentionMode mode) {
+  auto config = ReadSegmenterConfig(Dir() + "/models/" + model);
+  EXPECT_TRUE(config.ok()) << config.status();
+  config->attention.mode = mode;
+  SegmenterNet net(*config);
+  net->eval();
+  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
+  EXPECT_TRUE(weights.ok()) << weights.status();
+  absl::Status loaded = LoadWeights(*net, *weights);
+  EXPECT_TRUE(loaded.ok()) << loaded;
+  return net;
+}
+
+torch::Tensor Input(const SegmenterNet& net, const std::string& stem) {
+  return Normalise(*ImageToTensor(LoadImage(stem), 0), net->config().normalisation);
+}
+
+TEST(WindowStarts, CoverTheImageAndEndFlushWithTheBorder) {
+  EXPECT_EQ(WindowStarts(32, 32, 16), (std::vector<int64_t>{0}));
+  EXPECT_EQ(WindowStarts(70, 32, 16), (std::vector<int64_t>{0, 16, 32, 38}));
+  EXPECT_EQ(WindowStarts(48, 32, 16), (std::vector<int64_t>{0, 16}));
+  EXPECT_EQ(WindowStarts(45, 32, 32), (std::vector<int64_t>{0, 13}));
+}
+
+TEST(Segmenter, MatchesPythonReferenceInBothModes) {
+  c10::InferenceMode guard;
+  auto expected = elliptical::testing::OpenReference(Dir() + "/expected.safetensors");
+  for (const char* model : kModels) {
+    for (AttentionMode mode : {AttentionMode::kElliptical, AttentionMode::kDotProduct}) {
+      SegmenterNet net = LoadNet(model, mode);
+      for (const char* image : kImages) {
+        std::string key = std::string(model) + "/" + image;
+        if (mode == AttentionMode::kDotProduct) key += "/dot";
+        torch::Tensor logits = net->SegmentImage(Input(net, image))[0];
+        ExpectTensorNear(logits, elliptical::testing::ReferenceTensor(expected, key), key);
+      }
+    }
+  }
+}
+
+TEST(Segmenter, LoadedModelReturnsTheReferenceClassMap) {
+  auto expected = elliptical::testing::OpenReference(Dir() + "/expected.safetensors");
+  auto segmenter = ImageSegmenter::Load(Dir() + "/models/seg-mask", {});
+  ASSERT_TRUE(segmenter.ok()) << segmenter.status();
+  EXPECT_EQ((*segmenter)->description().family, ModelFamily::kSegmenter);
+  std::vector<RgbImage> images;
+  for (const char* image : kImages) images.push_back(LoadImage(image));
+  auto result = (*segmenter)->Segment(images, /*with_stats=*/true);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->size(), images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Segmentation& s = (*result)[i];
+    EXPECT_EQ(s.width, images[i].width);
+    EXPECT_EQ(s.height, images[i].height);
+    torch::Tensor want =
+        elliptical::testing::ReferenceTensor(expected, std::string("seg-mask/") + kImages[i]).argmax(0);
+    torch::Tensor got = torch::from_blob(const_cast<int32_t*>(s.class_map.data()),
+                                         {s.height, s.width}, torch::kInt32).to(torch::kInt64);
+    // Near-ties may flip in the last bit; nothing else may.
+    EXPECT_LE((got != want).sum().item<int64_t>(), 2) << kImages[i];
+    EXPECT_GT(std::get<0>(at::_unique(got)).numel(), 1) << "a constant map tests nothing";
+    ASSERT_EQ(s.stats.size(), 3u);
+    EXPECT_FALSE(s.stats[0].elliptical);
+    EXPECT_TRUE(s.stats[1].elliptical);
+    for (const HeadMetricStats& h : s.stats[2].heads) {
+      EXPECT_GT(h.min, 0.0f);
+      EXPECT_LE(h.mean, 1.0f);
+    }
+  }
+}
+
+TEST(Segmenter, WindowResultDoesNotDependOnItsBatch) {
+  c10::InferenceMode guard;
+  SegmenterNet net = LoadNet("seg-mask", AttentionMode::kElliptical);
+  torch::Tensor image = Input(net, "large_70x45");
+  std::vector<torch::Tensor> windows;
+  for (int i = 0; i < 8; ++i) {
+    windows.push_back(image.narrow(2, i, 32).narrow(3, 4 * i, 32));
+  }
+  torch::Tensor batched = net->forward(torch::cat(windows, 0));
+  torch::Tensor reversed = net->forward(torch::cat(std::vector<torch::Tensor>(windows.rbegin(), windows.rend()), 0));
+  for (int i = 0; i < 8; ++i) {
+    torch::Tensor alone = net->forward(windows[i])[0];
+    ExpectTensorNear(batched[i], alone, "window " + std::to_string(i) + " in a batch of 8", 1e-5);
+    ExpectTensorNear(reversed[7 - i], alone, "window " + std::to_string(i) + " at another position", 1e-5);
+  }
+}
+
+TEST(Segmenter, ConfigThatDoesNotMatchWeightsNamesTheTensor) {
+  auto config = ReadSegmenterConfig(Dir() + "/models/seg-mask");
+  ASSERT_TRUE(config.ok());
+  config->mask_transformer.depth = 3;
+  SegmenterNet net(*config);
+  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
+  ASSERT_TRUE(weights.ok());
+  absl::Status s = LoadWeights(*net, *weights);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("decoder.blocks.2.attn.qkv.weight"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace elliptical::model
