@@ -1,0 +1,213 @@
+// Forward-pass throughput of the C++ models, elliptical against dot-product on the same weights,
+// for the paper's shapes (DeiT-Tiny/Small at 224 px, the 16-layer LM at 256 tokens). Writes the
+// JSON schema that bench/python_eager.py writes, so bench/run_model_bench.sh can set the two
+// side by side.
+//
+//   model_forward --models deit_tiny,lm16 --batches 1,8,64 --out results.json
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "model/decoder_lm.h"
+#include "model/device.h"
+#include "model/vit.h"
+
+ABSL_FLAG(std::string, models, "deit_tiny,deit_small,lm16", "deit_tiny, deit_small, lm16");
+ABSL_FLAG(std::string, batches, "1,8,64", "batch sizes");
+ABSL_FLAG(std::string, modes, "elliptical,dot_product", "attention modes, measured back to back");
+ABSL_FLAG(std::string, device, "cpu", "cpu, cuda, cuda:N");
+ABSL_FLAG(std::string, dtype, "float32", "float32, bfloat16, float16 (CUDA)");
+ABSL_FLAG(int, threads, 0, "intra-op threads; 0 keeps LibTorch's default");
+ABSL_FLAG(double, min_seconds, 3.0, "time each mode of each measurement for at least this long");
+ABSL_FLAG(int, warmup, 2, "untimed forwards before each measurement");
+ABSL_FLAG(std::string, out, "", "JSON file to write (stdout when empty)");
+
+namespace elliptical::bench {
+namespace {
+
+using model::AttentionConfig;
+using model::AttentionMode;
+
+constexpr int kLmTokens = 256;  // the paper's segment length
+
+AttentionConfig Attention(AttentionMode mode, int depth, std::optional<double> score_scale) {
+  AttentionConfig a;
+  a.mode = mode;
+  for (int l = 1; l < depth; ++l) a.elliptical_layers.push_back(l);
+  a.score_scale = score_scale;
+  return a;
+}
+
+model::ViTConfig DeiT(const std::string& name) {
+  model::ViTConfig c;  // defaults are DeiT-Tiny
+  if (name == "deit_small") {
+    c.embed_dim = 384;
+    c.num_heads = 6;
+  }
+  return c;
+}
+
+model::LmConfig Lm16(AttentionMode mode) {
+  model::LmConfig c;
+  c.vocab_size = 8000;
+  c.shape.d_model = 128;
+  c.shape.num_layers = 16;
+  c.shape.num_heads = 8;
+  c.shape.head_dim = 16;
+  c.shape.d_inner = 2048;
+  c.shape.embed_scale = std::sqrt(128.0);
+  c.attention = Attention(mode, 16, 1.0);  // the paper's LM: no 1/sqrt(d) in elliptical layers
+  c.scale_mode = model::ScaleMode::kSegment;
+  return c;
+}
+
+// A forward pass of one model at one batch size, ready to be timed.
+struct Workload {
+  std::function<void()> run;
+  int tokens_per_item = 0;
+};
+
+Workload Make(const std::string& name, AttentionMode mode, int batch, torch::Device device,
+              torch::ScalarType dtype) {
+  torch::manual_seed(0);  // same weights for both modes
+  if (name == "lm16") {
+    model::DecoderLm lm(Lm16(mode));
+    lm->to(device, dtype);
+    lm->eval();
+    torch::Tensor tokens = torch::randint(8000, {batch, kLmTokens}, torch::TensorOptions(torch::kInt64)).to(device);
+    torch::Tensor lengths = torch::full({batch}, kLmTokens, torch::kInt64).to(device);
+    return {[lm, tokens, lengths]() mutable { lm->forward(tokens, lengths, model::ScaleMode::kSegment); },
+            kLmTokens};
+  }
+  const model::ViTConfig config = DeiT(name);
+  model::VisionTransformer vit(config, Attention(mode, config.depth, std::nullopt), 1000);
+  vit->to(device, dtype);
+  vit->eval();
+  torch::Tensor images = torch::randn({batch, 3, config.image_size, config.image_size}).to(device, dtype);
+  return {[vit, images]() mutable { vit->forward(images); }, 1 + config.num_patches()};
+}
+
+void Synchronize(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+}
+
+// Times every mode of one (model, batch) with their forwards interleaved (A B A B ...), so that
+// the noise of a shared machine falls on all modes alike and their ratio stays meaningful.
+std::vector<nlohmann::json> Measure(const std::string& name, const std::vector<AttentionMode>& modes,
+                                    int batch, torch::Device device, torch::ScalarType dtype) {
+  c10::InferenceMode guard;
+  std::vector<Workload> workloads;
+  for (AttentionMode mode : modes) workloads.push_back(Make(name, mode, batch, device, dtype));
+  for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
+    for (Workload& w : workloads) w.run();
+  }
+  Synchronize(device);
+  std::vector<std::vector<double>> seconds(modes.size());
+  double total = 0;
+  while (total < absl::GetFlag(FLAGS_min_seconds) * modes.size() || seconds[0].size() < 3) {
+    for (size_t m = 0; m < modes.size(); ++m) {
+      const auto start = std::chrono::steady_clock::now();
+      workloads[m].run();
+      Synchronize(device);
+      seconds[m].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      total += seconds[m].back();
+    }
+  }
+  std::vector<nlohmann::json> out;
+  for (size_t m = 0; m < modes.size(); ++m) {
+    std::vector<double>& s = seconds[m];
+    std::sort(s.begin(), s.end());
+    auto at = [&](double q) { return s[static_cast<size_t>(q * (s.size() - 1) + 0.5)]; };
+    const double median = at(0.5);
+    const std::string mode_name(model::AttentionModeName(modes[m]));
+    std::cerr << "[cpp] " << name << " b=" << batch << " " << mode_name << ": " << median * 1e3
+              << " ms/forward, " << batch / median << " items/s\n";
+    out.push_back({{"model", name},
+                   {"attention", mode_name},
+                   {"batch", batch},
+                   {"tokens_per_item", workloads[m].tokens_per_item},
+                   {"iterations", s.size()},
+                   {"median_seconds", median},
+                   {"p10_seconds", at(0.1)},
+                   {"p90_seconds", at(0.9)},
+                   {"items_per_second", batch / median}});
+  }
+  return out;
+}
+
+std::string CpuName() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown CPU";
+}
+
+int Run() {
+  auto device = model::ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::cerr << device.status() << "\n";
+    return 2;
+  }
+  auto dtype = model::ResolveDtype(absl::GetFlag(FLAGS_dtype), *device);
+  if (!dtype.ok()) {
+    std::cerr << dtype.status() << "\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  std::vector<AttentionMode> modes;
+  for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {
+    if (m != "elliptical" && m != "dot_product") {
+      std::cerr << "unknown mode " << m << "\n";
+      return 2;
+    }
+    modes.push_back(m == "elliptical" ? AttentionMode::kElliptical : AttentionMode::kDotProduct);
+  }
+  nlohmann::json results = nlohmann::json::array();
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_models), ',')) {
+    if (name != "deit_tiny" && name != "deit_small" && name != "lm16") {
+      std::cerr << "unknown model " << name << " (deit_tiny, deit_small, lm16)\n";
+      return 2;
+    }
+    for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_batches), ',')) {
+      int batch = 0;
+      if (!absl::SimpleAtoi(b, &batch) || batch < 1) {
+        std::cerr << "bad batch size " << b << "\n";
+        return 2;
+      }
+      for (auto& r : Measure(std::string(name), modes, batch, *device, *dtype)) results.push_back(r);
+    }
+  }
+  nlohmann::json report = {
+      {"implementation", "cpp"},
+      {"device", device->str()},
+      {"device_name", device->is_cuda() ? "CUDA device " + device->str() : CpuName()},
+      {"dtype", model::DtypeName(*dtype)},
+      {"threads", torch::get_num_threads()},
+      {"torch_version", TORCH_VERSION},
+      {"results", results}};
+  if (absl::GetFlag(FLAGS_out).empty()) {
+    std::cout << report.dump(1) << "\n";
+  } else {
+    std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(1) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace elliptical::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return elliptical::bench::Run();
+}
