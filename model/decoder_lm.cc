@@ -112,9 +112,14 @@ torch::Tensor DecoderLmImpl::forward(const torch::Tensor& tokens, const torch::T
   torch::Tensor positions = s.position_order == PositionOrder::kAscending
                                 ? steps.expand({b, l})
                                 : (lengths.unsqueeze(1) - 1 - steps).clamp_min(0);
-  // Causal, and no real query looks at padding (padding only follows the real tokens).
-  torch::Tensor causal = torch::ones({l, l}, token_mask.options()).tril();
-  torch::Tensor attn_mask = (causal.unsqueeze(0) & token_mask.unsqueeze(1)).unsqueeze(1);  // (B,1,L,L)
+  // Causal, and no real query looks at padding (padding only follows the real tokens). Without
+  // padding the fused kernels' own causal path is faster than an explicit mask.
+  const bool padded = (lengths < l).any().item<bool>();
+  std::optional<torch::Tensor> attn_mask;
+  if (padded) {
+    torch::Tensor causal = torch::ones({l, l}, token_mask.options()).tril();
+    attn_mask = (causal.unsqueeze(0) & token_mask.unsqueeze(1)).unsqueeze(1);  // (B,1,L,L)
+  }
 
   torch::Tensor x = Embed(tokens, positions);
   const bool pre = s.norm == NormPlacement::kPre;
@@ -129,16 +134,19 @@ torch::Tensor DecoderLmImpl::forward(const torch::Tensor& tokens, const torch::T
     torch::Tensor metric, running_sum;
     if (config_.attention.IsElliptical(i)) {
       if (mode == ScaleMode::kSegment) {
-        metric = EllipticalMetric(v, v_prev, token_mask, config_.attention.estimator,
+        metric = EllipticalMetric(v, v_prev, padded ? std::optional<torch::Tensor>(token_mask) : std::nullopt,
+                                  config_.attention.estimator,
                                   config_.attention.delta);  // (B, H, Dh)
-        q = q * metric.unsqueeze(2).to(q.scalar_type());
+        q.mul_(metric.unsqueeze(2).to(q.scalar_type()));  // in place: see SelfAttention
       } else {
-        metric = PrefixEllipticalMetric(v, v_prev, token_mask, config_.attention.delta,
+        metric = PrefixEllipticalMetric(v, v_prev, padded ? token_mask : torch::Tensor(),
+                                        config_.attention.delta,
                                         &running_sum);  // (B, H, L, Dh)
-        q = q * metric.to(q.scalar_type());
+        q.mul_(metric.to(q.scalar_type()));
       }
     }
-    torch::Tensor attended = at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, false, Scale(i));
+    torch::Tensor attended =
+        at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, /*is_causal=*/!padded, Scale(i));
     torch::Tensor h = layer.attn->o_net->forward(MergeHeads(attended));
     x = pre ? x + h : layer.attn->layer_norm->forward(x + h);
     x = FeedForward(layer.ff, x);
@@ -189,7 +197,7 @@ torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
       torch::Tensor& sum = cache->metric_sum[i];
       sum = sum + diff;
       metric = MaxScale(sum / (pos + 1).to(torch::kFloat32).view({b, 1, 1}));
-      q = q * metric.unsqueeze(2).to(q.scalar_type());
+      q.mul_(metric.unsqueeze(2).to(q.scalar_type()));
     }
     // Grow the cache by doubling so appends stay amortised O(1) per token.
     torch::Tensor& keys = cache->keys[i];

@@ -7,8 +7,15 @@ torch::Tensor EllipticalMetric(const torch::Tensor& v, const torch::Tensor& v_pr
                                MetricEstimator estimator, double delta) {
   // float32 whatever the model's precision: the mean of small differences loses most of its
   // bits in half precision, and this is O(N*d) work.
-  torch::Tensor diff = (v.to(torch::kFloat32) - v_prev.to(torch::kFloat32)).abs_() / delta;
+  torch::Tensor diff = v.to(torch::kFloat32) - v_prev.to(torch::kFloat32);
   torch::Tensor m;  // (B, H, D)
+  if (estimator == MetricEstimator::kMean && !token_mask) {
+    // The common (unpadded) case: delta and 1/N go on the (B, H, D) result, not on every
+    // difference. (An L1-norm reduction measured twice as slow as abs + sum on the CPU.)
+    m = diff.abs_().sum(2) / (static_cast<double>(v.size(2)) * delta);
+    return MaxScale(m);
+  }
+  diff = diff.abs_() / delta;
   if (estimator == MetricEstimator::kMean) {
     if (token_mask) {
       torch::Tensor mask = token_mask->to(torch::kFloat32).unsqueeze(1).unsqueeze(-1);  // (B,1,N,1)
@@ -72,7 +79,9 @@ SelfAttentionImpl::Output SelfAttentionImpl::forward(
   result.values = v;
   if (v_prev.defined()) {
     result.metric = EllipticalMetric(v, v_prev, token_mask, config.estimator, config.delta);
-    q = q * result.metric.unsqueeze(2).to(q.scalar_type());  // (B,H,1,D) over N
+    // In place: q is a view into the qkv projection that nothing else reads, and keeping its
+    // layout keeps the attention kernel on its fast path (a fresh q measured 2.5x the cost).
+    q.mul_(result.metric.unsqueeze(2).to(q.scalar_type()));  // (B,H,1,D) over N
   }
   std::optional<torch::Tensor> mask;
   if (attn_mask) mask = *attn_mask;
