@@ -82,7 +82,8 @@ have_py_pkg() { # name==version
   [[ "$got" == "$want" || "$got" == "$want+"* ]]
 }
 
-PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "pillow==$PILLOW_VERSION" "packaging==$PACKAGING_VERSION")
+PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "pillow==$PILLOW_VERSION" "packaging==$PACKAGING_VERSION"
+             "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION")
 py_missing=()
 for p in "${PY_PACKAGES[@]}"; do have_py_pkg "$p" || py_missing+=("$p"); done
 if ((${#py_missing[@]})); then

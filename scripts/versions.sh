@@ -5,3 +5,7 @@ NUMPY_VERSION=2.3.5
 SAFETENSORS_VERSION=0.7.0
 PILLOW_VERSION=12.0.0
 PACKAGING_VERSION=25.0
+# timm's VisionTransformer is the reference the DeiT/ViT converter and the parity test check
+# against (test fixtures only); torchvision is timm's dependency, 0.26.0 being the one for torch 2.11.0.
+TIMM_VERSION=1.0.31
+TORCHVISION_VERSION=0.26.0
