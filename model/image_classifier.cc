@@ -7,11 +7,29 @@
 #include "model/classifier_config.h"
 #include "model/device.h"
 #include "model/image_preprocess.h"
+#include "model/prepared_image.h"
 #include "model/layer_stats.h"
 #include "model/vit.h"
 #include "model/weights.h"
 
 namespace elliptical::model {
+
+absl::StatusOr<std::vector<Classification>> ImageClassifier::Classify(absl::Span<const RgbImage> images,
+                                                                      bool with_stats) {
+  std::vector<std::shared_ptr<const PreparedImage>> prepared;
+  std::vector<const PreparedImage*> pointers;
+  for (const RgbImage& image : images) {
+    auto p = Prepare(image);
+    if (!p.ok()) {
+      return absl::Status(p.status().code(),
+                          absl::StrCat("image ", prepared.size(), ": ", p.status().message()));
+    }
+    prepared.push_back(*std::move(p));
+    pointers.push_back(prepared.back().get());
+  }
+  return ClassifyPrepared(pointers, with_stats);
+}
+
 namespace {
 
 class ViTClassifier final : public ImageClassifier {
@@ -24,15 +42,23 @@ class ViTClassifier final : public ImageClassifier {
         dtype_(dtype),
         description_(std::move(description)) {}
 
-  absl::StatusOr<std::vector<Classification>> Classify(absl::Span<const RgbImage> images,
-                                                       bool with_stats) override {
-    if (images.empty()) return std::vector<Classification>();
+  absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const override {
     try {
       c10::InferenceMode inference;
       ELLIPTICAL_ASSIGN_OR_RETURN(
-          torch::Tensor batch,
-          PreprocessImages(images, config_.vit.image_size, config_.normalisation));
-      batch = batch.to(device_, dtype_);
+          torch::Tensor t, PreprocessImages({&image, 1}, config_.vit.image_size, config_.normalisation));
+      return std::make_shared<const PreparedImage>(PreparedImage{std::move(t)});
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("preprocessing failed: ", e.what_without_backtrace()));
+    }
+  }
+
+  absl::StatusOr<std::vector<Classification>> ClassifyPrepared(
+      absl::Span<const PreparedImage* const> images, bool with_stats) override {
+    if (images.empty()) return std::vector<Classification>();
+    try {
+      c10::InferenceMode inference;
+      torch::Tensor batch = ToDevice(images, device_, dtype_);
       std::vector<LayerTrace> trace;
       torch::Tensor logits = vit_->forward(batch, with_stats ? &trace : nullptr);
       torch::Tensor probs = torch::softmax(logits.to(torch::kFloat32), -1).to(torch::kCPU).contiguous();

@@ -27,16 +27,26 @@ struct Classification {
   std::vector<LayerStats> stats;     // filled when asked for
 };
 
+// An image resized and normalised for one model (CPU memory, opaque outside the model).
+struct PreparedImage;
+
 class ImageClassifier {
  public:
   static absl::StatusOr<std::unique_ptr<ImageClassifier>> Load(const std::string& directory,
                                                                const LoadOptions& options);
   virtual ~ImageClassifier() = default;
 
-  // Each image is resized to the model's input size, normalised and classified; the images
-  // form one batch, and each result depends on its own image only.
-  virtual absl::StatusOr<std::vector<Classification>> Classify(absl::Span<const RgbImage> images,
-                                                               bool with_stats) = 0;
+  // Resizes and normalises one image: CPU work, meant for request threads, so the thread
+  // that drives the device only runs batches.
+  virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
+
+  // Classifies prepared images as one batch; each result depends on its own image only.
+  virtual absl::StatusOr<std::vector<Classification>> ClassifyPrepared(
+      absl::Span<const PreparedImage* const> images, bool with_stats) = 0;
+
+  // Prepare + ClassifyPrepared.
+  absl::StatusOr<std::vector<Classification>> Classify(absl::Span<const RgbImage> images,
+                                                       bool with_stats);
 
   virtual const ModelDescription& description() const = 0;
 };

@@ -30,10 +30,16 @@ class ImageSegmenter {
                                                               const LoadOptions& options);
   virtual ~ImageSegmenter() = default;
 
-  // Segments each image at its own resolution (no resize): windows of the model's training size
-  // slide over larger images. Each result depends on its own image only.
-  virtual absl::StatusOr<std::vector<Segmentation>> Segment(absl::Span<const RgbImage> images,
-                                                            bool with_stats) = 0;
+  // Normalises one image (CPU work, for request threads; no resize).
+  virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
+
+  // Segments prepared images of one size as a batch, at their own resolution: windows of the
+  // model's training size slide over larger images. Each result depends on its own image only.
+  virtual absl::StatusOr<std::vector<Segmentation>> SegmentPrepared(
+      absl::Span<const PreparedImage* const> images, bool with_stats) = 0;
+
+  // Prepare + SegmentPrepared, image by image (images may differ in size).
+  absl::StatusOr<std::vector<Segmentation>> Segment(absl::Span<const RgbImage> images, bool with_stats);
 
   virtual const ModelDescription& description() const = 0;
 };

@@ -114,6 +114,12 @@ class DecoderLanguageModel final : public LanguageModel {
     }
   }
 
+  int64_t CacheBytesPerToken() const override {
+    const LmShape& s = config().shape;
+    const int64_t element = c10::elementSize(net_->parameters().front().scalar_type());
+    return 2LL * s.num_layers * s.num_heads * s.head_dim * element;
+  }
+
   const ModelDescription& description() const override { return description_; }
   const LmConfig& config() const override { return net_->config(); }
 

@@ -54,6 +54,10 @@ class LanguageModel {
   virtual absl::StatusOr<std::vector<float>> TokenLogProbs(absl::Span<const int32_t> tokens,
                                                            ScaleMode mode) = 0;
 
+  // Device memory one token of one sequence holds in the cache (keys and values of every
+  // layer): what a scheduler reserves per token to bound the cache.
+  virtual int64_t CacheBytesPerToken() const = 0;
+
   virtual const ModelDescription& description() const = 0;
   virtual const LmConfig& config() const = 0;
 };

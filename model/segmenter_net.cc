@@ -104,31 +104,32 @@ torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& images,
   return masks.index({Slice(), Slice(), Slice(0, h), Slice(0, w)});
 }
 
-torch::Tensor SegmenterNetImpl::SegmentImage(const torch::Tensor& image,
+torch::Tensor SegmenterNetImpl::SegmentImage(const torch::Tensor& images,
                                              std::vector<LayerTrace>* trace) {
-  const int64_t h = image.size(2), w = image.size(3);
+  const int64_t b = images.size(0), h = images.size(2), w = images.size(3);
   const int64_t win_h = std::min<int64_t>(config_.window_size, h);
   const int64_t win_w = std::min<int64_t>(config_.window_size, w);
   const std::vector<int64_t> rows = WindowStarts(h, win_h, config_.window_stride);
   const std::vector<int64_t> cols = WindowStarts(w, win_w, config_.window_stride);
-  if (rows.size() == 1 && cols.size() == 1) return forward(image, trace).to(torch::kFloat32);
+  if (rows.size() == 1 && cols.size() == 1) return forward(images, trace).to(torch::kFloat32);
 
-  // Every window has the same shape, so they run as one batch.
+  // Every window of every image has the same shape, so they all run as one batch: window i of
+  // image j is row i * b + j.
   std::vector<torch::Tensor> windows;
   for (int64_t r : rows) {
     for (int64_t c : cols) {
-      windows.push_back(image.index({Slice(), Slice(), Slice(r, r + win_h), Slice(c, c + win_w)}));
+      windows.push_back(images.index({Slice(), Slice(), Slice(r, r + win_h), Slice(c, c + win_w)}));
     }
   }
   torch::Tensor logits = forward(torch::cat(windows, 0), trace).to(torch::kFloat32);
-  torch::Tensor sum = torch::zeros({1, logits.size(1), h, w}, logits.options());
+  torch::Tensor sum = torch::zeros({b, logits.size(1), h, w}, logits.options());
   torch::Tensor count = torch::zeros({1, 1, h, w}, logits.options());
   int64_t i = 0;
   for (int64_t r : rows) {
     for (int64_t c : cols) {
       auto region = std::initializer_list<torch::indexing::TensorIndex>{
           Slice(), Slice(), Slice(r, r + win_h), Slice(c, c + win_w)};
-      sum.index(region).add_(logits[i++]);
+      sum.index(region).add_(logits.narrow(0, i++ * b, b));
       count.index(region).add_(1.0);
     }
   }

@@ -48,10 +48,10 @@ class SegmenterNetImpl : public torch::nn::Module {
   // decodes, upsamples and crops back. Returns logits (B, K, H, W) in the model's dtype.
   torch::Tensor forward(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
 
-  // A whole image (1, 3, H, W) of any size: one window when it fits, else overlapping windows
-  // whose logits are averaged (docs/model_formats.md). Returns (1, K, H, W) float32. The trace,
-  // when asked for, holds one entry per window in its batch dimension.
-  torch::Tensor SegmentImage(const torch::Tensor& image, std::vector<LayerTrace>* trace = nullptr);
+  // Whole images (B, 3, H, W) of one size, any size: one window when they fit, else overlapping
+  // windows whose logits are averaged (docs/model_formats.md). Returns (B, K, H, W) float32. The
+  // trace, when asked for, holds window i of image j at batch row i * B + j.
+  torch::Tensor SegmentImage(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
 
   const SegmenterConfig& config() const { return config_; }
 

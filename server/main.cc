@@ -34,7 +34,18 @@ ABSL_FLAG(std::string, device, "",
 ABSL_FLAG(std::string, dtype, "",
           "Overrides every model's dtype: float32, float16, bfloat16 (empty: as configured).");
 ABSL_FLAG(int, compute_threads, 0, "CPU threads per forward pass; 0 = one per core.");
-ABSL_FLAG(int, rpc_threads, 16, "Most threads gRPC may use to run calls.");
+ABSL_FLAG(int, rpc_threads, 64,
+          "Most threads gRPC may use to run calls; each waiting request holds one, so this bounds "
+          "concurrency (beyond it clients queue in gRPC).");
+ABSL_FLAG(int, max_batch_size, 0,
+          "Overrides every vision model's batching.max_batch_size (1 turns batching off); 0 keeps "
+          "each model's.");
+ABSL_FLAG(int, max_queue_delay_us, -1,
+          "Overrides every vision model's batching.max_queue_delay_ms, in microseconds; -1 keeps "
+          "each model's.");
+ABSL_FLAG(int, max_running_sequences, 0,
+          "Overrides every language model's generation.max_running (1 = one sequence at a time); "
+          "0 keeps each model's.");
 ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify request may carry.");
 ABSL_FLAG(int64_t, max_image_pixels, 64ll << 20, "Largest decoded image, in pixels.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message, in bytes.");
@@ -68,6 +79,9 @@ int Run() {
   repo_options.root = absl::GetFlag(FLAGS_model_repository);
   repo_options.load.device = absl::GetFlag(FLAGS_device);
   repo_options.load.dtype = absl::GetFlag(FLAGS_dtype);
+  repo_options.serving.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  repo_options.serving.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
+  repo_options.serving.max_running_sequences = absl::GetFlag(FLAGS_max_running_sequences);
   auto repository = ModelRepository::Create(repo_options);
   if (!repository.ok()) {
     LogError("%s", repository.status().message());
@@ -119,8 +133,11 @@ int Run() {
           signal == SIGTERM ? "SIGTERM" : "SIGINT", grace);
   loader.join();
   health->Shutdown();  // every service NOT_SERVING, and it stays so
+  // gRPC stops accepting calls and waits for those in progress; they are waiting on the models'
+  // batchers and schedulers, which keep running until every accepted item is done.
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
+  (*repository)->Shutdown();
   LogInfo("stopped");
   return 0;
 }

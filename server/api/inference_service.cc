@@ -14,8 +14,16 @@ grpc::Status InvalidArgument(absl::string_view message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
 }
 
-uint64_t MicrosSince(absl::Time start) {
-  return static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - start));
+// The call's deadline and cancellation, as the serving layer sees them.
+CallContext Call(grpc::ServerContext* context) {
+  CallContext call;
+  const auto deadline = context->deadline();
+  // No deadline arrives as the largest time_point: keep it infinite rather than overflow.
+  if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    call.deadline = absl::FromChrono(deadline);
+  }
+  call.cancelled = [context] { return context->IsCancelled(); };
+  return call;
 }
 
 }  // namespace
@@ -41,34 +49,19 @@ grpc::Status InferenceService::GetModelMetadata(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Classify(grpc::ServerContext*, const v1::ClassifyRequest* request,
+grpc::Status InferenceService::Classify(grpc::ServerContext* context, const v1::ClassifyRequest* request,
                                         v1::ClassifyResponse* response) {
   if (request->model_name().empty()) {
     return InvalidArgument("model_name is empty; ListModels shows the models served");
   }
-  if (request->images_size() == 0) return InvalidArgument("the request holds no images");
-  if (request->images_size() > limits_.max_images_per_request) {
-    return InvalidArgument(absl::StrCat("the request holds ", request->images_size(),
-                                        " images; the limit is ", limits_.max_images_per_request,
-                                        " per request"));
-  }
+  auto images = DecodeImages(request->images());
+  if (!images.ok()) return ToGrpcStatus(images.status());
   auto classifier = repository_->GetClassifier(request->model_name());
   if (!classifier.ok()) return ToGrpcStatus(classifier.status());
 
-  const absl::Time preprocess_start = absl::Now();
-  std::vector<model::RgbImage> images;
-  images.reserve(request->images_size());
-  for (int i = 0; i < request->images_size(); ++i) {
-    auto image = ImageFromProto(request->images(i), i, limits_.image);
-    if (!image.ok()) return ToGrpcStatus(image.status());
-    images.push_back(*std::move(image));
-  }
-  const uint64_t preprocess_us = MicrosSince(preprocess_start);
-
-  const absl::Time compute_start = absl::Now();
-  auto results = (*classifier)->Classify(images, request->return_attention_stats());
+  ServeTiming timing;
+  auto results = (*classifier)->Classify(*images, request->return_attention_stats(), Call(context), &timing);
   if (!results.ok()) return ToGrpcStatus(results.status());
-  const uint64_t compute_us = MicrosSince(compute_start);
 
   const int k = request->top_k() == 0 ? kDefaultTopK : static_cast<int>(request->top_k());
   response->set_model_name(request->model_name());
@@ -79,23 +72,97 @@ grpc::Status InferenceService::Classify(grpc::ServerContext*, const v1::Classify
       FillAttentionStats(result.stats, out->mutable_attention_stats());
     }
   }
-  v1::ServerTiming* timing = response->mutable_timing();
-  timing->set_preprocess_us(preprocess_us);
-  timing->set_compute_us(compute_us);
-  timing->set_batch_size(static_cast<uint32_t>(images.size()));
+  FillTiming(timing, response->mutable_timing());
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Segment(grpc::ServerContext*, const v1::SegmentRequest*,
-                                       v1::SegmentResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "Segment is not served by this version of the server");
+grpc::Status InferenceService::Segment(grpc::ServerContext* context, const v1::SegmentRequest* request,
+                                       v1::SegmentResponse* response) {
+  if (request->model_name().empty()) {
+    return InvalidArgument("model_name is empty; ListModels shows the models served");
+  }
+  auto images = DecodeImages(request->images());
+  if (!images.ok()) return ToGrpcStatus(images.status());
+  auto segmenter = repository_->GetSegmenter(request->model_name());
+  if (!segmenter.ok()) return ToGrpcStatus(segmenter.status());
+
+  ServeTiming timing;
+  auto results = (*segmenter)->Segment(*images, request->return_attention_stats(), Call(context), &timing);
+  if (!results.ok()) return ToGrpcStatus(results.status());
+  response->set_model_name(request->model_name());
+  for (const model::Segmentation& result : *results) {
+    v1::SegmentationMask* mask = response->add_masks();
+    FillMask(result, (*segmenter)->description().labels, mask);
+    if (request->return_attention_stats()) FillAttentionStats(result.stats, mask->mutable_attention_stats());
+  }
+  FillTiming(timing, response->mutable_timing());
+  return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Generate(grpc::ServerContext*, const v1::GenerateRequest*,
-                                        grpc::ServerWriter<v1::GenerateResponse>*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "Generate is not served by this version of the server");
+grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                                        grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  if (request->model_name().empty()) {
+    return InvalidArgument("model_name is empty; ListModels shows the models served");
+  }
+  auto generator = repository_->GetGenerator(request->model_name());
+  if (!generator.ok()) return ToGrpcStatus(generator.status());
+  GenerationParams params;
+  params.prompt = request->prompt();
+  params.max_new_tokens = static_cast<int>(std::min<uint32_t>(request->max_new_tokens(), 1u << 30));
+  params.sampling.temperature = request->temperature();
+  params.sampling.top_k = static_cast<int>(std::min<uint32_t>(request->top_k(), 1u << 30));
+  params.sampling.top_p = request->top_p();
+  params.seed = request->seed();
+  params.stop.assign(request->stop().begin(), request->stop().end());
+  params.deadline = Call(context).deadline;
+  auto stream = (*generator)->Submit(params);
+  if (!stream.ok()) return ToGrpcStatus(stream.status());
+
+  for (;;) {
+    GenerationStream::Event event;
+    if (!(*stream)->Next(absl::Milliseconds(50), &event)) {
+      if (context->IsCancelled()) {
+        (*stream)->Cancel();  // frees the sequence's slot at the scheduler's next step
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the request");
+      }
+      continue;
+    }
+    v1::GenerateResponse message;
+    if (event.has_token || !event.text.empty()) {
+      v1::Token* token = message.mutable_token();
+      token->set_id(static_cast<uint32_t>(event.token_id));
+      token->set_text(event.text);
+      token->set_logprob(event.logprob);
+    }
+    if (event.final) {
+      if (!event.status.ok()) return ToGrpcStatus(event.status);
+      FillSummary(event, message.mutable_summary());
+      writer->Write(message);
+      return grpc::Status::OK;
+    }
+    if (!writer->Write(message)) {
+      (*stream)->Cancel();
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the stream to the client broke");
+    }
+  }
+}
+
+absl::StatusOr<std::vector<model::RgbImage>> InferenceService::DecodeImages(
+    const google::protobuf::RepeatedPtrField<v1::Image>& images) const {
+  if (images.empty()) return absl::InvalidArgumentError("the request holds no images");
+  if (images.size() > limits_.max_images_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat("the request holds ", images.size(),
+                                                   " images; the limit is ",
+                                                   limits_.max_images_per_request, " per request"));
+  }
+  std::vector<model::RgbImage> out;
+  out.reserve(images.size());
+  for (int i = 0; i < images.size(); ++i) {
+    auto image = ImageFromProto(images[i], i, limits_.image);
+    if (!image.ok()) return image.status();
+    out.push_back(*std::move(image));
+  }
+  return out;
 }
 
 }  // namespace elliptical::server

@@ -1,5 +1,6 @@
 // The gRPC surface of elliptical.v1.InferenceService: validates requests, turns protos into
-// model inputs and model outputs into protos. It holds no model logic and no batching.
+// model inputs and model outputs into protos, and streams generated tokens. It holds no model
+// logic and no batching: those live in server/serving and server/generation.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,9 @@ class InferenceService final : public elliptical::v1::InferenceService::Service 
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
 
  private:
+  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
+      const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
+
   const ModelRepository* const repository_;
   const ServiceLimits limits_;
 };

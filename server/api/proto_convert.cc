@@ -103,4 +103,44 @@ void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* o
   out->set_num_parameters(d.num_parameters);
 }
 
+void FillTiming(const ServeTiming& timing, v1::ServerTiming* out) {
+  out->set_preprocess_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.preprocess)));
+  out->set_queue_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.batch.queue)));
+  out->set_compute_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.batch.compute)));
+  out->set_batch_size(static_cast<uint32_t>(timing.batch.batch_size));
+}
+
+void FillMask(const model::Segmentation& segmentation, const std::vector<std::string>& labels,
+              v1::SegmentationMask* out) {
+  out->set_width_px(static_cast<uint32_t>(segmentation.width));
+  out->set_height_px(static_cast<uint32_t>(segmentation.height));
+  const std::vector<int32_t>& ids = segmentation.class_map;
+  std::string bytes;
+  if (labels.size() <= 256) {
+    bytes.resize(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) bytes[i] = static_cast<char>(ids[i]);
+    out->set_class_ids_u8(std::move(bytes));
+  } else {
+    bytes.resize(2 * ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      bytes[2 * i] = static_cast<char>(ids[i] & 0xFF);
+      bytes[2 * i + 1] = static_cast<char>((ids[i] >> 8) & 0xFF);
+    }
+    out->set_class_ids_u16(std::move(bytes));
+  }
+  for (const std::string& label : labels) out->add_labels(label);
+}
+
+void FillSummary(const GenerationStream::Event& e, v1::GenerationSummary* out) {
+  switch (e.reason) {
+    case FinishReason::kLength: out->set_finish_reason(v1::FINISH_REASON_LENGTH); break;
+    case FinishReason::kEndOfSequence: out->set_finish_reason(v1::FINISH_REASON_END_OF_SEQUENCE); break;
+    case FinishReason::kStopSequence: out->set_finish_reason(v1::FINISH_REASON_STOP_SEQUENCE); break;
+  }
+  out->set_prompt_tokens(static_cast<uint32_t>(e.prompt_tokens));
+  out->set_generated_tokens(static_cast<uint32_t>(e.generated_tokens));
+  out->set_time_to_first_token_us(static_cast<uint64_t>(absl::ToInt64Microseconds(e.time_to_first_token)));
+  out->set_total_us(static_cast<uint64_t>(absl::ToInt64Microseconds(e.total)));
+}
+
 }  // namespace elliptical::server

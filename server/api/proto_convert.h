@@ -8,6 +8,9 @@
 #include "elliptical/v1/inference_service.pb.h"
 #include "model/attention_stats.h"
 #include "model/image.h"
+#include "model/image_segmenter.h"
+#include "server/generation/generation_scheduler.h"
+#include "server/serving/image_servables.h"
 #include "server/input/image_decoder.h"
 #include "server/repository/model_repository.h"
 
@@ -22,6 +25,14 @@ void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::Attenti
 // The k most probable classes, best first.
 void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
                     int k, v1::Classification* out);
+
+void FillTiming(const ServeTiming& timing, v1::ServerTiming* out);
+
+// Class ids one byte each when the model has at most 256 classes, else little-endian uint16.
+void FillMask(const model::Segmentation& segmentation, const std::vector<std::string>& labels,
+              v1::SegmentationMask* out);
+
+void FillSummary(const GenerationStream::Event& final_event, v1::GenerationSummary* out);
 
 v1::ModelFamily FamilyToProto(const std::optional<model::ModelFamily>& family);
 void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out);

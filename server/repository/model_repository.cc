@@ -39,18 +39,57 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options
 }
 
 absl::Status ModelRepository::LoadOne(Entry* staged) {
-  auto dir = model::ReadModelDirectory(staged->snapshot.directory);
+  const std::string& dir_path = staged->snapshot.directory;
+  auto dir = model::ReadModelDirectory(dir_path);
   if (!dir.ok()) return dir.status();
   staged->snapshot.family = dir->family;
-  if (dir->family != model::ModelFamily::kImageClassifier) {
-    return absl::UnimplementedError(absl::StrCat("model family ", model::FamilyName(dir->family),
-                                                 " is not served by this version"));
+  auto serving = ParseServingConfig(dir->config, options_.serving);
+  if (!serving.ok()) {
+    return absl::Status(serving.status().code(),
+                        absl::StrCat(dir_path, "/config.json: ", serving.status().message()));
   }
-  auto classifier = model::ImageClassifier::Load(staged->snapshot.directory, options_.load);
-  if (!classifier.ok()) return classifier.status();
-  staged->snapshot.description = (*classifier)->description();
-  staged->classifier = std::move(*classifier);
-  return absl::OkStatus();
+  const std::string& name = staged->snapshot.name;
+  switch (dir->family) {
+    case model::ModelFamily::kImageClassifier: {
+      auto m = model::ImageClassifier::Load(dir_path, options_.load);
+      if (!m.ok()) return m.status();
+      staged->snapshot.description = (*m)->description();
+      staged->classifier = std::make_shared<ClassifierServable>(
+          name, std::shared_ptr<model::ImageClassifier>(*std::move(m)), serving->batching);
+      return absl::OkStatus();
+    }
+    case model::ModelFamily::kSegmenter: {
+      auto m = model::ImageSegmenter::Load(dir_path, options_.load);
+      if (!m.ok()) return m.status();
+      staged->snapshot.description = (*m)->description();
+      staged->segmenter = std::make_shared<SegmenterServable>(
+          name, std::shared_ptr<model::ImageSegmenter>(*std::move(m)), serving->batching);
+      return absl::OkStatus();
+    }
+    case model::ModelFamily::kLanguageModel: {
+      auto m = model::LanguageModel::Load(dir_path, options_.load);
+      if (!m.ok()) return m.status();
+      const std::string& tokenizer_path = (*m)->config().tokenizer_path;
+      if (tokenizer_path.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            dir_path, "/config.json names no \"tokenizer\"; Generate needs a SentencePiece model"));
+      }
+      std::string error;
+      std::unique_ptr<Tokenizer> tokenizer = Tokenizer::Load(tokenizer_path, &error);
+      if (!tokenizer) return absl::InvalidArgumentError(error);
+      if (tokenizer->vocab_size() > (*m)->config().vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the tokenizer has ", tokenizer->vocab_size(), " pieces but the model's vocab_size is ",
+            (*m)->config().vocab_size));
+      }
+      staged->snapshot.description = (*m)->description();
+      staged->generator = std::make_shared<GenerationScheduler>(
+          name, std::shared_ptr<model::LanguageModel>(*std::move(m)), std::move(tokenizer),
+          serving->generation);
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown model family");
 }
 
 void ModelRepository::LoadAll() {
@@ -99,9 +138,8 @@ absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name)
   return it->second.snapshot;
 }
 
-absl::StatusOr<std::shared_ptr<model::ImageClassifier>> ModelRepository::GetClassifier(
-    const std::string& name) const {
-  absl::MutexLock lock(&mu_);
+absl::StatusOr<const ModelRepository::Entry*> ModelRepository::Ready(const std::string& name,
+                                                                      model::ModelFamily family) const {
   auto it = models_.find(name);
   if (it == models_.end()) {
     return absl::NotFoundError(
@@ -117,13 +155,50 @@ absl::StatusOr<std::shared_ptr<model::ImageClassifier>> ModelRepository::GetClas
     case ModelState::kReady:
       break;
   }
-  if (!entry.classifier) {
+  if (entry.snapshot.family != family) {
     return absl::FailedPreconditionError(absl::StrCat(
         "model \"", name, "\" is a ",
-        entry.snapshot.family ? model::FamilyName(*entry.snapshot.family) : "model",
-        ", not an image classifier"));
+        entry.snapshot.family ? model::FamilyName(*entry.snapshot.family) : "model", ", not a ",
+        model::FamilyName(family)));
   }
-  return entry.classifier;
+  return &entry;
+}
+
+absl::StatusOr<std::shared_ptr<ClassifierServable>> ModelRepository::GetClassifier(
+    const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto entry = Ready(name, model::ModelFamily::kImageClassifier);
+  if (!entry.ok()) return entry.status();
+  return (*entry)->classifier;
+}
+
+absl::StatusOr<std::shared_ptr<SegmenterServable>> ModelRepository::GetSegmenter(
+    const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto entry = Ready(name, model::ModelFamily::kSegmenter);
+  if (!entry.ok()) return entry.status();
+  return (*entry)->segmenter;
+}
+
+absl::StatusOr<std::shared_ptr<GenerationScheduler>> ModelRepository::GetGenerator(
+    const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto entry = Ready(name, model::ModelFamily::kLanguageModel);
+  if (!entry.ok()) return entry.status();
+  return (*entry)->generator;
+}
+
+void ModelRepository::Shutdown() {
+  std::vector<Entry> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, entry] : models_) entries.push_back(entry);
+  }
+  for (Entry& e : entries) {
+    if (e.classifier) e.classifier->Shutdown();
+    if (e.segmenter) e.segmenter->Shutdown();
+    if (e.generator) e.generator->Shutdown();
+  }
 }
 
 bool ModelRepository::AllLoaded() const {

@@ -16,6 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "model/image_classifier.h"
 #include "model/model_dir.h"
+#include "server/generation/generation_scheduler.h"
+#include "server/repository/serving_config.h"
+#include "server/serving/image_servables.h"
 
 namespace elliptical::server {
 
@@ -35,6 +38,7 @@ class ModelRepository {
   struct Options {
     std::string root;              // directory of model directories
     model::LoadOptions load;       // device / dtype overrides for every model
+    ServingOverrides serving;      // batching / generation overrides for every model
   };
 
   // Lists the model directories (sorted by name) and marks each LOADING. Fails only when the
@@ -49,8 +53,13 @@ class ModelRepository {
   absl::StatusOr<ModelSnapshot> Describe(const std::string& name) const;
 
   // NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed load (with the
-  // reason), FAILED_PRECONDITION when the model is not an image classifier.
-  absl::StatusOr<std::shared_ptr<model::ImageClassifier>> GetClassifier(const std::string& name) const;
+  // reason), FAILED_PRECONDITION when the model is of another family.
+  absl::StatusOr<std::shared_ptr<ClassifierServable>> GetClassifier(const std::string& name) const;
+  absl::StatusOr<std::shared_ptr<SegmenterServable>> GetSegmenter(const std::string& name) const;
+  absl::StatusOr<std::shared_ptr<GenerationScheduler>> GetGenerator(const std::string& name) const;
+
+  // Drains every model: queued and running work completes, new work is refused.
+  void Shutdown();
 
   // True once every model has been tried (loaded or failed).
   bool AllLoaded() const;
@@ -58,11 +67,16 @@ class ModelRepository {
  private:
   struct Entry {
     ModelSnapshot snapshot;
-    std::shared_ptr<model::ImageClassifier> classifier;
+    std::shared_ptr<ClassifierServable> classifier;
+    std::shared_ptr<SegmenterServable> segmenter;
+    std::shared_ptr<GenerationScheduler> generator;
   };
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
   absl::Status LoadOne(Entry* staged);
+  // The ready entry named `name`, or why there is none; `family` is the one the caller needs.
+  absl::StatusOr<const Entry*> Ready(const std::string& name, model::ModelFamily family) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;

@@ -226,7 +226,7 @@ TEST_F(ClassifyServerTest, MetadataDescribesTheModel) {
   EXPECT_GT(metadata.num_parameters(), 0u);
 }
 
-TEST_F(ClassifyServerTest, HealthIsServingAndOtherRpcsSayUnimplemented) {
+TEST_F(ClassifyServerTest, HealthIsServingAndOtherFamiliesRpcsNameTheMismatch) {
   CommandResult r = Client({"health"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "SERVING\n");
@@ -240,9 +240,14 @@ TEST_F(ClassifyServerTest, HealthIsServingAndOtherRpcsSayUnimplemented) {
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 
   grpc::ClientContext segment_context;
+  v1::SegmentRequest segment_request;
+  segment_request.set_model_name("vit-test");
+  *segment_request.add_images() = v1::Image();
+  segment_request.mutable_images(0)->set_encoded(ReadFileBytes(FixturesDir() + "/images/pattern_0.png"));
   v1::SegmentResponse segment;
-  EXPECT_EQ(Stub()->Segment(&segment_context, {}, &segment).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  grpc::Status s = Stub()->Segment(&segment_context, segment_request, &segment);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("not a segmenter"), std::string::npos) << s.error_message();
 }
 
 TEST(ServerLifecycle, SigtermStopsCleanlyAndClientReportsUnreachable) {

@@ -1,0 +1,266 @@
+#include "server/generation/generation_scheduler.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/generation/text_stream.h"
+#include "server/log.h"
+
+namespace elliptical::server {
+
+bool GenerationStream::Next(absl::Duration timeout, Event* event) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !events_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (events_.empty()) return false;
+  *event = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void GenerationStream::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+void GenerationStream::Push(Event event) {
+  absl::MutexLock lock(&mu_);
+  events_.push_back(std::move(event));
+}
+
+bool GenerationStream::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+struct GenerationScheduler::Sequence {
+  std::shared_ptr<GenerationStream> stream;
+  std::vector<int32_t> prompt;
+  int max_new_tokens = 0;
+  SamplingParams sampling;
+  std::mt19937_64 rng;
+  absl::Time deadline;
+  absl::Time arrived;
+  int64_t reserved_bytes = 0;
+  std::unique_ptr<model::LanguageModel::Sequence> state;
+  std::unique_ptr<TextStream> text;
+  int generated = 0;
+  int32_t pending = 0;  // sampled, not yet fed to the model
+  absl::Duration time_to_first_token;
+  bool finished = false;
+};
+
+GenerationScheduler::GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
+                                         std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits)
+    : name_(std::move(name)), model_(std::move(model)), tokenizer_(std::move(tokenizer)), limits_(limits) {
+  worker_ = std::thread([this] { Work(); });
+}
+
+GenerationScheduler::~GenerationScheduler() { Shutdown(); }
+
+void GenerationScheduler::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    cv_.Signal();
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+GenerationScheduler::Load GenerationScheduler::load() const {
+  absl::MutexLock lock(&mu_);
+  return {running_count_, static_cast<int>(waiting_.size()), reserved_bytes_};
+}
+
+absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(const GenerationParams& p) {
+  if (p.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (p.max_new_tokens < 0 || p.max_new_tokens > limits_.max_new_tokens_limit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens is ", p.max_new_tokens,
+                                                   "; this server allows 1 to ",
+                                                   limits_.max_new_tokens_limit));
+  }
+  if (p.sampling.temperature < 0 || !std::isfinite(p.sampling.temperature)) {
+    return absl::InvalidArgumentError("temperature must be 0 (greedy) or positive");
+  }
+  if (p.sampling.top_p < 0 || p.sampling.top_p > 1) {
+    return absl::InvalidArgumentError("top_p must be between 0 and 1");
+  }
+  auto s = std::make_unique<Sequence>();
+  s->prompt = tokenizer_->Encode(p.prompt);
+  if (s->prompt.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+  s->max_new_tokens = p.max_new_tokens > 0 ? p.max_new_tokens : limits_.default_max_new_tokens;
+  const int context = model_->config().shape.max_positions;
+  const int total = static_cast<int>(s->prompt.size()) + s->max_new_tokens;
+  if (total > context) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the prompt has ", s->prompt.size(), " tokens; with max_new_tokens ", s->max_new_tokens,
+        " that is ", total, ", beyond the model's context of ", context, " tokens"));
+  }
+  s->reserved_bytes = static_cast<int64_t>(total) * model_->CacheBytesPerToken();
+  if (s->reserved_bytes > limits_.max_cache_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this request needs ", s->reserved_bytes >> 20, " MiB of KV cache; the model's budget is ",
+        limits_.max_cache_bytes >> 20, " MiB: shorten the prompt or max_new_tokens"));
+  }
+  s->sampling = p.sampling;
+  s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
+  s->deadline = p.deadline;
+  s->arrived = absl::Now();
+  s->text = std::make_unique<TextStream>(tokenizer_.get(), p.stop);
+  s->stream = std::make_shared<GenerationStream>();
+  std::shared_ptr<GenerationStream> stream = s->stream;
+
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError(absl::StrCat("model ", name_, " is shutting down"));
+  if (static_cast<int>(waiting_.size()) >= limits_.max_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model ", name_, " is overloaded: ", waiting_.size(),
+        " generations are waiting; retry later with backoff"));
+  }
+  waiting_.push_back(std::move(s));
+  cv_.Signal();
+  return stream;
+}
+
+void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason reason) {
+  GenerationStream::Event e;
+  e.final = true;
+  e.status = std::move(status);
+  e.reason = reason;
+  e.prompt_tokens = static_cast<int>(s->prompt.size());
+  e.generated_tokens = s->generated;
+  e.time_to_first_token = s->time_to_first_token;
+  e.total = absl::Now() - s->arrived;
+  if (e.status.ok()) {
+    e.text = s->text->Flush();
+    e.has_token = false;
+  }
+  s->stream->Push(std::move(e));
+  s->finished = true;
+}
+
+bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
+  if (s->generated == 0) s->time_to_first_token = absl::Now() - s->arrived;
+  if (token.id == tokenizer_->eos_id()) {
+    Finish(s, absl::OkStatus(), FinishReason::kEndOfSequence);
+    return true;
+  }
+  ++s->generated;
+  s->pending = token.id;
+  TextStream::Update update = s->text->Push(token.id);
+  GenerationStream::Event e;
+  e.has_token = true;
+  e.token_id = token.id;
+  e.text = std::move(update.text);
+  e.logprob = token.logprob;
+  s->stream->Push(std::move(e));
+  if (update.stopped) {
+    Finish(s, absl::OkStatus(), FinishReason::kStopSequence);
+  } else if (s->generated >= s->max_new_tokens) {
+    Finish(s, absl::OkStatus(), FinishReason::kLength);
+  }
+  return s->finished;
+}
+
+void GenerationScheduler::Admit(std::vector<std::unique_ptr<Sequence>>* admitted) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    Sequence* s = it->get();
+    if (s->stream->cancelled() || now >= s->deadline) {
+      Finish(s, s->stream->cancelled()
+                    ? absl::CancelledError("the client cancelled the request")
+                    : absl::DeadlineExceededError(absl::StrCat(
+                          "deadline exceeded while waiting for model ", name_,
+                          "; the server is busy: allow a longer deadline or retry later")),
+             FinishReason::kLength);
+      it = waiting_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  // FIFO: the oldest waits for room rather than being overtaken by smaller requests.
+  while (!waiting_.empty() && running_count_ + static_cast<int>(admitted->size()) < limits_.max_running &&
+         reserved_bytes_ + waiting_.front()->reserved_bytes <= limits_.max_cache_bytes) {
+    reserved_bytes_ += waiting_.front()->reserved_bytes;
+    admitted->push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  running_count_ += static_cast<int>(admitted->size());
+}
+
+void GenerationScheduler::Work() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      while (waiting_.empty() && running_.empty() && !stopping_) cv_.Wait(&mu_);
+      if (waiting_.empty() && running_.empty() && stopping_) return;
+    }
+    std::vector<std::unique_ptr<Sequence>> admitted;
+    Admit(&admitted);
+    if (!admitted.empty()) {
+      std::vector<std::vector<int32_t>> prompts;
+      for (const auto& s : admitted) prompts.push_back(s->prompt);
+      std::vector<std::unique_ptr<model::LanguageModel::Sequence>> states;
+      auto logits = model_->Prefill(prompts, &states);
+      for (size_t i = 0; i < admitted.size(); ++i) {
+        Sequence* s = admitted[i].get();
+        if (!logits.ok()) {
+          Finish(s, logits.status(), FinishReason::kLength);
+        } else {
+          s->state = std::move(states[i]);
+          Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
+        }
+        running_.push_back(std::move(admitted[i]));
+      }
+    }
+
+    // One decode step for every live sequence, finished ones dropped first.
+    std::vector<Sequence*> step;
+    const absl::Time now = absl::Now();
+    for (auto& s : running_) {
+      if (s->finished) continue;
+      if (s->stream->cancelled()) {
+        Finish(s.get(), absl::CancelledError("the client cancelled the request"), FinishReason::kLength);
+      } else if (now >= s->deadline) {
+        Finish(s.get(), absl::DeadlineExceededError("deadline exceeded during generation"),
+               FinishReason::kLength);
+      } else {
+        step.push_back(s.get());
+      }
+    }
+    if (!step.empty()) {
+      std::vector<model::LanguageModel::Sequence*> states;
+      std::vector<int32_t> tokens;
+      for (Sequence* s : step) {
+        states.push_back(s->state.get());
+        tokens.push_back(s->pending);
+      }
+      auto logits = model_->Step(states, tokens);
+      for (size_t i = 0; i < step.size(); ++i) {
+        if (!logits.ok()) {
+          Finish(step[i], logits.status(), FinishReason::kLength);
+        } else {
+          Emit(step[i], Sample((*logits)[i], step[i]->sampling, &step[i]->rng));
+        }
+      }
+      if (!logits.ok()) LogError("model %s: decode step failed: %s", name_, logits.status().message());
+    }
+
+    int64_t released = 0;
+    int removed = 0;
+    for (auto it = running_.begin(); it != running_.end();) {
+      if ((*it)->finished) {
+        released += (*it)->reserved_bytes;
+        ++removed;
+        it = running_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    running_count_ -= removed;
+    reserved_bytes_ -= released;
+  }
+}
+
+}  // namespace elliptical::server

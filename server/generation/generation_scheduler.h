@@ -1,0 +1,128 @@
+// Iteration-level ("continuous") batching for one language model. One thread drives the model:
+// between decode steps it admits waiting sequences (their prompts prefilled as one batch) and
+// drops finished, cancelled or expired ones, so the running batch changes every step and no
+// sequence waits for another to finish. Each token is handed to its request's stream as soon as
+// it is sampled.
+//
+// Memory: every admitted sequence reserves cache for prompt + max_new_tokens tokens up front;
+// admission waits while the reservations would exceed the cache budget, and a request that
+// could never fit is refused. The waiting queue is bounded: beyond it, RESOURCE_EXHAUSTED.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "model/language_model.h"
+#include "server/generation/sampler.h"
+#include "server/generation/tokenizer.h"
+
+namespace elliptical::server {
+
+struct GenerationLimits {
+  int max_running = 16;             // sequences decoded together
+  int max_waiting = 64;             // admitted to the queue, not yet running
+  int64_t max_cache_bytes = 512LL << 20;
+  int default_max_new_tokens = 64;
+  int max_new_tokens_limit = 1024;  // larger requests are INVALID_ARGUMENT
+};
+
+struct GenerationParams {
+  std::string prompt;
+  int max_new_tokens = 0;  // 0: the default
+  SamplingParams sampling;
+  uint64_t seed = 0;       // 0: random
+  std::vector<std::string> stop;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+enum class FinishReason { kLength, kEndOfSequence, kStopSequence };
+
+// One request's channel from the scheduler thread to the thread that writes its RPC stream.
+class GenerationStream {
+ public:
+  struct Event {
+    bool has_token = false;
+    int32_t token_id = 0;
+    std::string text;
+    float logprob = 0;
+    bool final = false;  // the last event: summary fields and status are set
+    absl::Status status;
+    FinishReason reason = FinishReason::kLength;
+    int prompt_tokens = 0;
+    int generated_tokens = 0;
+    absl::Duration time_to_first_token;
+    absl::Duration total;
+  };
+
+  // Waits up to `timeout` for the next event; false when none arrived.
+  bool Next(absl::Duration timeout, Event* event);
+  // The client went away: the scheduler frees the sequence's slot at its next step.
+  void Cancel();
+
+ private:
+  friend class GenerationScheduler;
+  void Push(Event event);
+  bool cancelled() const;
+
+  mutable absl::Mutex mu_;
+  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class GenerationScheduler {
+ public:
+  GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
+                      std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits);
+  ~GenerationScheduler();
+
+  // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long, bad parameters),
+  // RESOURCE_EXHAUSTED (queue full, or more cache than the budget), UNAVAILABLE (shutting down).
+  absl::StatusOr<std::shared_ptr<GenerationStream>> Submit(const GenerationParams& params);
+
+  // Stops accepting; every queued and running sequence still completes. Idempotent.
+  void Shutdown();
+
+  struct Load {
+    int running = 0;
+    int waiting = 0;
+    int64_t reserved_cache_bytes = 0;
+  };
+  Load load() const;
+
+  const model::LanguageModel& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+
+ private:
+  struct Sequence;
+
+  void Work();
+  void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
+  // Emits `token` for `s`; returns true when the sequence is finished.
+  bool Emit(Sequence* s, const SampledToken& token);
+  void Finish(Sequence* s, absl::Status status, FinishReason reason);
+
+  const std::string name_;
+  const std::shared_ptr<model::LanguageModel> model_;
+  const std::unique_ptr<Tokenizer> tokenizer_;
+  const GenerationLimits limits_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
+  int running_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Sequence>> running_;  // the worker thread's only
+  std::thread worker_;
+};
+
+}  // namespace elliptical::server

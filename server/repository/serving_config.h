@@ -1,0 +1,32 @@
+// How the server runs a model, read from the model's config.json next to what the model itself
+// reads: the batching policy of vision models and the generation limits of language models.
+//
+//   "batching":   {"max_batch_size": 8, "max_queue_delay_ms": 2, "max_queue_size": 256}
+//   "generation": {"max_running": 16, "max_waiting": 64, "max_cache_mb": 512,
+//                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024, ...}
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "absl/status/statusor.h"
+#include "server/batching/dynamic_batcher.h"
+#include "server/generation/generation_scheduler.h"
+
+namespace elliptical::server {
+
+// Server-wide settings that replace every model's own (flags); unset fields keep the model's.
+struct ServingOverrides {
+  int max_batch_size = 0;         // 0: keep
+  int max_queue_delay_us = -1;    // < 0: keep
+  int max_running_sequences = 0;  // 0: keep
+};
+
+struct ServingConfig {
+  BatchingOptions batching;
+  GenerationLimits generation;
+};
+
+absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
+                                                 const ServingOverrides& overrides);
+
+}  // namespace elliptical::server

@@ -1,0 +1,364 @@
+// The serving engine through the real server binary on loopback: dynamic batching, segmentation,
+// streamed generation with continuous batching, overload, deadlines, cancellation, bad input
+// and draining on SIGTERM.
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "elliptical/v1/inference_service.grpc.pb.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/process.h"
+
+namespace elliptical {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FixturesDir;
+using testing::ModelFixturesDir;
+using testing::ReadFileBytes;
+using testing::ServerProcess;
+using Clock = std::chrono::steady_clock;
+
+// Copies a fixture model under a new name with its config.json patched.
+void AddModel(const fs::path& repo, const std::string& name, const fs::path& source,
+              const nlohmann::json& patch) {
+  const fs::path dir = repo / name;
+  fs::create_directories(dir);
+  fs::copy(source, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  std::ifstream in(dir / "config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  config.merge_patch(patch);
+  std::ofstream(dir / "config.json") << config.dump(2);
+}
+
+// One repository for the suite: each model variant isolates one behaviour.
+std::string MakeRepository() {
+  const fs::path repo = fs::path(testing::BuildDir()) / ("serving_repo_" + std::to_string(getpid()));
+  fs::remove_all(repo);
+  const fs::path vit = fs::path(FixturesDir()) / "models" / "vit-test";
+  const fs::path seg = fs::path(ModelFixturesDir()) / "segmenter" / "models" / "seg-linear";
+  const fs::path lm = fs::path(ModelFixturesDir()) / "lm" / "models" / "lm-chat";
+  // Batches of up to 4, waiting long enough that concurrent requests meet.
+  AddModel(repo, "vit-batched", vit, {{"batching", {{"max_batch_size", 4}, {"max_queue_delay_ms", 300}}}});
+  AddModel(repo, "vit-single", vit, {{"batching", {{"max_batch_size", 1}, {"max_queue_delay_ms", 0}}}});
+  // A long queue delay and a short queue: deadlines and overload are deterministic.
+  AddModel(repo, "vit-slow", vit,
+           {{"batching", {{"max_batch_size", 8}, {"max_queue_delay_ms", 1500}, {"max_queue_size", 2}}}});
+  AddModel(repo, "seg", seg, {{"batching", {{"max_batch_size", 4}, {"max_queue_delay_ms", 5}}}});
+  AddModel(repo, "lm", lm, {{"generation", {{"max_running", 8}, {"max_new_tokens_limit", 2000}}}});
+  AddModel(repo, "lm-one-slot", lm, {{"generation", {{"max_running", 1}, {"max_new_tokens_limit", 2000}}}});
+  return repo.string();
+}
+
+v1::Image PngImage(const std::string& path) {
+  v1::Image image;
+  image.set_encoded(ReadFileBytes(path));
+  return image;
+}
+
+class ServingTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    repo_ = new std::string(MakeRepository());
+    server_ = new ServerProcess(testing::ServerBinary(),
+                                {"--model_repository=" + *repo_, "--compute_threads=1",
+                                 "--max_message_bytes=1000000"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    fs::remove_all(*repo_);
+    delete repo_;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ok()) << server_->log(); }
+
+  static std::unique_ptr<v1::InferenceService::Stub> Stub() {
+    return v1::InferenceService::NewStub(server_->channel());
+  }
+  static void Deadline(grpc::ClientContext* c, int ms) {
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+  }
+  static grpc::Status Classify(const std::string& model, int images, v1::ClassifyResponse* response,
+                               int deadline_ms = 60000) {
+    v1::ClassifyRequest request;
+    request.set_model_name(model);
+    for (int i = 0; i < images; ++i) {
+      *request.add_images() = PngImage(FixturesDir() + "/images/pattern_" + std::to_string(i % 4) + ".png");
+    }
+    grpc::ClientContext context;
+    Deadline(&context, deadline_ms);
+    return Stub()->Classify(&context, request, response);
+  }
+
+  struct Generated {
+    grpc::Status status;
+    std::string text;
+    std::vector<Clock::time_point> arrivals;
+    v1::GenerationSummary summary;
+  };
+  static Generated Generate(v1::GenerateRequest request, int deadline_ms = 60000,
+                            std::function<void(grpc::ClientContext*, int)> on_token = nullptr) {
+    grpc::ClientContext context;
+    Deadline(&context, deadline_ms);
+    auto reader = Stub()->Generate(&context, request);
+    Generated out;
+    v1::GenerateResponse message;
+    while (reader->Read(&message)) {
+      if (message.has_token()) {
+        out.text += message.token().text();
+        out.arrivals.push_back(Clock::now());
+        if (on_token) on_token(&context, static_cast<int>(out.arrivals.size()));
+      }
+      if (message.has_summary()) out.summary = message.summary();
+    }
+    out.status = reader->Finish();
+    return out;
+  }
+  static v1::GenerateRequest Prompt(const std::string& model, const std::string& prompt, int tokens) {
+    v1::GenerateRequest r;
+    r.set_model_name(model);
+    r.set_prompt(prompt);
+    r.set_max_new_tokens(tokens);
+    return r;
+  }
+
+  static std::string* repo_;
+  static ServerProcess* server_;
+};
+std::string* ServingTest::repo_ = nullptr;
+ServerProcess* ServingTest::server_ = nullptr;
+
+TEST_F(ServingTest, ConcurrentRequestsShareBatchesAndGetTheirOwnAnswers) {
+  v1::ClassifyResponse alone;
+  ASSERT_TRUE(Classify("vit-single", 4, &alone).ok());
+  EXPECT_EQ(alone.timing().batch_size(), 1u);
+
+  std::vector<std::future<std::pair<grpc::Status, v1::ClassifyResponse>>> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(std::async(std::launch::async, [] {
+      v1::ClassifyResponse r;
+      grpc::Status s = Classify("vit-batched", 4, &r);
+      return std::make_pair(s, r);
+    }));
+  }
+  uint32_t largest = 0;
+  for (auto& call : calls) {
+    auto [status, response] = call.get();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    largest = std::max(largest, response.timing().batch_size());
+    ASSERT_EQ(response.classifications_size(), 4);
+    for (int i = 0; i < 4; ++i) {
+      const auto& got = response.classifications(i).classes(0);
+      const auto& want = alone.classifications(i).classes(0);
+      EXPECT_EQ(got.class_id(), want.class_id());
+      EXPECT_NEAR(got.probability(), want.probability(), 1e-5);
+    }
+  }
+  // Four requests of four images each, batches of four items: the items of different requests
+  // met in a batch, or at least each request filled one.
+  EXPECT_EQ(largest, 4u);
+}
+
+TEST_F(ServingTest, RequestExpiringInTheQueueNeverRuns) {
+  v1::ClassifyResponse response;
+  const auto start = Clock::now();
+  grpc::Status s = Classify("vit-slow", 1, &response, /*deadline_ms=*/200);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(1400)) << "it waited for the batch";
+}
+
+TEST_F(ServingTest, FullQueueIsRefusedWithResourceExhausted) {
+  auto first = std::async(std::launch::async, [] {
+    v1::ClassifyResponse r;
+    return Classify("vit-slow", 2, &r);  // fills the queue of two items for 1.5 s
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  v1::ClassifyResponse response;
+  grpc::Status s = Classify("vit-slow", 1, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("overloaded"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(first.get().ok()) << "the accepted request must still complete";
+}
+
+TEST_F(ServingTest, SegmentReturnsAMaskPerImage) {
+  v1::SegmentRequest request;
+  request.set_model_name("seg");
+  *request.add_images() = PngImage(ModelFixturesDir() + "/segmenter/images/large_70x45.png");
+  *request.add_images() = PngImage(ModelFixturesDir() + "/segmenter/images/small_20x28.png");
+  request.set_return_attention_stats(true);
+  grpc::ClientContext context;
+  Deadline(&context, 60000);
+  v1::SegmentResponse response;
+  ASSERT_TRUE(Stub()->Segment(&context, request, &response).ok());
+  ASSERT_EQ(response.masks_size(), 2);
+  EXPECT_EQ(response.masks(0).width_px(), 70u);
+  EXPECT_EQ(response.masks(0).height_px(), 45u);
+  EXPECT_EQ(response.masks(0).class_ids_u8().size(), 70u * 45u);
+  EXPECT_EQ(response.masks(1).class_ids_u8().size(), 20u * 28u);
+  EXPECT_EQ(response.masks(0).labels_size(), 5);
+  EXPECT_GT(response.masks(0).attention_stats().layers_size(), 0);
+}
+
+TEST_F(ServingTest, TokensStreamAsTheyAreProduced) {
+  Generated g = Generate(Prompt("lm", "The quick brown fox", 120));
+  ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+  ASSERT_EQ(g.arrivals.size(), 120u);
+  EXPECT_EQ(g.summary.generated_tokens(), 120u);
+  EXPECT_EQ(g.summary.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_GT(g.summary.prompt_tokens(), 0u);
+  // The first token reached the client well before the last was computed.
+  EXPECT_GT(g.arrivals.back() - g.arrivals.front(), std::chrono::milliseconds(20));
+  EXPECT_LT(g.summary.time_to_first_token_us(), g.summary.total_us() / 2);
+}
+
+TEST_F(ServingTest, ANewRequestJoinsWhileAnotherGenerates) {
+  std::promise<void> started;
+  auto long_run = std::async(std::launch::async, [&] {
+    bool told = false;
+    return Generate(Prompt("lm", "Once upon a time", 1500), 60000, [&](grpc::ClientContext*, int n) {
+      if (n == 5 && !told) {
+        told = true;
+        started.set_value();
+      }
+    });
+  });
+  started.get_future().wait();
+  Generated shorter = Generate(Prompt("lm", "Hello", 10));
+  const auto short_done = Clock::now();
+  Generated longer = long_run.get();
+  ASSERT_TRUE(shorter.status.ok() && longer.status.ok());
+  EXPECT_EQ(shorter.arrivals.size(), 10u);
+  // The short request did not wait for the long one to finish.
+  EXPECT_LT(short_done, longer.arrivals.back());
+}
+
+TEST_F(ServingTest, SameSeedSameText) {
+  v1::GenerateRequest r = Prompt("lm", "In the beginning", 30);
+  r.set_temperature(1.0f);
+  r.set_top_p(0.95f);
+  r.set_top_k(50);
+  r.set_seed(1234);
+  Generated a = Generate(r), b = Generate(r);
+  ASSERT_TRUE(a.status.ok() && b.status.ok());
+  EXPECT_EQ(a.text, b.text);
+  EXPECT_FALSE(a.text.empty());
+}
+
+TEST_F(ServingTest, StopSequenceEndsGenerationWithoutItsText) {
+  Generated free_run = Generate(Prompt("lm", "We the people", 60));
+  ASSERT_TRUE(free_run.status.ok());
+  ASSERT_GE(free_run.text.size(), 8u);
+  // Greedy decoding repeats itself: stop at a piece of what it produced.
+  const std::string stop = free_run.text.substr(free_run.text.size() / 2, 3);
+  v1::GenerateRequest r = Prompt("lm", "We the people", 60);
+  r.add_stop(stop);
+  Generated stopped = Generate(r);
+  ASSERT_TRUE(stopped.status.ok());
+  EXPECT_EQ(stopped.summary.finish_reason(), v1::FINISH_REASON_STOP_SEQUENCE);
+  EXPECT_EQ(stopped.text.find(stop), std::string::npos) << stopped.text;
+  EXPECT_EQ(free_run.text.rfind(stopped.text, 0), 0u) << "the stopped text is a prefix of the free run";
+}
+
+TEST_F(ServingTest, CancellingMidStreamFreesTheSlot) {
+  // lm-one-slot runs one sequence at a time: the second request can only run once the first,
+  // cancelled after a few tokens of 1500, has left.
+  Generated cancelled = Generate(Prompt("lm-one-slot", "Long story", 1500), 60000,
+                                 [](grpc::ClientContext* c, int n) {
+                                   if (n == 3) c->TryCancel();
+                                 });
+  EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
+  Generated next = Generate(Prompt("lm-one-slot", "Short", 5), /*deadline_ms=*/10000);
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.arrivals.size(), 5u);
+}
+
+TEST_F(ServingTest, BadRequestsGetClearStatusesAndTheServerStaysUp) {
+  Generated empty = Generate(Prompt("lm", "", 5));
+  EXPECT_EQ(empty.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Generated absurd = Generate(Prompt("lm", "Hi", 1000000));
+  EXPECT_EQ(absurd.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(absurd.status.error_message().find("max_new_tokens"), std::string::npos);
+  Generated unknown = Generate(Prompt("no-such-model", "Hi", 5));
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  Generated wrong_family = Generate(Prompt("seg", "Hi", 5));
+  EXPECT_EQ(wrong_family.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::SegmentRequest corrupt;
+  corrupt.set_model_name("seg");
+  corrupt.add_images()->set_encoded("not an image at all");
+  grpc::ClientContext c1;
+  v1::SegmentResponse sr;
+  grpc::Status s = Stub()->Segment(&c1, corrupt, &sr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("images[0]"), std::string::npos) << s.error_message();
+
+  v1::ClassifyRequest huge;
+  huge.set_model_name("vit-batched");
+  huge.add_images()->set_encoded(std::string(2000000, 'x'));
+  grpc::ClientContext c2;
+  v1::ClassifyResponse cr;
+  EXPECT_EQ(Stub()->Classify(&c2, huge, &cr).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  v1::ClassifyResponse fine;
+  EXPECT_TRUE(Classify("vit-batched", 1, &fine).ok()) << "the server survived";
+}
+
+TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
+  const std::string repo = MakeRepository();
+  ServerProcess server(testing::ServerBinary(), {"--model_repository=" + repo, "--compute_threads=1"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto stub = v1::InferenceService::NewStub(server.channel());
+  std::vector<std::future<grpc::Status>> calls;
+  for (int i = 0; i < 6; ++i) {
+    calls.push_back(std::async(std::launch::async, [&stub] {
+      v1::ClassifyRequest request;
+      request.set_model_name("vit-batched");  // waits up to 300 ms for its batch
+      *request.add_images() = PngImage(FixturesDir() + "/images/pattern_0.png");
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      v1::ClassifyResponse response;
+      return stub->Classify(&context, request, &response);
+    }));
+  }
+  auto generation = std::async(std::launch::async, [&stub] {
+    v1::GenerateRequest r;
+    r.set_model_name("lm");
+    r.set_prompt("Drain me");
+    r.set_max_new_tokens(200);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto reader = stub->Generate(&context, r);
+    v1::GenerateResponse m;
+    int tokens = 0;
+    while (reader->Read(&m)) tokens += m.has_token() ? 1 : 0;
+    grpc::Status s = reader->Finish();
+    return std::make_pair(s, tokens);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all accepted, none finished
+  auto terminated = std::async(std::launch::async, [&server] { return server.Terminate(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  {
+    v1::ClassifyRequest late;
+    late.set_model_name("vit-batched");
+    *late.add_images() = PngImage(FixturesDir() + "/images/pattern_1.png");
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ClassifyResponse response;
+    EXPECT_FALSE(stub->Classify(&context, late, &response).ok()) << "a call after SIGTERM was accepted";
+  }
+  for (auto& call : calls) {
+    grpc::Status s = call.get();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+  auto [gen_status, tokens] = generation.get();
+  EXPECT_TRUE(gen_status.ok()) << gen_status.error_message();
+  EXPECT_EQ(tokens, 200);
+  EXPECT_EQ(terminated.get(), 0) << server.log();
+  fs::remove_all(repo);
+}
+
+}  // namespace
+}  // namespace elliptical
