@@ -30,12 +30,14 @@ BUILD_PACKAGES=(
   libgtest-dev libgmock-dev
   nlohmann-json3-dev
   libstb-dev
+  libsentencepiece-dev
 )
 RUNTIME_PACKAGES=(
   ca-certificates python3
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   libstb0
+  libsentencepiece0
 )
 
 if [[ $MODE == runtime ]]; then PACKAGES=("${RUNTIME_PACKAGES[@]}"); else PACKAGES=("${BUILD_PACKAGES[@]}"); fi
@@ -83,7 +85,8 @@ have_py_pkg() { # name==version
 }
 
 PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "pillow==$PILLOW_VERSION" "packaging==$PACKAGING_VERSION"
-             "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION")
+             "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION"
+             "sentencepiece==$SENTENCEPIECE_VERSION")
 py_missing=()
 for p in "${PY_PACKAGES[@]}"; do have_py_pkg "$p" || py_missing+=("$p"); done
 if ((${#py_missing[@]})); then

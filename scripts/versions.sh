@@ -9,3 +9,6 @@ PACKAGING_VERSION=25.0
 # against (test fixtures only); torchvision is timm's dependency, 0.26.0 being the one for torch 2.11.0.
 TIMM_VERSION=1.0.31
 TORCHVISION_VERSION=0.26.0
+# SentencePiece's Python package trains the test fixtures' tokenizer; the server reads it with
+# Debian's libsentencepiece.
+SENTENCEPIECE_VERSION=0.2.1

@@ -130,10 +130,9 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   e.generated_tokens = s->generated;
   e.time_to_first_token = s->time_to_first_token;
   e.total = absl::Now() - s->arrived;
-  if (e.status.ok()) {
-    e.text = s->text->Flush();
-    e.has_token = false;
-  }
+  // Text held back in case it began a stop sequence is released now, unless a stop matched:
+  // then what is held is the stop text itself.
+  if (e.status.ok() && reason != FinishReason::kStopSequence) e.text = s->text->Flush();
   s->stream->Push(std::move(e));
   s->finished = true;
 }

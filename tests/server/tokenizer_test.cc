@@ -1,0 +1,80 @@
+// The SentencePiece tokenizer (loaded through its private shim) against the Python sentencepiece
+// library on the same model file (tests/fixtures/make_model_fixtures.py writes both).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "server/generation/text_stream.h"
+#include "server/generation/tokenizer.h"
+#include "tests/support/fixtures.h"
+
+namespace elliptical::server {
+namespace {
+
+std::string Dir() { return elliptical::testing::ModelFixturesDir() + "/lm"; }
+
+std::unique_ptr<Tokenizer> LoadChat() {
+  std::string error;
+  auto tokenizer = Tokenizer::Load(Dir() + "/models/lm-chat/tokenizer.model", &error);
+  EXPECT_NE(tokenizer, nullptr) << error;
+  return tokenizer;
+}
+
+TEST(Tokenizer, MatchesThePythonLibrary) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  std::ifstream in(Dir() + "/tokenizer_cases.json");
+  const nlohmann::json cases = nlohmann::json::parse(in);
+  EXPECT_EQ(tokenizer->vocab_size(), cases["vocab_size"].get<int>());
+  EXPECT_EQ(tokenizer->bos_id(), cases["bos_id"].get<int>());
+  EXPECT_EQ(tokenizer->eos_id(), cases["eos_id"].get<int>());
+  for (const auto& c : cases["cases"]) {
+    const std::string text = c["text"];
+    EXPECT_EQ(tokenizer->Encode(text), c["ids"].get<std::vector<int32_t>>()) << text;
+    EXPECT_EQ(tokenizer->Decode(c["ids"].get<std::vector<int32_t>>()), c["decoded"].get<std::string>());
+  }
+}
+
+TEST(Tokenizer, MissingOrCorruptFileIsAnErrorNamingIt) {
+  std::string error;
+  EXPECT_EQ(Tokenizer::Load("/nonexistent/tokenizer.model", &error), nullptr);
+  EXPECT_NE(error.find("/nonexistent/tokenizer.model"), std::string::npos) << error;
+  const std::string bad = elliptical::testing::BuildDir() + "/corrupt.model";
+  std::ofstream(bad) << "not a sentencepiece model";
+  EXPECT_EQ(Tokenizer::Load(bad, &error), nullptr);
+  EXPECT_NE(error.find(bad), std::string::npos) << error;
+}
+
+TEST(TextStream, PiecesConcatenateToTheDecodedText) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  const std::vector<int32_t> ids = tokenizer->Encode("The lighthouse keeper wrote the weather in a book.");
+  TextStream stream(tokenizer.get(), {});
+  std::string streamed;
+  for (int32_t id : ids) streamed += stream.Push(id).text;
+  streamed += stream.Flush();
+  EXPECT_EQ(streamed, tokenizer->Decode(ids));
+}
+
+TEST(TextStream, StopSequenceIsWithheldAndEndsTheStream) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  const std::vector<int32_t> ids = tokenizer->Encode("calm sea. In the morning the keeper");
+  TextStream stream(tokenizer.get(), {"morning"});
+  std::string streamed;
+  bool stopped = false;
+  for (int32_t id : ids) {
+    TextStream::Update u = stream.Push(id);
+    streamed += u.text;
+    if (u.stopped) {
+      stopped = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(streamed, "calm sea. In the ");
+}
+
+}  // namespace
+}  // namespace elliptical::server
