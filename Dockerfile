@@ -30,6 +30,8 @@ RUN bash /opt/elliptical/scripts/setup.sh --runtime && rm -rf /var/lib/apt/lists
 # LibTorch and the CUDA libraries it loads, at the path the binaries' RPATH names.
 COPY --from=build /opt/elliptical/venv /opt/elliptical/venv
 COPY --from=build /opt/elliptical/bin /opt/elliptical/bin
+# The SentencePiece shim the server loads at run time (server/generation/sentencepiece_shim.cc).
+COPY --from=build /opt/elliptical/lib /opt/elliptical/lib
 COPY --from=build /opt/elliptical/models /opt/elliptical/models
 RUN useradd --system --uid 10001 elliptical
 USER elliptical
