@@ -9,6 +9,7 @@
 #include "model/image_preprocess.h"
 #include "model/prepared_image.h"
 #include "model/layer_stats.h"
+#include "model/module_loader.h"
 #include "model/vit.h"
 #include "model/weights.h"
 
@@ -93,34 +94,21 @@ class ViTClassifier final : public ImageClassifier {
 absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std::string& directory,
                                                                         const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(ClassifierConfig config, ReadClassifierConfig(directory));
-  if (!options.device.empty()) config.runtime.device = options.device;
-  if (!options.dtype.empty()) config.runtime.dtype = options.dtype;
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.runtime.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.runtime.dtype, device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(config.runtime.weights_path));
-  try {
-    VisionTransformer vit(config.vit, config.attention, config.num_classes);
-    vit->to(device, dtype);
-    vit->eval();
-    if (absl::Status s = LoadWeights(*vit, weights); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat(config.runtime.weights_path, ": ", s.message()));
-    }
-    ModelDescription d;
-    d.family = ModelFamily::kImageClassifier;
-    d.device = device.str();
-    d.dtype = DtypeName(dtype);
-    d.attention = config.attention;
-    d.image_size = config.vit.image_size;
-    d.labels = config.labels;
-    d.num_layers = config.vit.depth;
-    d.num_heads = config.vit.num_heads;
-    d.embed_dim = config.vit.embed_dim;
-    for (const auto& p : vit->parameters()) d.num_parameters += p.numel();
-    return std::unique_ptr<ImageClassifier>(
-        new ViTClassifier(std::move(config), std::move(vit), device, dtype, std::move(d)));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("loading ", directory, ": ", e.what_without_backtrace()));
-  }
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  return GuardLoad<std::unique_ptr<ImageClassifier>>(
+      directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageClassifier>> {
+        VisionTransformer vit(config.vit, config.attention, config.num_classes);
+        ELLIPTICAL_RETURN_IF_ERROR(PlaceAndLoad(*vit, placement, config.runtime.weights_path));
+        ModelDescription d =
+            DescribeModule(ModelFamily::kImageClassifier, placement, config.attention, *vit);
+        d.image_size = config.vit.image_size;
+        d.labels = config.labels;
+        d.num_layers = config.vit.depth;
+        d.num_heads = config.vit.num_heads;
+        d.embed_dim = config.vit.embed_dim;
+        return std::unique_ptr<ImageClassifier>(new ViTClassifier(
+            std::move(config), std::move(vit), placement.device, placement.dtype, std::move(d)));
+      });
 }
 
 }  // namespace elliptical::model

@@ -7,6 +7,7 @@
 #include "model/device.h"
 #include "model/image_preprocess.h"
 #include "model/layer_stats.h"
+#include "model/module_loader.h"
 #include "model/prepared_image.h"
 #include "model/segmenter_net.h"
 #include "model/weights.h"
@@ -96,34 +97,20 @@ class Segmenter final : public ImageSegmenter {
 absl::StatusOr<std::unique_ptr<ImageSegmenter>> ImageSegmenter::Load(const std::string& directory,
                                                                       const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(SegmenterConfig config, ReadSegmenterConfig(directory));
-  if (!options.device.empty()) config.runtime.device = options.device;
-  if (!options.dtype.empty()) config.runtime.dtype = options.dtype;
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.runtime.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.runtime.dtype, device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights,
-                              SafetensorsFile::Open(config.runtime.weights_path));
-  try {
-    SegmenterNet net(config);
-    net->to(device, dtype);
-    net->eval();
-    if (absl::Status s = LoadWeights(*net, weights); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat(config.runtime.weights_path, ": ", s.message()));
-    }
-    ModelDescription d;
-    d.family = ModelFamily::kSegmenter;
-    d.device = device.str();
-    d.dtype = DtypeName(dtype);
-    d.attention = config.attention;
-    d.image_size = config.window_size;
-    d.labels = config.labels;
-    d.num_layers = config.encoder.depth;
-    d.num_heads = config.encoder.num_heads;
-    d.embed_dim = config.encoder.embed_dim;
-    for (const auto& p : net->parameters()) d.num_parameters += p.numel();
-    return std::unique_ptr<ImageSegmenter>(new Segmenter(std::move(net), device, dtype, std::move(d)));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("loading ", directory, ": ", e.what_without_backtrace()));
-  }
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  return GuardLoad<std::unique_ptr<ImageSegmenter>>(
+      directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageSegmenter>> {
+        SegmenterNet net(config);
+        ELLIPTICAL_RETURN_IF_ERROR(PlaceAndLoad(*net, placement, config.runtime.weights_path));
+        ModelDescription d = DescribeModule(ModelFamily::kSegmenter, placement, config.attention, *net);
+        d.image_size = config.window_size;
+        d.labels = config.labels;
+        d.num_layers = config.encoder.depth;
+        d.num_heads = config.encoder.num_heads;
+        d.embed_dim = config.encoder.embed_dim;
+        return std::unique_ptr<ImageSegmenter>(
+            new Segmenter(std::move(net), placement.device, placement.dtype, std::move(d)));
+      });
 }
 
 }  // namespace elliptical::model

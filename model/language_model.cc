@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "model/decoder_lm.h"
 #include "model/device.h"
+#include "model/module_loader.h"
 #include "model/weights.h"
 
 namespace elliptical::model {
@@ -232,32 +233,18 @@ class DecoderLanguageModel final : public LanguageModel {
 absl::StatusOr<std::unique_ptr<LanguageModel>> LanguageModel::Load(const std::string& directory,
                                                                     const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(LmConfig config, ReadLmConfig(directory));
-  if (!options.device.empty()) config.runtime.device = options.device;
-  if (!options.dtype.empty()) config.runtime.dtype = options.dtype;
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::Device device, ResolveDevice(config.runtime.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(torch::ScalarType dtype, ResolveDtype(config.runtime.dtype, device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights,
-                              SafetensorsFile::Open(config.runtime.weights_path));
-  try {
-    DecoderLm net(config);
-    net->to(device, dtype);
-    net->eval();
-    if (absl::Status s = LoadWeights(*net, weights); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat(config.runtime.weights_path, ": ", s.message()));
-    }
-    ModelDescription d;
-    d.family = ModelFamily::kLanguageModel;
-    d.device = device.str();
-    d.dtype = DtypeName(dtype);
-    d.attention = config.attention;
-    d.num_layers = config.shape.num_layers;
-    d.num_heads = config.shape.num_heads;
-    d.embed_dim = config.shape.d_model;
-    for (const auto& p : net->parameters()) d.num_parameters += p.numel();
-    return std::unique_ptr<LanguageModel>(new DecoderLanguageModel(std::move(net), device, std::move(d)));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("loading ", directory, ": ", e.what_without_backtrace()));
-  }
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  return GuardLoad<std::unique_ptr<LanguageModel>>(
+      directory, [&]() -> absl::StatusOr<std::unique_ptr<LanguageModel>> {
+        DecoderLm net(config);
+        ELLIPTICAL_RETURN_IF_ERROR(PlaceAndLoad(*net, placement, config.runtime.weights_path));
+        ModelDescription d = DescribeModule(ModelFamily::kLanguageModel, placement, config.attention, *net);
+        d.num_layers = config.shape.num_layers;
+        d.num_heads = config.shape.num_heads;
+        d.embed_dim = config.shape.d_model;
+        return std::unique_ptr<LanguageModel>(
+            new DecoderLanguageModel(std::move(net), placement.device, std::move(d)));
+      });
 }
 
 }  // namespace elliptical::model

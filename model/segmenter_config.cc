@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/model_dir.h"
+#include "model/vision_fields.h"
 
 namespace elliptical::model {
 namespace {
@@ -72,22 +73,12 @@ absl::StatusOr<SegmenterConfig> ReadSegmenterConfig(const std::string& directory
   SegmenterConfig config;
   config.directory = directory;
   ELLIPTICAL_ASSIGN_OR_RETURN(config.runtime, ParseRuntimeFields(dir));
-  try {
-    config.num_classes = dir.config.value("num_classes", 0);
-  } catch (const nlohmann::json::exception& e) {
-    return ConfigError(dir, absl::InvalidArgumentError(e.what()));
-  }
-  if (config.num_classes <= 0) {
-    return ConfigError(dir, absl::InvalidArgumentError("num_classes must be a positive integer"));
-  }
-  ELLIPTICAL_ASSIGN_OR_RETURN(config.labels, ParseLabels(dir, config.num_classes));
-  auto vit = ParseViTConfig(dir.config.value("vit", nlohmann::json::object()));
-  if (!vit.ok()) return ConfigError(dir, vit.status());
-  config.encoder = *vit;
-  auto attention =
-      ParseAttentionConfig(dir.config.value("attention", nlohmann::json()), config.encoder.depth);
-  if (!attention.ok()) return ConfigError(dir, attention.status());
-  config.attention = *std::move(attention);
+  ELLIPTICAL_ASSIGN_OR_RETURN(VisionFields vision, ParseVisionFields(dir));
+  config.num_classes = vision.num_classes;
+  config.labels = std::move(vision.labels);
+  config.encoder = vision.vit;
+  config.attention = std::move(vision.attention);
+  config.normalisation = vision.normalisation;
   if (auto s = ParseDecoder(dir.config.value("decoder", nlohmann::json::object()), &config); !s.ok()) {
     return ConfigError(dir, s);
   }
@@ -95,9 +86,6 @@ absl::StatusOr<SegmenterConfig> ReadSegmenterConfig(const std::string& directory
       !s.ok()) {
     return ConfigError(dir, s);
   }
-  auto normalisation = ParseNormalisation(dir.config);
-  if (!normalisation.ok()) return ConfigError(dir, normalisation.status());
-  config.normalisation = *normalisation;
   return config;
 }
 

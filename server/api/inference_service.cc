@@ -60,7 +60,7 @@ grpc::Status InferenceService::Classify(grpc::ServerContext* context, const v1::
   if (!classifier.ok()) return ToGrpcStatus(classifier.status());
 
   ServeTiming timing;
-  auto results = (*classifier)->Classify(*images, request->return_attention_stats(), Call(context), &timing);
+  auto results = (*classifier)->Run(*images, request->return_attention_stats(), Call(context), &timing);
   if (!results.ok()) return ToGrpcStatus(results.status());
 
   const int k = request->top_k() == 0 ? kDefaultTopK : static_cast<int>(request->top_k());
@@ -87,7 +87,7 @@ grpc::Status InferenceService::Segment(grpc::ServerContext* context, const v1::S
   if (!segmenter.ok()) return ToGrpcStatus(segmenter.status());
 
   ServeTiming timing;
-  auto results = (*segmenter)->Segment(*images, request->return_attention_stats(), Call(context), &timing);
+  auto results = (*segmenter)->Run(*images, request->return_attention_stats(), Call(context), &timing);
   if (!results.ok()) return ToGrpcStatus(results.status());
   response->set_model_name(request->model_name());
   for (const model::Segmentation& result : *results) {

@@ -55,7 +55,8 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       if (!m.ok()) return m.status();
       staged->snapshot.description = (*m)->description();
       staged->classifier = std::make_shared<ClassifierServable>(
-          name, std::shared_ptr<model::ImageClassifier>(*std::move(m)), serving->batching);
+          name, std::shared_ptr<model::ImageClassifier>(*std::move(m)), serving->batching,
+          &model::ImageClassifier::ClassifyPrepared, /*same_size_batches=*/false);
       return absl::OkStatus();
     }
     case model::ModelFamily::kSegmenter: {
@@ -63,7 +64,8 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       if (!m.ok()) return m.status();
       staged->snapshot.description = (*m)->description();
       staged->segmenter = std::make_shared<SegmenterServable>(
-          name, std::shared_ptr<model::ImageSegmenter>(*std::move(m)), serving->batching);
+          name, std::shared_ptr<model::ImageSegmenter>(*std::move(m)), serving->batching,
+          &model::ImageSegmenter::SegmentPrepared, /*same_size_batches=*/true);
       return absl::OkStatus();
     }
     case model::ModelFamily::kLanguageModel: {

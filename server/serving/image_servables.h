@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "model/image_classifier.h"
 #include "model/image_segmenter.h"
@@ -21,7 +23,7 @@ struct ServeTiming {
   BatchTiming batch;
 };
 
-// What every call carries besides its images.
+// What every call carries besides its inputs.
 struct CallContext {
   absl::Time deadline = absl::InfiniteFuture();
   std::function<bool()> cancelled;
@@ -32,40 +34,89 @@ struct ImageItem {
   bool with_stats = false;
 };
 
-class ClassifierServable {
+// Model: ImageClassifier or ImageSegmenter; Result: what its batch function returns per image.
+template <typename Model, typename Result>
+class VisionServable {
  public:
-  ClassifierServable(std::string name, std::shared_ptr<model::ImageClassifier> model,
-                     BatchingOptions options, BatcherObserver observer = {});
+  using RunPrepared = absl::StatusOr<std::vector<Result>> (Model::*)(
+      absl::Span<const model::PreparedImage* const>, bool);
 
-  absl::StatusOr<std::vector<model::Classification>> Classify(const std::vector<model::RgbImage>& images,
-                                                              bool with_stats, const CallContext& call,
-                                                              ServeTiming* timing);
+  // `same_size_batches`: the model keeps each image's resolution, so only images of one size
+  // may share a batch (the segmenter); otherwise every prepared image has the model's size.
+  VisionServable(std::string name, std::shared_ptr<Model> model, BatchingOptions options,
+                 RunPrepared run, bool same_size_batches, BatcherObserver observer = {})
+      : model_(std::move(model)),
+        same_size_batches_(same_size_batches),
+        batcher_(std::move(name), options,
+                 [m = model_.get(), run](const std::vector<const ImageItem*>& items) {
+                   std::vector<const model::PreparedImage*> images;
+                   bool with_stats = false;
+                   for (const ImageItem* item : items) {
+                     images.push_back(item->image.get());
+                     with_stats = with_stats || item->with_stats;
+                   }
+                   return (m->*run)(images, with_stats);
+                 },
+                 std::move(observer)) {}
+
+  absl::StatusOr<std::vector<Result>> Run(const std::vector<model::RgbImage>& images, bool with_stats,
+                                          const CallContext& call, ServeTiming* timing) {
+    const absl::Time start = absl::Now();
+    std::vector<ImageItem> items;
+    items.reserve(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      auto prepared = model_->Prepare(images[i]);
+      if (!prepared.ok()) {
+        return absl::Status(prepared.status().code(),
+                            absl::StrCat("images[", i, "]: ", prepared.status().message()));
+      }
+      items.push_back({*std::move(prepared), with_stats});
+    }
+    if (timing) timing->preprocess = absl::Now() - start;
+
+    // Images of different sizes cannot share a batch: each size runs as its own request.
+    std::vector<Result> out(images.size());
+    std::vector<bool> done(images.size(), false);
+    for (size_t first = 0; first < images.size(); ++first) {
+      if (done[first]) continue;
+      std::vector<ImageItem> group;
+      std::vector<size_t> where;
+      for (size_t i = first; i < images.size(); ++i) {
+        if (!done[i] && (!same_size_batches_ || (images[i].height == images[first].height &&
+                                                 images[i].width == images[first].width))) {
+          group.push_back(items[i]);
+          where.push_back(i);
+          done[i] = true;
+        }
+      }
+      const uint64_t key = same_size_batches_ ? (static_cast<uint64_t>(images[first].height) << 32) |
+                                                    static_cast<uint32_t>(images[first].width)
+                                              : 0;
+      BatchTiming part;
+      auto results = batcher_.Run(std::move(group), key, call.deadline, call.cancelled, &part);
+      if (!results.ok()) return results.status();
+      for (size_t j = 0; j < where.size(); ++j) out[where[j]] = std::move((*results)[j]);
+      if (timing) {
+        timing->batch.queue += part.queue;
+        timing->batch.compute += part.compute;
+        timing->batch.batch_size = std::max(timing->batch.batch_size, part.batch_size);
+      }
+    }
+    return out;
+  }
+
   const model::ModelDescription& description() const { return model_->description(); }
   int queued_items() const { return batcher_.queued_items(); }
   // Runs what is queued, then refuses new work.
   void Shutdown() { batcher_.Shutdown(); }
 
  private:
-  std::shared_ptr<model::ImageClassifier> model_;
-  DynamicBatcher<ImageItem, model::Classification> batcher_;
+  std::shared_ptr<Model> model_;
+  const bool same_size_batches_;
+  DynamicBatcher<ImageItem, Result> batcher_;
 };
 
-class SegmenterServable {
- public:
-  SegmenterServable(std::string name, std::shared_ptr<model::ImageSegmenter> model,
-                    BatchingOptions options, BatcherObserver observer = {});
-
-  // Images of one size share batches; others wait for their own.
-  absl::StatusOr<std::vector<model::Segmentation>> Segment(const std::vector<model::RgbImage>& images,
-                                                           bool with_stats, const CallContext& call,
-                                                           ServeTiming* timing);
-  const model::ModelDescription& description() const { return model_->description(); }
-  int queued_items() const { return batcher_.queued_items(); }
-  void Shutdown() { batcher_.Shutdown(); }
-
- private:
-  std::shared_ptr<model::ImageSegmenter> model_;
-  DynamicBatcher<ImageItem, model::Segmentation> batcher_;
-};
+using ClassifierServable = VisionServable<model::ImageClassifier, model::Classification>;
+using SegmenterServable = VisionServable<model::ImageSegmenter, model::Segmentation>;
 
 }  // namespace elliptical::server

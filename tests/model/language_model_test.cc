@@ -23,13 +23,7 @@ DecoderLm LoadNet(const std::string& model, AttentionMode mode = AttentionMode::
   auto config = ReadLmConfig(Dir() + "/models/" + model);
   EXPECT_TRUE(config.ok()) << config.status();
   config->attention.mode = mode;
-  DecoderLm net(*config);
-  net->eval();
-  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
-  EXPECT_TRUE(weights.ok()) << weights.status();
-  absl::Status loaded = LoadWeights(*net, *weights);
-  EXPECT_TRUE(loaded.ok()) << loaded;
-  return net;
+  return elliptical::testing::BuildAndLoad<DecoderLm>(*config);
 }
 
 struct Batch {

@@ -33,13 +33,7 @@ SegmenterNet LoadNet(const std::string& model, AttentionMode mode) {
   auto config = ReadSegmenterConfig(Dir() + "/models/" + model);
   EXPECT_TRUE(config.ok()) << config.status();
   config->attention.mode = mode;
-  SegmenterNet net(*config);
-  net->eval();
-  auto weights = SafetensorsFile::Open(config->runtime.weights_path);
-  EXPECT_TRUE(weights.ok()) << weights.status();
-  absl::Status loaded = LoadWeights(*net, *weights);
-  EXPECT_TRUE(loaded.ok()) << loaded;
-  return net;
+  return elliptical::testing::BuildAndLoad<SegmenterNet>(*config);
 }
 
 torch::Tensor Input(const SegmenterNet& net, const std::string& stem) {

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "model/safetensors.h"
+#include "model/weights.h"
 
 namespace elliptical::testing {
 
@@ -43,6 +44,20 @@ inline void ExpectTensorNear(const torch::Tensor& got, const torch::Tensor& want
   const double worst = excess.max().item<double>();
   EXPECT_LE(worst, 0.0) << what << ": max |got - want| = " << (g - w).abs().max().item<double>()
                         << " (tolerance " << rtol << " relative)";
+}
+
+// Builds a network from its config on the CPU in float32 and strict-loads its weights.
+template <typename Net, typename Config>
+Net BuildAndLoad(const Config& config) {
+  Net net(config);
+  net->eval();
+  auto weights = model::SafetensorsFile::Open(config.runtime.weights_path);
+  EXPECT_TRUE(weights.ok()) << weights.status();
+  if (weights.ok()) {
+    absl::Status loaded = model::LoadWeights(*net, *weights);
+    EXPECT_TRUE(loaded.ok()) << loaded;
+  }
+  return net;
 }
 
 }  // namespace elliptical::testing
