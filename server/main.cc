@@ -122,6 +122,10 @@ int Run() {
   // Loading runs beside the signal wait so that SIGTERM during a long load still stops us.
   std::thread loader([&] {
     (*repository)->LoadAll();
+    // Per-model health: a client (or a load balancer) can ask for one model by its name.
+    for (const ModelSnapshot& model : (*repository)->List()) {
+      health->SetServingStatus(model.name, model.state == ModelState::kReady);
+    }
     health->SetServingStatus("", true);
     health->SetServingStatus(kServiceName, true);
     LogInfo("serving");

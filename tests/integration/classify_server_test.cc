@@ -204,6 +204,14 @@ TEST_F(ClassifyServerTest, FailedModelIsListedWithItsReasonAndOthersServe) {
   v1::ClassifyResponse response;
   EXPECT_EQ(Classify(request, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
 
+  auto health = grpc::health::v1::Health::NewStub(server_->channel());
+  grpc::ClientContext health_context;
+  grpc::health::v1::HealthCheckRequest health_request;
+  health_request.set_service("broken-model");
+  grpc::health::v1::HealthCheckResponse health_response;
+  ASSERT_TRUE(health->Check(&health_context, health_request, &health_response).ok());
+  EXPECT_EQ(health_response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+
   CommandResult r = Client({"models"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("vit-test-dot"), std::string::npos);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "elliptical/v1/inference_service.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
@@ -304,6 +305,18 @@ TEST_F(ServingTest, BadRequestsGetClearStatusesAndTheServerStaysUp) {
 
   v1::ClassifyResponse fine;
   EXPECT_TRUE(Classify("vit-batched", 1, &fine).ok()) << "the server survived";
+}
+
+TEST_F(ServingTest, HealthIsReportedPerModel) {
+  auto health = grpc::health::v1::Health::NewStub(server_->channel());
+  for (const char* model : {"vit-batched", "seg", "lm"}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(model);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << model;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << model;
+  }
 }
 
 TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
