@@ -35,7 +35,7 @@ COPY --from=build /opt/elliptical/lib /opt/elliptical/lib
 COPY --from=build /opt/elliptical/models /opt/elliptical/models
 RUN useradd --system --uid 10001 elliptical
 USER elliptical
-EXPOSE 8500
+EXPOSE 8500 8501
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s \
   CMD ["/opt/elliptical/bin/elliptical-client", "--server=127.0.0.1:8500", "--timeout_s=4", "health"]
 ENTRYPOINT ["/opt/elliptical/bin/elliptical-server"]

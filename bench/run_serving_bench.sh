@@ -42,7 +42,7 @@ JSONL="$OUT/serving-$LABEL.jsonl"
 
 start_server() {  # extra flags...
   rm -f "$REPO.port"
-  "$BUILD/server/elliptical-server" --model_repository="$REPO" --host=127.0.0.1 --port=0 \
+  "$BUILD/server/elliptical-server" --model_repository="$REPO" --host=127.0.0.1 --port=0 --metrics_port=0 \
     --port_file="$REPO.port" "$@" 2>"$REPO.log" &
   SERVER_PID=$!
   for _ in $(seq 1 600); do

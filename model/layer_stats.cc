@@ -8,8 +8,16 @@ std::vector<std::vector<LayerStats>> SummariseTrace(const std::vector<LayerTrace
   for (size_t layer = 0; layer < trace.size(); ++layer) {
     const LayerTrace& t = trace[layer];
     torch::Tensor cosine = t.token_cosine.to(torch::kCPU, torch::kFloat32).contiguous();
-    torch::Tensor mean, min, eff;
+    torch::Tensor mean, min, eff, histogram, total;
     if (t.metric.defined()) {
+      // Bin every entry of m on the device; only (B, bins) counts travel.
+      torch::Tensor flat = t.metric.reshape({t.metric.size(0), -1});
+      torch::Tensor bins = (flat * kMetricBins).ceil().clamp(1, kMetricBins).to(torch::kInt64) - 1;
+      histogram = torch::zeros({flat.size(0), kMetricBins}, flat.options())
+                      .scatter_add_(1, bins, torch::ones_like(flat))
+                      .to(torch::kCPU)
+                      .contiguous();
+      total = flat.sum(1).to(torch::kCPU).contiguous();
       const double d = static_cast<double>(t.metric.size(-1));
       // Reduce on the device, copy only (B, H) numbers back.
       torch::Tensor sum = t.metric.sum(-1);
@@ -24,6 +32,9 @@ std::vector<std::vector<LayerStats>> SummariseTrace(const std::vector<LayerTrace
       s.elliptical = t.metric.defined();
       s.mean_token_cosine_similarity = cosine[b].item<float>();
       if (s.elliptical) {
+        const float* counts = histogram[b].data_ptr<float>();
+        s.metric_histogram.assign(counts, counts + kMetricBins);
+        s.metric_sum = total[b].item<float>();
         for (int64_t h = 0; h < mean.size(1); ++h) {
           s.heads.push_back({mean[b][h].item<float>(), min[b][h].item<float>(),
                              eff[b][h].item<float>()});
@@ -42,6 +53,11 @@ std::vector<LayerStats> AverageOverBatch(const std::vector<std::vector<LayerStat
   for (size_t item = 1; item < stats.size(); ++item) {
     for (size_t l = 0; l < mean.size(); ++l) {
       mean[l].mean_token_cosine_similarity += stats[item][l].mean_token_cosine_similarity;
+      // Counts add up: the image's histogram covers every window's entries.
+      for (size_t i = 0; i < mean[l].metric_histogram.size(); ++i) {
+        mean[l].metric_histogram[i] += stats[item][l].metric_histogram[i];
+      }
+      mean[l].metric_sum += stats[item][l].metric_sum;
       for (size_t h = 0; h < mean[l].heads.size(); ++h) {
         const HeadMetricStats& add = stats[item][l].heads[h];
         mean[l].heads[h].mean += add.mean;

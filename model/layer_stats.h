@@ -13,7 +13,8 @@ namespace elliptical::model {
 std::vector<std::vector<LayerStats>> SummariseTrace(const std::vector<LayerTrace>& trace,
                                                     int64_t batch_size);
 
-// Averages [item][layer] statistics over items (the windows of one segmented image).
+// Averages [item][layer] statistics over items (the windows of one segmented image); the
+// histograms of m and their sums add up instead.
 std::vector<LayerStats> AverageOverBatch(const std::vector<std::vector<LayerStats>>& stats);
 
 }  // namespace elliptical::model

@@ -1,5 +1,6 @@
 #include "model/runtime.h"
 
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,18 @@ std::string RuntimeSummary() {
                       " CPU compute threads, CUDA ",
                       cuda ? absl::StrCat(torch::cuda::device_count(), " device(s)")
                            : std::string("not available"));
+}
+
+std::string TorchVersion() { return TORCH_VERSION; }
+
+int64_t DeviceMemoryAllocatedBytes() {
+  if (!torch::cuda::is_available()) return 0;
+  int64_t total = 0;
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d));
+    total += stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].current;
+  }
+  return total;
 }
 
 }  // namespace elliptical::model

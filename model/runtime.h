@@ -1,6 +1,7 @@
 // Process-wide LibTorch settings, behind a header free of LibTorch.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace elliptical::model {
@@ -11,5 +12,11 @@ void SetComputeThreads(int threads);
 
 // "LibTorch 2.11.0, CUDA available: 1 device(s)" and the like, for the start-up log.
 std::string RuntimeSummary();
+
+// LibTorch's version, for the build-info metric.
+std::string TorchVersion();
+
+// Bytes held by tensors on every CUDA device (LibTorch's caching allocator); 0 without CUDA.
+int64_t DeviceMemoryAllocatedBytes();
 
 }  // namespace elliptical::model

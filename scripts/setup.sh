@@ -31,6 +31,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev
   libstb-dev
   libsentencepiece-dev
+  prometheus curl
 )
 RUNTIME_PACKAGES=(
   ca-certificates python3

@@ -22,6 +22,8 @@
 #include "model/runtime.h"
 #include "server/api/inference_service.h"
 #include "server/log.h"
+#include "server/metrics/load_poller.h"
+#include "server/metrics/server_metrics.h"
 #include "server/repository/model_repository.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (127.0.0.1 for local only).");
@@ -49,6 +51,12 @@ ABSL_FLAG(int, max_running_sequences, 0,
 ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify request may carry.");
 ABSL_FLAG(int64_t, max_image_pixels, 64ll << 20, "Largest decoded image, in pixels.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message, in bytes.");
+ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Address of the Prometheus /metrics endpoint.");
+ABSL_FLAG(int, metrics_port, 8501, "Port of the Prometheus /metrics endpoint; 0 picks a free one; -1 disables it.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the bound metrics port is written to this file once it listens.");
+ABSL_FLAG(double, attention_stats_sample_rate, 0.01,
+          "Fraction of vision batches whose attention-scale statistics feed the metrics.");
 ABSL_FLAG(double, grace_period_s, 30.0,
           "On SIGTERM, how long accepted calls may run before they are cancelled.");
 
@@ -56,6 +64,7 @@ namespace elliptical::server {
 namespace {
 
 constexpr char kServiceName[] = "elliptical.v1.InferenceService";
+constexpr char kVersion[] = "0.1.0";
 
 int WaitForTerminationSignal(sigset_t* signals) {
   int signal = 0;
@@ -72,10 +81,29 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // The metrics endpoint comes up first, so a port conflict fails fast, before models load.
+  std::unique_ptr<ServerMetrics> metrics;
+  if (absl::GetFlag(FLAGS_metrics_port) >= 0) {
+    auto started = ServerMetrics::Start(
+        absl::StrCat(absl::GetFlag(FLAGS_metrics_host), ":", absl::GetFlag(FLAGS_metrics_port)),
+        kVersion);
+    if (!started.ok()) {
+      LogError("%s", started.status().message());
+      return 1;
+    }
+    metrics = *std::move(started);
+    LogInfo("metrics on %s:%d/metrics", absl::GetFlag(FLAGS_metrics_host), metrics->port());
+    if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
+      std::ofstream(file) << metrics->port() << "\n";
+    }
+  }
+
   model::SetComputeThreads(absl::GetFlag(FLAGS_compute_threads));
   LogInfo("%s", model::RuntimeSummary());
 
   ModelRepository::Options repo_options;
+  repo_options.metrics = metrics.get();
+  repo_options.attention_stats_sample_rate = absl::GetFlag(FLAGS_attention_stats_sample_rate);
   repo_options.root = absl::GetFlag(FLAGS_model_repository);
   repo_options.load.device = absl::GetFlag(FLAGS_device);
   repo_options.load.dtype = absl::GetFlag(FLAGS_dtype);
@@ -91,7 +119,9 @@ int Run() {
   ServiceLimits limits;
   limits.max_images_per_request = absl::GetFlag(FLAGS_max_images_per_request);
   limits.image.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
-  InferenceService service(repository->get(), limits);
+  InferenceService service(repository->get(), limits, metrics.get());
+  std::unique_ptr<LoadPoller> poller;
+  if (metrics) poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

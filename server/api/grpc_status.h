@@ -2,6 +2,8 @@
 // the mapping is exact; keeping it here means every RPC reports errors the same way.
 #pragma once
 
+#include <string>
+
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
@@ -9,5 +11,8 @@
 namespace elliptical::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// "OK", "INVALID_ARGUMENT", ...: the code's canonical name (a bounded metric label).
+std::string GrpcCodeName(grpc::StatusCode code);
 
 }  // namespace elliptical::server

@@ -49,8 +49,49 @@ grpc::Status InferenceService::GetModelMetadata(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+std::string InferenceService::ModelLabel(const std::string& name) const {
+  return repository_->Describe(name).ok() ? name : "unknown";
+}
+
+grpc::Status InferenceService::Finish(const std::string& model, const char* rpc, absl::Time start,
+                                      grpc::Status status) {
+  if (!metrics_) return status;
+  const std::string label = ModelLabel(model);
+  metrics_->AddInFlight(label, rpc, -1);
+  metrics_->RecordRequest(label, rpc, GrpcCodeName(status.error_code()), absl::Now() - start);
+  switch (status.error_code()) {
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: metrics_->RecordRejection(label, "queue_full"); break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: metrics_->RecordRejection(label, "deadline"); break;
+    case grpc::StatusCode::CANCELLED: metrics_->RecordRejection(label, "cancelled"); break;
+    case grpc::StatusCode::UNAVAILABLE: metrics_->RecordRejection(label, "unavailable"); break;
+    default: break;
+  }
+  return status;
+}
+
 grpc::Status InferenceService::Classify(grpc::ServerContext* context, const v1::ClassifyRequest* request,
                                         v1::ClassifyResponse* response) {
+  const absl::Time start = absl::Now();
+  if (metrics_) metrics_->AddInFlight(ModelLabel(request->model_name()), "Classify", 1);
+  return Finish(request->model_name(), "Classify", start, DoClassify(context, request, response));
+}
+
+grpc::Status InferenceService::Segment(grpc::ServerContext* context, const v1::SegmentRequest* request,
+                                       v1::SegmentResponse* response) {
+  const absl::Time start = absl::Now();
+  if (metrics_) metrics_->AddInFlight(ModelLabel(request->model_name()), "Segment", 1);
+  return Finish(request->model_name(), "Segment", start, DoSegment(context, request, response));
+}
+
+grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                                        grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  const absl::Time start = absl::Now();
+  if (metrics_) metrics_->AddInFlight(ModelLabel(request->model_name()), "Generate", 1);
+  return Finish(request->model_name(), "Generate", start, DoGenerate(context, request, writer));
+}
+
+grpc::Status InferenceService::DoClassify(grpc::ServerContext* context, const v1::ClassifyRequest* request,
+                                          v1::ClassifyResponse* response) {
   if (request->model_name().empty()) {
     return InvalidArgument("model_name is empty; ListModels shows the models served");
   }
@@ -73,11 +114,12 @@ grpc::Status InferenceService::Classify(grpc::ServerContext* context, const v1::
     }
   }
   FillTiming(timing, response->mutable_timing());
+  if (metrics_) metrics_->RecordQueueWait(request->model_name(), timing.batch.queue);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Segment(grpc::ServerContext* context, const v1::SegmentRequest* request,
-                                       v1::SegmentResponse* response) {
+grpc::Status InferenceService::DoSegment(grpc::ServerContext* context, const v1::SegmentRequest* request,
+                                         v1::SegmentResponse* response) {
   if (request->model_name().empty()) {
     return InvalidArgument("model_name is empty; ListModels shows the models served");
   }
@@ -96,11 +138,12 @@ grpc::Status InferenceService::Segment(grpc::ServerContext* context, const v1::S
     if (request->return_attention_stats()) FillAttentionStats(result.stats, mask->mutable_attention_stats());
   }
   FillTiming(timing, response->mutable_timing());
+  if (metrics_) metrics_->RecordQueueWait(request->model_name(), timing.batch.queue);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                                        grpc::ServerWriter<v1::GenerateResponse>* writer) {
+grpc::Status InferenceService::DoGenerate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                                          grpc::ServerWriter<v1::GenerateResponse>* writer) {
   if (request->model_name().empty()) {
     return InvalidArgument("model_name is empty; ListModels shows the models served");
   }

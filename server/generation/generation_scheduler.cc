@@ -50,8 +50,13 @@ struct GenerationScheduler::Sequence {
 };
 
 GenerationScheduler::GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
-                                         std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits)
-    : name_(std::move(name)), model_(std::move(model)), tokenizer_(std::move(tokenizer)), limits_(limits) {
+                                         std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits,
+                                         std::function<void(const GenerationStream::Event&)> on_finish)
+    : name_(std::move(name)),
+      model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      limits_(limits),
+      on_finish_(std::move(on_finish)) {
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -68,7 +73,7 @@ void GenerationScheduler::Shutdown() {
 
 GenerationScheduler::Load GenerationScheduler::load() const {
   absl::MutexLock lock(&mu_);
-  return {running_count_, static_cast<int>(waiting_.size()), reserved_bytes_};
+  return {running_count_, static_cast<int>(waiting_.size()), reserved_bytes_, limits_.max_cache_bytes};
 }
 
 absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(const GenerationParams& p) {
@@ -133,6 +138,7 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   // Text held back in case it began a stop sequence is released now, unless a stop matched:
   // then what is held is the stop text itself.
   if (e.status.ok() && reason != FinishReason::kStopSequence) e.text = s->text->Flush();
+  if (on_finish_) on_finish_(e);
   s->stream->Push(std::move(e));
   s->finished = true;
 }

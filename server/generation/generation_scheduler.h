@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -80,8 +81,10 @@ class GenerationStream {
 
 class GenerationScheduler {
  public:
+  // `on_finish` (optional) sees every request's final event, on the scheduler thread.
   GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
-                      std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits);
+                      std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits,
+                      std::function<void(const GenerationStream::Event&)> on_finish = nullptr);
   ~GenerationScheduler();
 
   // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long, bad parameters),
@@ -95,6 +98,7 @@ class GenerationScheduler {
     int running = 0;
     int waiting = 0;
     int64_t reserved_cache_bytes = 0;
+    int64_t cache_budget_bytes = 0;
   };
   Load load() const;
 
@@ -114,6 +118,7 @@ class GenerationScheduler {
   const std::shared_ptr<model::LanguageModel> model_;
   const std::unique_ptr<Tokenizer> tokenizer_;
   const GenerationLimits limits_;
+  const std::function<void(const GenerationStream::Event&)> on_finish_;
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

@@ -49,6 +49,18 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
                         absl::StrCat(dir_path, "/config.json: ", serving.status().message()));
   }
   const std::string& name = staged->snapshot.name;
+  ServerMetrics* metrics = options_.metrics;
+  BatcherObserver batches;
+  StatsSampling sampling;
+  if (metrics) {
+    batches.on_batch = [metrics, name](int size, absl::Duration compute) {
+      metrics->RecordBatch(name, size, compute);
+    };
+    sampling.rate = options_.attention_stats_sample_rate;
+    sampling.on_stats = [metrics, name](const std::vector<model::LayerStats>& stats) {
+      metrics->RecordAttentionStats(name, stats);
+    };
+  }
   switch (dir->family) {
     case model::ModelFamily::kImageClassifier: {
       auto m = model::ImageClassifier::Load(dir_path, options_.load);
@@ -56,7 +68,7 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       staged->snapshot.description = (*m)->description();
       staged->classifier = std::make_shared<ClassifierServable>(
           name, std::shared_ptr<model::ImageClassifier>(*std::move(m)), serving->batching,
-          &model::ImageClassifier::ClassifyPrepared, /*same_size_batches=*/false);
+          &model::ImageClassifier::ClassifyPrepared, /*same_size_batches=*/false, batches, sampling);
       return absl::OkStatus();
     }
     case model::ModelFamily::kSegmenter: {
@@ -65,7 +77,7 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       staged->snapshot.description = (*m)->description();
       staged->segmenter = std::make_shared<SegmenterServable>(
           name, std::shared_ptr<model::ImageSegmenter>(*std::move(m)), serving->batching,
-          &model::ImageSegmenter::SegmentPrepared, /*same_size_batches=*/true);
+          &model::ImageSegmenter::SegmentPrepared, /*same_size_batches=*/true, batches, sampling);
       return absl::OkStatus();
     }
     case model::ModelFamily::kLanguageModel: {
@@ -87,7 +99,12 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       staged->snapshot.description = (*m)->description();
       staged->generator = std::make_shared<GenerationScheduler>(
           name, std::shared_ptr<model::LanguageModel>(*std::move(m)), std::move(tokenizer),
-          serving->generation);
+          serving->generation, [metrics, name](const GenerationStream::Event& e) {
+            if (metrics && e.status.ok()) {
+              metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens,
+                                        e.time_to_first_token, e.total);
+            }
+          });
       return absl::OkStatus();
     }
   }
@@ -118,6 +135,7 @@ void ModelRepository::LoadAll() {
       staged.snapshot.reason = std::string(status.message());
       LogError("model %s failed to load: %s", name, status.message());
     }
+    if (options_.metrics) options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady);
     absl::MutexLock lock(&mu_);
     models_[name] = std::move(staged);
   }
@@ -188,6 +206,20 @@ absl::StatusOr<std::shared_ptr<GenerationScheduler>> ModelRepository::GetGenerat
   auto entry = Ready(name, model::ModelFamily::kLanguageModel);
   if (!entry.ok()) return entry.status();
   return (*entry)->generator;
+}
+
+std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ModelLoad> out;
+  for (const auto& [name, entry] : models_) {
+    ModelLoad load;
+    load.name = name;
+    if (entry.classifier) load.queued_items = entry.classifier->queued_items();
+    if (entry.segmenter) load.queued_items = entry.segmenter->queued_items();
+    if (entry.generator) load.generation = entry.generator->load();
+    if (entry.classifier || entry.segmenter || entry.generator) out.push_back(std::move(load));
+  }
+  return out;
 }
 
 void ModelRepository::Shutdown() {

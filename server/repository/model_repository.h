@@ -17,6 +17,7 @@
 #include "model/image_classifier.h"
 #include "model/model_dir.h"
 #include "server/generation/generation_scheduler.h"
+#include "server/metrics/server_metrics.h"
 #include "server/repository/serving_config.h"
 #include "server/serving/image_servables.h"
 
@@ -39,6 +40,8 @@ class ModelRepository {
     std::string root;              // directory of model directories
     model::LoadOptions load;       // device / dtype overrides for every model
     ServingOverrides serving;      // batching / generation overrides for every model
+    ServerMetrics* metrics = nullptr;          // batches, generations and attention statistics
+    double attention_stats_sample_rate = 0;    // fraction of vision batches sampled for metrics
   };
 
   // Lists the model directories (sorted by name) and marks each LOADING. Fails only when the
@@ -60,6 +63,14 @@ class ModelRepository {
 
   // Drains every model: queued and running work completes, new work is refused.
   void Shutdown();
+
+  // The instantaneous load of every ready model, for the metrics gauges.
+  struct ModelLoad {
+    std::string name;
+    int queued_items = 0;                      // vision models
+    std::optional<GenerationScheduler::Load> generation;  // language models
+  };
+  std::vector<ModelLoad> Loads() const;
 
   // True once every model has been tried (loaded or failed).
   bool AllLoaded() const;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,12 @@ struct CallContext {
   std::function<bool()> cancelled;
 };
 
+// Attention statistics computed for monitoring on a random fraction of batches.
+struct StatsSampling {
+  double rate = 0;  // in [0, 1]
+  std::function<void(const std::vector<model::LayerStats>&)> on_stats;
+};
+
 struct ImageItem {
   std::shared_ptr<const model::PreparedImage> image;
   bool with_stats = false;
@@ -43,19 +50,32 @@ class VisionServable {
 
   // `same_size_batches`: the model keeps each image's resolution, so only images of one size
   // may share a batch (the segmenter); otherwise every prepared image has the model's size.
+  //
+  // `sampling`: a fraction of batches computes attention statistics for monitoring even when
+  // no request asked; they go to `sampling.on_stats`, and only requests that asked get them.
   VisionServable(std::string name, std::shared_ptr<Model> model, BatchingOptions options,
-                 RunPrepared run, bool same_size_batches, BatcherObserver observer = {})
+                 RunPrepared run, bool same_size_batches, BatcherObserver observer = {},
+                 StatsSampling sampling = {})
       : model_(std::move(model)),
         same_size_batches_(same_size_batches),
         batcher_(std::move(name), options,
-                 [m = model_.get(), run](const std::vector<const ImageItem*>& items) {
+                 [m = model_.get(), run, sampling, rng = std::mt19937_64(0x5eed)](
+                     const std::vector<const ImageItem*>& items) mutable -> absl::StatusOr<std::vector<Result>> {
                    std::vector<const model::PreparedImage*> images;
-                   bool with_stats = false;
+                   bool asked = false;
                    for (const ImageItem* item : items) {
                      images.push_back(item->image.get());
-                     with_stats = with_stats || item->with_stats;
+                     asked = asked || item->with_stats;
                    }
-                   return (m->*run)(images, with_stats);
+                   const bool sampled = sampling.on_stats && sampling.rate > 0 &&
+                                        std::uniform_real_distribution<double>(0, 1)(rng) < sampling.rate;
+                   auto results = (m->*run)(images, asked || sampled);
+                   if (!results.ok()) return results;
+                   for (size_t i = 0; i < results->size(); ++i) {
+                     if (sampled) sampling.on_stats((*results)[i].stats);
+                     if (!items[i]->with_stats) (*results)[i].stats.clear();
+                   }
+                   return results;
                  },
                  std::move(observer)) {}
 

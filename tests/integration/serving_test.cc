@@ -13,6 +13,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
+#include "tests/support/serving_repository.h"
 
 namespace elliptical {
 namespace {
@@ -24,35 +25,9 @@ using testing::ReadFileBytes;
 using testing::ServerProcess;
 using Clock = std::chrono::steady_clock;
 
-// Copies a fixture model under a new name with its config.json patched.
-void AddModel(const fs::path& repo, const std::string& name, const fs::path& source,
-              const nlohmann::json& patch) {
-  const fs::path dir = repo / name;
-  fs::create_directories(dir);
-  fs::copy(source, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
-  std::ifstream in(dir / "config.json");
-  nlohmann::json config = nlohmann::json::parse(in);
-  config.merge_patch(patch);
-  std::ofstream(dir / "config.json") << config.dump(2);
-}
-
-// One repository for the suite: each model variant isolates one behaviour.
 std::string MakeRepository() {
-  const fs::path repo = fs::path(testing::BuildDir()) / ("serving_repo_" + std::to_string(getpid()));
-  fs::remove_all(repo);
-  const fs::path vit = fs::path(FixturesDir()) / "models" / "vit-test";
-  const fs::path seg = fs::path(ModelFixturesDir()) / "segmenter" / "models" / "seg-linear";
-  const fs::path lm = fs::path(ModelFixturesDir()) / "lm" / "models" / "lm-chat";
-  // Batches of up to 4, waiting long enough that concurrent requests meet.
-  AddModel(repo, "vit-batched", vit, {{"batching", {{"max_batch_size", 4}, {"max_queue_delay_ms", 300}}}});
-  AddModel(repo, "vit-single", vit, {{"batching", {{"max_batch_size", 1}, {"max_queue_delay_ms", 0}}}});
-  // A long queue delay and a short queue: deadlines and overload are deterministic.
-  AddModel(repo, "vit-slow", vit,
-           {{"batching", {{"max_batch_size", 8}, {"max_queue_delay_ms", 1500}, {"max_queue_size", 2}}}});
-  AddModel(repo, "seg", seg, {{"batching", {{"max_batch_size", 4}, {"max_queue_delay_ms", 5}}}});
-  AddModel(repo, "lm", lm, {{"generation", {{"max_running", 8}, {"max_new_tokens_limit", 2000}}}});
-  AddModel(repo, "lm-one-slot", lm, {{"generation", {{"max_running", 1}, {"max_new_tokens_limit", 2000}}}});
-  return repo.string();
+  static int count = 0;
+  return testing::MakeServingRepository("serving" + std::to_string(count++));
 }
 
 v1::Image PngImage(const std::string& path) {

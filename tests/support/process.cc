@@ -1,5 +1,9 @@
 #include "tests/support/process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -41,7 +45,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const 
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  execv(args[0], args.data());
+  execvp(args[0], args.data());  // a bare name is looked up in PATH
   _exit(127);
 }
 
@@ -75,11 +79,47 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s)
   return result;
 }
 
+ChildProcess::ChildProcess(const std::vector<std::string>& argv) : dir_(MakeTempDir()) {
+  pid_ = Spawn(argv, dir_ + "/stdout", dir_ + "/stderr");
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  if (WaitFor(pid_, 10) == -1) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool ChildProcess::running() const {
+  return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0;
+}
+
+std::string ChildProcess::log() const { return Slurp(dir_ + "/stderr"); }
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
 ServerProcess::ServerProcess(const std::string& binary, const std::vector<std::string>& flags,
                              double timeout_s)
     : dir_(MakeTempDir()) {
   std::vector<std::string> argv = {binary, "--host=127.0.0.1", "--port=0",
-                                   "--port_file=" + dir_ + "/port"};
+                                   "--port_file=" + dir_ + "/port", "--metrics_host=127.0.0.1",
+                                   "--metrics_port=0", "--metrics_port_file=" + dir_ + "/metrics_port"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   pid_ = Spawn(argv, dir_ + "/stdout", dir_ + "/stderr");
 
@@ -123,6 +163,12 @@ std::shared_ptr<grpc::Channel> ServerProcess::channel() const {
 }
 
 std::string ServerProcess::log() const { return Slurp(dir_ + "/stderr"); }
+
+int ServerProcess::metrics_port() const {
+  int port = 0;
+  std::ifstream(dir_ + "/metrics_port") >> port;
+  return port;
+}
 
 int ServerProcess::Terminate(double timeout_s) {
   if (pid_ <= 0) return -1;

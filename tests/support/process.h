@@ -21,6 +21,22 @@ struct CommandResult {
 // Runs argv[0] with the arguments, waits for it (at most timeout_s), returns its output.
 CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 120);
 
+// Any program in the background (a Prometheus server, say); killed by the destructor.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  bool running() const;
+  std::string log() const;  // its stderr so far
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreeLoopbackPort();
+
 // elliptical-server on 127.0.0.1 with --port=0; the destructor stops it (SIGKILL if needed).
 class ServerProcess {
  public:
@@ -34,6 +50,8 @@ class ServerProcess {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::shared_ptr<grpc::Channel> channel() const;
+  // The Prometheus endpoint's port (the server is started with --metrics_port=0).
+  int metrics_port() const;
   // What the server wrote to stderr so far (its log).
   std::string log() const;
 

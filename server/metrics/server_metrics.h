@@ -1,0 +1,127 @@
+// The server's Prometheus metrics (prometheus-cpp, pull): one registry, exposed on its own port
+// at /metrics. Names follow Prometheus conventions: prefix "elliptical_", base units (_seconds,
+// _bytes), _total for counters; labels model, rpc, code, reason, layer, all bounded (models come
+// from the repository, layers from the model, codes and reasons from fixed sets).
+//
+// Series are created once, when a model is registered or a label set is first seen, and the
+// hot path keeps references.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "model/attention_stats.h"
+
+namespace elliptical::server {
+
+class ServerMetrics {
+ public:
+  // Exposes the registry on `address` ("0.0.0.0:8501"; port 0 picks a free one).
+  static absl::StatusOr<std::unique_ptr<ServerMetrics>> Start(const std::string& address,
+                                                              const std::string& build_version);
+  // A registry without an HTTP endpoint (for tests of what is recorded).
+  static std::unique_ptr<ServerMetrics> Unexposed(const std::string& build_version);
+
+  int port() const { return port_; }
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  // Every model gets its series when it is loaded (ready or not).
+  void RegisterModel(const std::string& model, bool ready);
+
+  // One finished RPC: its gRPC code name (OK, INVALID_ARGUMENT, ...) and end-to-end time.
+  void RecordRequest(const std::string& model, const std::string& rpc, const std::string& code,
+                     absl::Duration duration);
+  // Why a request was turned away or abandoned: queue_full, deadline, cancelled, unavailable.
+  void RecordRejection(const std::string& model, const std::string& reason);
+  void RecordQueueWait(const std::string& model, absl::Duration wait);
+  void RecordBatch(const std::string& model, int batch_size, absl::Duration compute);
+  void SetQueueDepth(const std::string& model, int items);
+  void AddInFlight(const std::string& model, const std::string& rpc, int delta);
+
+  // Generation.
+  void RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,
+                        absl::Duration time_to_first_token, absl::Duration total);
+  void SetGenerationLoad(const std::string& model, int running, int waiting, int64_t cache_bytes,
+                         int64_t cache_budget_bytes);
+
+  // Attention-scale statistics of one input, per layer.
+  void RecordAttentionStats(const std::string& model, const std::vector<model::LayerStats>& layers);
+
+  // Process and device.
+  void SetProcess(int64_t resident_bytes, int64_t device_bytes);
+
+ private:
+  explicit ServerMetrics(const std::string& build_version);
+
+  struct PerModel {
+    prometheus::Histogram* queue_wait = nullptr;
+    prometheus::Histogram* compute = nullptr;
+    prometheus::Histogram* batch_size = nullptr;
+    prometheus::Gauge* queue_depth = nullptr;
+    prometheus::Gauge* ready = nullptr;
+    prometheus::Histogram* ttft = nullptr;
+    prometheus::Histogram* time_per_token = nullptr;
+    prometheus::Histogram* generation = nullptr;
+    prometheus::Counter* prompt_tokens = nullptr;
+    prometheus::Counter* generated_tokens = nullptr;
+    prometheus::Gauge* running = nullptr;
+    prometheus::Gauge* waiting = nullptr;
+    prometheus::Gauge* cache_bytes = nullptr;
+    prometheus::Gauge* cache_budget = nullptr;
+  };
+  struct PerLayer {
+    prometheus::Histogram* metric = nullptr;
+    prometheus::Histogram* effective_dimension = nullptr;
+    prometheus::Histogram* cosine = nullptr;
+  };
+
+  PerModel& Model(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Counter>& rejections_;
+  prometheus::Family<prometheus::Gauge>& in_flight_;
+  prometheus::Family<prometheus::Histogram>& queue_wait_;
+  prometheus::Family<prometheus::Histogram>& compute_;
+  prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& model_ready_;
+  prometheus::Family<prometheus::Histogram>& ttft_;
+  prometheus::Family<prometheus::Histogram>& time_per_token_;
+  prometheus::Family<prometheus::Histogram>& generation_;
+  prometheus::Family<prometheus::Counter>& prompt_tokens_;
+  prometheus::Family<prometheus::Counter>& generated_tokens_;
+  prometheus::Family<prometheus::Gauge>& running_;
+  prometheus::Family<prometheus::Gauge>& waiting_;
+  prometheus::Family<prometheus::Gauge>& cache_bytes_;
+  prometheus::Family<prometheus::Gauge>& cache_budget_;
+  prometheus::Family<prometheus::Histogram>& attention_metric_;
+  prometheus::Family<prometheus::Histogram>& effective_dimension_;
+  prometheus::Family<prometheus::Histogram>& token_cosine_;
+  prometheus::Gauge& resident_bytes_;
+  prometheus::Gauge& device_bytes_;
+
+  absl::Mutex mu_;
+  std::map<std::string, PerModel> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int>, PerLayer> layers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace elliptical::server
