@@ -172,7 +172,11 @@ int Run() {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
   (*repository)->Shutdown();
+  poller.reset();
   LogInfo("stopped");
+  // Stopping civetweb (the metrics endpoint) takes seconds of polling timeouts; the process is
+  // exiting, so leave it to the OS.
+  (void)metrics.release();
   return 0;
 }
 
