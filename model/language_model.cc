@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "model/decoder_lm.h"
 #include "model/device.h"
+#include "model/layer_stats.h"
 #include "model/module_loader.h"
 #include "model/weights.h"
 
@@ -40,7 +41,8 @@ class DecoderLanguageModel final : public LanguageModel {
 
   absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
-      std::vector<std::unique_ptr<Sequence>>* sequences) override {
+      std::vector<std::unique_ptr<Sequence>>* sequences,
+      std::vector<std::vector<LayerStats>>* stats) override {
     std::vector<std::vector<int32_t>> rows(prompts.begin(), prompts.end());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (rows[i].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
@@ -52,8 +54,10 @@ class DecoderLanguageModel final : public LanguageModel {
       auto [tokens, lengths] = Batch(rows);
       const bool prefix = config().scale_mode == ScaleMode::kPrefix;
       LmCache cache;
-      torch::Tensor logits =
-          net_->forward(tokens, lengths, config().scale_mode, prefix ? &cache : nullptr);
+      std::vector<LayerTrace> trace;
+      torch::Tensor logits = net_->forward(tokens, lengths, config().scale_mode,
+                                           prefix ? &cache : nullptr, stats ? &trace : nullptr);
+      if (stats) *stats = SummariseTrace(trace, static_cast<int64_t>(rows.size()));
       for (size_t b = 0; b < rows.size(); ++b) {
         auto seq = std::make_unique<LmSequence>();
         seq->tokens = rows[b];

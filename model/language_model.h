@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "model/attention_stats.h"
 #include "model/image_classifier.h"
 #include "model/lm_config.h"
 #include "model/model_description.h"
@@ -40,10 +41,12 @@ class LanguageModel {
   virtual ~LanguageModel() = default;
 
   // Runs the prompts (each non-empty) as one batch. Returns each prompt's next-token logits and
-  // fills `sequences` with one state per prompt.
+  // fills `sequences` with one state per prompt. With `stats`, also each prompt's per-layer
+  // attention statistics (m as the estimate at the prompt's last token).
   virtual absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
-      std::vector<std::unique_ptr<Sequence>>* sequences) = 0;
+      std::vector<std::unique_ptr<Sequence>>* sequences,
+      std::vector<std::vector<LayerStats>>* stats = nullptr) = 0;
 
   // Appends tokens[i] to sequences[i] and returns each one's next-token logits.
   virtual absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,

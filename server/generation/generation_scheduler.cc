@@ -51,12 +51,12 @@ struct GenerationScheduler::Sequence {
 
 GenerationScheduler::GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
                                          std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits,
-                                         std::function<void(const GenerationStream::Event&)> on_finish)
+                                         GenerationObservers observers)
     : name_(std::move(name)),
       model_(std::move(model)),
       tokenizer_(std::move(tokenizer)),
       limits_(limits),
-      on_finish_(std::move(on_finish)) {
+      observers_(std::move(observers)) {
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -138,7 +138,7 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   // Text held back in case it began a stop sequence is released now, unless a stop matched:
   // then what is held is the stop text itself.
   if (e.status.ok() && reason != FinishReason::kStopSequence) e.text = s->text->Flush();
-  if (on_finish_) on_finish_(e);
+  if (observers_.on_finish) observers_.on_finish(e);
   s->stream->Push(std::move(e));
   s->finished = true;
 }
@@ -206,7 +206,14 @@ void GenerationScheduler::Work() {
       std::vector<std::vector<int32_t>> prompts;
       for (const auto& s : admitted) prompts.push_back(s->prompt);
       std::vector<std::unique_ptr<model::LanguageModel::Sequence>> states;
-      auto logits = model_->Prefill(prompts, &states);
+      const bool sampled = observers_.on_stats && observers_.stats_sample_rate > 0 &&
+                           std::uniform_real_distribution<double>(0, 1)(sample_rng_) <
+                               observers_.stats_sample_rate;
+      std::vector<std::vector<model::LayerStats>> stats;
+      auto logits = model_->Prefill(prompts, &states, sampled ? &stats : nullptr);
+      if (logits.ok() && sampled) {
+        for (const auto& one : stats) observers_.on_stats(one);
+      }
       for (size_t i = 0; i < admitted.size(); ++i) {
         Sequence* s = admitted[i].get();
         if (!logits.ok()) {

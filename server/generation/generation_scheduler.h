@@ -79,12 +79,19 @@ class GenerationStream {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Optional observers of a GenerationScheduler, called on its thread: every request's final
+// event, and the attention statistics of a `stats_sample_rate` fraction of prefill batches.
+struct GenerationObservers {
+  std::function<void(const GenerationStream::Event&)> on_finish;
+  double stats_sample_rate = 0;
+  std::function<void(const std::vector<model::LayerStats>&)> on_stats;
+};
+
 class GenerationScheduler {
  public:
-  // `on_finish` (optional) sees every request's final event, on the scheduler thread.
   GenerationScheduler(std::string name, std::shared_ptr<model::LanguageModel> model,
                       std::unique_ptr<Tokenizer> tokenizer, GenerationLimits limits,
-                      std::function<void(const GenerationStream::Event&)> on_finish = nullptr);
+                      GenerationObservers observers = {});
   ~GenerationScheduler();
 
   // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long, bad parameters),
@@ -118,7 +125,8 @@ class GenerationScheduler {
   const std::shared_ptr<model::LanguageModel> model_;
   const std::unique_ptr<Tokenizer> tokenizer_;
   const GenerationLimits limits_;
-  const std::function<void(const GenerationStream::Event&)> on_finish_;
+  const GenerationObservers observers_;
+  std::mt19937_64 sample_rng_{0x5eed};  // the worker thread's only
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

@@ -38,6 +38,23 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options
   return repo;
 }
 
+GenerationObservers ModelRepository::MakeGenerationObservers(const std::string& name) const {
+  GenerationObservers observers;
+  ServerMetrics* metrics = options_.metrics;
+  if (!metrics) return observers;
+  observers.on_finish = [metrics, name](const GenerationStream::Event& e) {
+    if (e.status.ok()) {
+      metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens, e.time_to_first_token,
+                                e.total);
+    }
+  };
+  observers.stats_sample_rate = options_.attention_stats_sample_rate;
+  observers.on_stats = [metrics, name](const std::vector<model::LayerStats>& stats) {
+    metrics->RecordAttentionStats(name, stats);
+  };
+  return observers;
+}
+
 absl::Status ModelRepository::LoadOne(Entry* staged) {
   const std::string& dir_path = staged->snapshot.directory;
   auto dir = model::ReadModelDirectory(dir_path);
@@ -99,12 +116,7 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
       staged->snapshot.description = (*m)->description();
       staged->generator = std::make_shared<GenerationScheduler>(
           name, std::shared_ptr<model::LanguageModel>(*std::move(m)), std::move(tokenizer),
-          serving->generation, [metrics, name](const GenerationStream::Event& e) {
-            if (metrics && e.status.ok()) {
-              metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens,
-                                        e.time_to_first_token, e.total);
-            }
-          });
+          serving->generation, MakeGenerationObservers(name));
       return absl::OkStatus();
     }
   }

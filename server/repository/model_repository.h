@@ -41,7 +41,7 @@ class ModelRepository {
     model::LoadOptions load;       // device / dtype overrides for every model
     ServingOverrides serving;      // batching / generation overrides for every model
     ServerMetrics* metrics = nullptr;          // batches, generations and attention statistics
-    double attention_stats_sample_rate = 0;    // fraction of vision batches sampled for metrics
+    double attention_stats_sample_rate = 0;    // fraction of batches sampled for metrics
   };
 
   // Lists the model directories (sorted by name) and marks each LOADING. Fails only when the
@@ -85,6 +85,7 @@ class ModelRepository {
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
   absl::Status LoadOne(Entry* staged);
+  GenerationObservers MakeGenerationObservers(const std::string& name) const;
   // The ready entry named `name`, or why there is none; `family` is the one the caller needs.
   absl::StatusOr<const Entry*> Ready(const std::string& name, model::ModelFamily family) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

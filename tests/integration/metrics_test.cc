@@ -176,6 +176,8 @@ TEST_F(MetricsTest, RealPrometheusScrapesAndAnswers) {
   EXPECT_GT(cosine, -1.0);
   EXPECT_LT(cosine, 1.0);
   EXPECT_EQ(Query(port, "sum(elliptical_generated_tokens_total{model=\"lm\"})"), 16.0);
+  // The language model's statistics come from its sampled prefills (two prompts).
+  EXPECT_EQ(Query(port, "sum(elliptical_token_cosine_similarity_count{model=\"lm\",layer=\"0\"})"), 2.0);
   EXPECT_EQ(Query(port, "sum(elliptical_time_to_first_token_seconds_count{model=\"lm\"})"), 2.0);
   EXPECT_EQ(Query(port, "elliptical_model_ready{model=\"seg\"}"), 1.0);
   EXPECT_GT(Query(port, "elliptical_process_resident_memory_bytes"), 1e6);
