@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/report.h"
 #include "model/decoder_lm.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -86,12 +87,7 @@ int Run() {
                            {"ppl_segment", std::exp(nll_segment / scored)},
                            {"ppl_prefix", std::exp(nll_prefix / scored)},
                            {"next_token_agreement", static_cast<double>(agree) / scored}};
-  if (absl::GetFlag(FLAGS_out).empty()) {
-    std::cout << report.dump(1) << "\n";
-  } else {
-    std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(1) << "\n";
-  }
-  return 0;
+  return WriteReport(report, absl::GetFlag(FLAGS_out));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/report.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "model/decoder_lm.h"
@@ -196,12 +197,7 @@ int Run() {
       {"threads", torch::get_num_threads()},
       {"torch_version", TORCH_VERSION},
       {"results", results}};
-  if (absl::GetFlag(FLAGS_out).empty()) {
-    std::cout << report.dump(1) << "\n";
-  } else {
-    std::ofstream(absl::GetFlag(FLAGS_out)) << report.dump(1) << "\n";
-  }
-  return 0;
+  return WriteReport(report, absl::GetFlag(FLAGS_out));
 }
 
 }  // namespace
