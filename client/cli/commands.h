@@ -2,6 +2,7 @@
 // server answered with an error, 2 bad usage.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,22 @@ struct CallOptions {
 
 int RunClassify(const CallOptions& options, const std::vector<std::string>& images, int top_k,
                 bool stats);
+struct GenerateOptions {
+  int max_new_tokens = 64;
+  float temperature = 0;
+  int top_k = 0;
+  float top_p = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+};
+
+// Streams the text to stdout as tokens arrive; Ctrl-C cancels the call.
+int RunGenerate(const CallOptions& options, const std::string& prompt, const GenerateOptions& generate);
+
+// Writes IMAGE's class map as a colourised PNG and an overlay on the image, beside `out_prefix`
+// (default: the image path without extension), and prints the classes found.
+int RunSegment(const CallOptions& options, const std::string& image, const std::string& out_prefix);
+
 int RunModels(const CallOptions& options);
 int RunHealth(const CallOptions& options);
 

@@ -1,6 +1,8 @@
 // elliptical-client: a command line for every RPC of the server.
 //
 //   elliptical-client [--server=HOST:PORT] classify [--model=NAME] [--top_k=5] IMAGE...
+//   elliptical-client segment [--out=PREFIX] IMAGE
+//   elliptical-client generate [--max_new_tokens=64] [--temperature=0.8] "PROMPT"
 //   elliptical-client models
 //   elliptical-client health
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
@@ -24,6 +27,13 @@ ABSL_FLAG(std::string, model, "",
 ABSL_FLAG(int, top_k, 5, "classify: classes to print per image.");
 ABSL_FLAG(bool, stats, false, "classify: also print the attention-scale statistics.");
 ABSL_FLAG(double, timeout_s, 30.0, "Deadline of each call, in seconds.");
+ABSL_FLAG(int, max_new_tokens, 64, "generate: most tokens to produce.");
+ABSL_FLAG(double, temperature, 0.0, "generate: sampling temperature; 0 is greedy.");
+ABSL_FLAG(int, sample_top_k, 0, "generate: sample among the k most likely tokens; 0 = all.");
+ABSL_FLAG(double, top_p, 0.0, "generate: nucleus sampling mass; 0 = off.");
+ABSL_FLAG(uint64_t, seed, 0, "generate: random seed (same seed, same text); 0 = random.");
+ABSL_FLAG(std::vector<std::string>, stop, {}, "generate: comma-separated stop sequences.");
+ABSL_FLAG(std::string, out, "", "segment: output path prefix (default: the image path).");
 
 namespace {
 
@@ -31,6 +41,8 @@ constexpr char kUsage[] =
     "Calls an elliptical-attention model server.\n"
     "\n"
     "  elliptical-client [flags] classify IMAGE...   top-k labels of PNG/JPEG images\n"
+    "  elliptical-client [flags] segment IMAGE       class map as PNG + overlay\n"
+    "  elliptical-client [flags] generate \"PROMPT\"  text streamed as it is generated\n"
     "  elliptical-client [flags] models              models of the server and their state\n"
     "  elliptical-client [flags] health              the server's health status\n"
     "\n"
@@ -56,6 +68,25 @@ int main(int argc, char** argv) {
   if (command == "classify") {
     return elliptical::client::RunClassify(options, args, absl::GetFlag(FLAGS_top_k),
                                            absl::GetFlag(FLAGS_stats));
+  }
+  if (command == "segment") {
+    if (args.size() != 1) {
+      std::cerr << "usage: elliptical-client segment [--model=NAME] [--out=PREFIX] IMAGE\n";
+      return 2;
+    }
+    return elliptical::client::RunSegment(options, args[0], absl::GetFlag(FLAGS_out));
+  }
+  if (command == "generate") {
+    elliptical::client::GenerateOptions g;
+    g.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+    g.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+    g.top_k = absl::GetFlag(FLAGS_sample_top_k);
+    g.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+    g.seed = absl::GetFlag(FLAGS_seed);
+    g.stop = absl::GetFlag(FLAGS_stop);
+    std::string prompt;
+    for (const std::string& a : args) prompt += (prompt.empty() ? "" : " ") + a;
+    return elliptical::client::RunGenerate(options, prompt, g);
   }
   if (command == "models") return elliptical::client::RunModels(options);
   if (command == "health") return elliptical::client::RunHealth(options);

@@ -294,6 +294,44 @@ TEST_F(ServingTest, HealthIsReportedPerModel) {
   }
 }
 
+TEST_F(ServingTest, CliStreamsGeneratedText) {
+  testing::CommandResult r = testing::RunCommand(
+      {testing::ClientBinary(), "--server=" + server_->address(), "--model=lm",
+       "--max_new_tokens=12", "generate", "The", "keeper"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("The keeper", 0), 0u) << r.out;
+  EXPECT_GT(r.out.size(), std::string("The keeper\n").size());
+  EXPECT_NE(r.err.find("12 generated"), std::string::npos) << r.err;
+}
+
+// Width and height from a PNG's IHDR chunk.
+std::pair<int, int> PngSize(const std::string& bytes) {
+  auto be32 = [&](size_t at) {
+    return (static_cast<unsigned char>(bytes[at]) << 24) | (static_cast<unsigned char>(bytes[at + 1]) << 16) |
+           (static_cast<unsigned char>(bytes[at + 2]) << 8) | static_cast<unsigned char>(bytes[at + 3]);
+  };
+  if (bytes.size() < 24 || bytes.compare(1, 3, "PNG") != 0) return {0, 0};
+  return {be32(16), be32(20)};
+}
+
+TEST_F(ServingTest, CliWritesTheMaskAndAnOverlay) {
+  const std::string prefix = testing::BuildDir() + "/cli_segment_" + std::to_string(getpid());
+  testing::CommandResult r = testing::RunCommand(
+      {testing::ClientBinary(), "--server=" + server_->address(), "--model=seg", "--out=" + prefix,
+       "segment", ModelFixturesDir() + "/segmenter/images/large_70x45.png"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* suffix : {".mask.png", ".overlay.png"}) {
+    EXPECT_EQ(PngSize(ReadFileBytes(prefix + suffix)), std::make_pair(70, 45)) << suffix;
+    fs::remove(prefix + suffix);
+  }
+  EXPECT_NE(r.out.find("%"), std::string::npos) << r.out;  // the class shares
+  testing::CommandResult bad = testing::RunCommand(
+      {testing::ClientBinary(), "--server=" + server_->address(), "--model=lm", "segment",
+       ModelFixturesDir() + "/segmenter/images/large_70x45.png"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("FAILED_PRECONDITION"), std::string::npos) << bad.err;
+}
+
 TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
   const std::string repo = MakeRepository();
   ServerProcess server(testing::ServerBinary(), {"--model_repository=" + repo, "--compute_threads=1"});

@@ -1,0 +1,101 @@
+// elliptical-client generate "PROMPT": prints each token's text as it arrives.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "client/cli/call.h"
+
+namespace elliptical::client {
+namespace {
+
+// Cancels `context` when the user presses Ctrl-C. SIGINT is blocked in every thread and a
+// dedicated thread waits for it, so the cancellation runs outside a signal handler.
+class CancelOnInterrupt {
+ public:
+  explicit CancelOnInterrupt(grpc::ClientContext* context) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    waiter_ = std::thread([this, context, set] {
+      int signal = 0;
+      sigwait(&set, &signal);
+      if (!done_) {
+        interrupted_ = true;
+        context->TryCancel();
+      }
+    });
+  }
+  ~CancelOnInterrupt() {
+    done_ = true;
+    pthread_kill(waiter_.native_handle(), SIGINT);  // wakes the waiter, which then exits
+    waiter_.join();
+  }
+  bool interrupted() const { return interrupted_; }
+
+ private:
+  std::atomic<bool> done_{false}, interrupted_{false};
+  std::thread waiter_;
+};
+
+const char* FinishName(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_LENGTH: return "max_new_tokens reached";
+    case v1::FINISH_REASON_END_OF_SEQUENCE: return "end of sequence";
+    case v1::FINISH_REASON_STOP_SEQUENCE: return "stop sequence";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+int RunGenerate(const CallOptions& options, const std::string& prompt, const GenerateOptions& g) {
+  if (prompt.empty()) {
+    std::cerr << "usage: elliptical-client generate [--model=NAME] [--max_new_tokens=N] \"PROMPT\"\n";
+    return 2;
+  }
+  // Block SIGINT before gRPC starts its threads, so they inherit the mask.
+  grpc::ClientContext context;
+  CancelOnInterrupt cancel(&context);
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  std::string model = options.model;
+  if (model.empty()) model = PickModel(options, stub.get(), v1::MODEL_FAMILY_LANGUAGE_MODEL);
+  if (model.empty()) return 1;
+
+  v1::GenerateRequest request;
+  request.set_model_name(model);
+  request.set_prompt(prompt);
+  request.set_max_new_tokens(static_cast<uint32_t>(g.max_new_tokens));
+  request.set_temperature(g.temperature);
+  request.set_top_k(static_cast<uint32_t>(g.top_k));
+  request.set_top_p(g.top_p);
+  request.set_seed(g.seed);
+  for (const std::string& s : g.stop) request.add_stop(s);
+  SetDeadline(options, &context);
+  auto reader = stub->Generate(&context, request);
+  v1::GenerateResponse message;
+  v1::GenerationSummary summary;
+  std::cout << prompt << std::flush;
+  while (reader->Read(&message)) {
+    if (message.has_token()) std::cout << message.token().text() << std::flush;
+    if (message.has_summary()) summary = message.summary();
+  }
+  std::cout << "\n";
+  grpc::Status status = reader->Finish();
+  if (cancel.interrupted()) {
+    std::cerr << "cancelled\n";
+    return 130;
+  }
+  if (!status.ok()) return Report(options, status);
+  std::cerr << absl::StrFormat("[%s: %d prompt tokens, %d generated, first token after %.1f ms, %.1f ms in all]\n",
+                               FinishName(summary.finish_reason()), summary.prompt_tokens(),
+                               summary.generated_tokens(), summary.time_to_first_token_us() / 1e3,
+                               summary.total_us() / 1e3);
+  return 0;
+}
+
+}  // namespace elliptical::client
