@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serving throughput and latency against concurrency, batching on against batching off, for
 # Classify and Generate: starts the real server on a free loopback port for each setting and
-# drives it with bench/serving_load (closed loop). Writes bench/results/serving-<label>.{jsonl,md}.
+# drives it with elliptical-loadgen (closed loop). Writes bench/results/serving-<label>.{jsonl,md}.
 #
 #   bash bench/run_serving_bench.sh [--label NAME] [--clients "1 8 32"] [--duration 10]
 #                                   [--classifier DIR] [--lm DIR]
@@ -61,12 +61,15 @@ for setting in on off; do
   fi
   ADDR="127.0.0.1:$(cat "$REPO.port")"
   for clients in $CLIENTS; do
-    echo "[bench] batching $setting, $clients clients: classify"
-    "$BUILD/bench/serving_load" --server="$ADDR" --rpc=classify --model=classifier --image="$IMAGE" \
-      --clients="$clients" --duration_s="$DURATION" --label="batching $setting" | tee -a "$JSONL"
-    echo "[bench] batching $setting, $clients clients: generate"
-    "$BUILD/bench/serving_load" --server="$ADDR" --rpc=generate --model=lm --max_new_tokens=32 \
-      --clients="$clients" --duration_s="$DURATION" --label="batching $setting" | tee -a "$JSONL"
+    for rpc in classify generate; do
+      echo "[bench] batching $setting, $clients clients: $rpc"
+      model=classifier; [[ $rpc == generate ]] && model=lm
+      "$BUILD/client/elliptical-loadgen" --server="$ADDR" --rpc=$rpc --model=$model --image="$IMAGE" \
+        --max_new_tokens=32 --mode=closed --concurrency="$clients" --duration_s="$DURATION" \
+        --progress=false --out="$REPO.point.json"
+      "$ROOT/.venv/bin/python" -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; r["batching"]=sys.argv[2]; print(json.dumps(r))' \
+        "$REPO.point.json" "$setting" >> "$JSONL"
+    done
   done
   stop_server
 done
@@ -78,10 +81,10 @@ lines = [f"# Serving: {sys.argv[3]}", "",
          "| rpc | batching | clients | req/s | p50 ms | p99 ms | tokens/s | TTFT p50 ms | errors |",
          "|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
-    errors = sum(n for c, n in r["requests_by_code"].items() if c != "0")
-    lines.append(f"| {r['rpc']} | {r['label'].split()[-1]} | {r['clients']} | {r['requests_per_second']:.1f} | "
-                 f"{r['latency_p50_ms']:.1f} | {r['latency_p99_ms']:.1f} | {r.get('tokens_per_second', 0):.0f} | "
-                 f"{r.get('ttft_p50_ms', 0):.1f} | {errors} |")
+    lat = r["latency_ms"]
+    lines.append(f"| {r['rpc']} | {r['batching']} | {r['concurrency']} | {r['throughput']:.1f} | "
+                 f"{lat['p50']:.1f} | {lat['p99']:.1f} | {r.get('tokens_per_second', 0):.0f} | "
+                 f"{r.get('ttft_ms', {}).get('p50', 0):.1f} | {sum(r['errors'].values())} |")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -36,9 +36,11 @@ for round in 1 2; do
     PID=$!
     until [[ -s "$REPO.port" ]] && grep -q "serving" "$REPO.log"; do sleep 0.1; done
     echo "[bench] round $round, sample rate $rate"
-    "$BUILD/bench/serving_load" --server="127.0.0.1:$(cat "$REPO.port")" --rpc=classify \
+    "$BUILD/client/elliptical-loadgen" --server="127.0.0.1:$(cat "$REPO.port")" --rpc=classify \
       --model=classifier --image="$BUILD/fixtures/classifier/images/pattern_0.png" \
-      --clients="$CLIENTS" --duration_s="$DURATION" --label="rate $rate" | tee -a "$OUT"
+      --concurrency="$CLIENTS" --duration_s="$DURATION" --progress=false --out="$REPO.point.json"
+    "$ROOT/.venv/bin/python" -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; r["sample_rate"]=float(sys.argv[2]); print(json.dumps(r))' \
+      "$REPO.point.json" "$rate" | tee -a "$OUT"
     kill -TERM "$PID"; wait "$PID" || true; PID=""
   done
 done

@@ -28,7 +28,8 @@ inline void AddModel(const std::filesystem::path& repo, const std::string& name,
 }
 
 // build/serving_repo_<pid>_<tag>: classifiers vit-batched (batches of 4 after up to 300 ms),
-// vit-single (no batching), vit-slow (1.5 s delay, queue of 2); segmenter seg; language models
+// vit-single (no batching), vit-slow (1.5 s delay, queue of 2), vit-delay (100 ms wait per
+// request); segmenter seg; language models
 // lm (8 running) and lm-one-slot (1 running).
 inline std::string MakeServingRepository(const std::string& tag) {
   namespace fs = std::filesystem;
@@ -41,6 +42,8 @@ inline std::string MakeServingRepository(const std::string& tag) {
   AddModel(repo, "vit-single", vit, {{"batching", {{"max_batch_size", 1}, {"max_queue_delay_ms", 0}}}});
   AddModel(repo, "vit-slow", vit,
            {{"batching", {{"max_batch_size", 8}, {"max_queue_delay_ms", 1500}, {"max_queue_size", 2}}}});
+  // Batches never fill (one client, room for 64): every request waits out exactly 100 ms.
+  AddModel(repo, "vit-delay", vit, {{"batching", {{"max_batch_size", 64}, {"max_queue_delay_ms", 100}}}});
   AddModel(repo, "seg", seg, {{"batching", {{"max_batch_size", 4}, {"max_queue_delay_ms", 5}}}});
   AddModel(repo, "lm", lm, {{"generation", {{"max_running", 8}, {"max_new_tokens_limit", 2000}}}});
   AddModel(repo, "lm-one-slot", lm, {{"generation", {{"max_running", 1}, {"max_new_tokens_limit", 2000}}}});
