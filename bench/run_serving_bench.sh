@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving throughput and latency against concurrency, batching on against batching off, for
 # Classify and Generate: starts the real server on a free loopback port for each setting and
-# drives it with elliptical-loadgen (closed loop). Writes bench/results/serving-<label>.{jsonl,md}.
+# drives it with elliptical-loadgen (closed loop). Writes bench/results/serving-<label>.{jsonl,md},
+# a plot of latency against throughput per RPC (serving-<label>-<rpc>.png), and the machine.
 #
 #   bash bench/run_serving_bench.sh [--label NAME] [--clients "1 8 32"] [--duration 10]
 #                                   [--classifier DIR] [--lm DIR]
@@ -77,7 +78,10 @@ done
 "$ROOT/.venv/bin/python" - "$JSONL" "$OUT/serving-$LABEL.md" "$LABEL" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-lines = [f"# Serving: {sys.argv[3]}", "",
+import platform, subprocess
+cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name")), platform.processor())
+gpu = subprocess.run(["bash", "-c", "nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null"], capture_output=True, text=True).stdout.strip() or "none"
+lines = [f"# Serving: {sys.argv[3]}", "", f"Machine: {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs, GPU: {gpu}; kernel {platform.release()}.", "",
          "| rpc | batching | clients | req/s | p50 ms | p99 ms | tokens/s | TTFT p50 ms | errors |",
          "|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
@@ -88,3 +92,7 @@ for r in rows:
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+for rpc in classify generate; do
+  "$ROOT/.venv/bin/python" "$ROOT/bench/plot_latency.py" --rpc $rpc --out "$OUT/serving-$LABEL-$rpc.png" \
+    --title "$rpc on $LABEL: latency against throughput (points labelled with clients)" "$JSONL"
+done
