@@ -62,7 +62,7 @@ def main():
 
     for i, (name, pts) in enumerate(sorted(curves.items())):
         colour = COLOURS[i % len(COLOURS)]
-        pts = sorted(pts, key=lambda r: r["throughput"])
+        pts = sorted(pts, key=lambda r: r.get("concurrency") or r.get("offered_rate") or 0)
         for q, width in (("p50", 3), ("p99", 1)):
             line = [px(r["throughput"], r["latency_ms"][q]) for r in pts]
             if len(line) > 1:
