@@ -87,7 +87,9 @@ have_py_pkg() { # name==version
 
 PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "pillow==$PILLOW_VERSION" "packaging==$PACKAGING_VERSION"
              "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION"
-             "sentencepiece==$SENTENCEPIECE_VERSION")
+             "sentencepiece==$SENTENCEPIECE_VERSION"
+             "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION"
+             "protobuf==$PROTOBUF_VERSION" "wheel==$WHEEL_VERSION")
 py_missing=()
 for p in "${PY_PACKAGES[@]}"; do have_py_pkg "$p" || py_missing+=("$p"); done
 if ((${#py_missing[@]})); then
@@ -95,6 +97,23 @@ if ((${#py_missing[@]})); then
   "$PY" -m pip install --disable-pip-version-check --progress-bar on "${py_missing[@]}"
 else
   log "Python packages: all ${#PY_PACKAGES[@]} present"
+fi
+
+# The Python client, built from this checkout (its stubs are generated from proto/ when it is
+# built); reinstalled only when proto/ or the package changed since the last install.
+if [[ ! -d "$ROOT/client/python" ]]; then
+  log "Python client package: client/python not present (a partial copy of the tree), skipped"
+else
+client_stamp="$VENV/.elliptical-client-$(cat "$ROOT"/proto/elliptical/v1/*.proto "$ROOT"/client/python/pyproject.toml \
+  "$ROOT"/client/python/setup.py "$ROOT"/client/python/elliptical_client/*.py | sha256sum | cut -c1-16)"
+if [[ ! -f "$client_stamp" ]]; then
+  log "installing the Python client package (client/python) into $VENV"
+  "$PY" -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps "$ROOT/client/python"
+  rm -f "$VENV"/.elliptical-client-*
+  touch "$client_stamp"
+else
+  log "Python client package: up to date"
+fi
 fi
 
 abi="$("$PY" -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')"

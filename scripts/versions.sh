@@ -12,3 +12,8 @@ TORCHVISION_VERSION=0.26.0
 # SentencePiece's Python package trains the test fixtures' tokenizer; the server reads it with
 # Debian's libsentencepiece.
 SENTENCEPIECE_VERSION=0.2.1
+# The Python client package (client/python): gRPC runtime, the protoc that generates its stubs,
+# and the health-checking stubs; wheel lets pip build it from the checkout without downloads.
+GRPCIO_VERSION=1.68.1
+PROTOBUF_VERSION=5.29.5
+WHEEL_VERSION=0.45.1

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The Python client package against the real server: every RPC, an error, and shutdown.
+
+    python tests/integration/python_client_test.py --server-binary build/server/elliptical-server \
+        --fixtures build/fixtures
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from elliptical_client import Client, ClientError
+
+CHECKS = 0
+
+
+def check(condition, what):
+    global CHECKS
+    CHECKS += 1
+    print(("ok   " if condition else "FAIL ") + what, flush=True)
+    if not condition:
+        raise SystemExit(1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server-binary", required=True)
+    p.add_argument("--fixtures", required=True, help="the build's fixtures directory")
+    args = p.parse_args()
+    work = tempfile.mkdtemp(prefix="python_client_")
+    repo = os.path.join(work, "models")
+    shutil.copytree(os.path.join(args.fixtures, "classifier", "models", "vit-test"), os.path.join(repo, "vit"))
+    shutil.copytree(os.path.join(args.fixtures, "core", "segmenter", "models", "seg-linear"), os.path.join(repo, "seg"))
+    shutil.copytree(os.path.join(args.fixtures, "core", "lm", "models", "lm-chat"), os.path.join(repo, "lm"))
+    port_file = os.path.join(work, "port")
+    server = subprocess.Popen([args.server_binary, f"--model_repository={repo}", "--host=127.0.0.1", "--port=0",
+                               f"--port_file={port_file}", "--metrics_port=-1", "--compute_threads=1"],
+                              stderr=open(os.path.join(work, "server.log"), "w"))
+    try:
+        deadline = time.time() + 60
+        while not (os.path.exists(port_file) and open(port_file).read().strip()) and time.time() < deadline:
+            time.sleep(0.05)
+        client = Client(f"127.0.0.1:{open(port_file).read().strip()}", timeout_s=30)
+        while time.time() < deadline:
+            try:
+                if client.health() == "SERVING":
+                    break
+            except ClientError:
+                pass
+            time.sleep(0.05)
+        check(client.health() == "SERVING", "health is SERVING")
+        check(client.health("lm") == "SERVING", "per-model health")
+
+        models = {m.name: m for m in client.list_models()}
+        check(set(models) == {"vit", "seg", "lm"} and all(m.state == "ready" for m in models.values()),
+              f"list_models: {sorted(models)} all ready")
+        check(models["seg"].family == "segmenter", "families are named")
+        meta = client.metadata("vit")
+        check(meta.image_size_px == 32 and len(meta.labels) == 10, "metadata of the classifier")
+
+        images = [os.path.join(args.fixtures, "classifier", "images", f"pattern_{i}.png") for i in range(2)]
+        with open(images[1], "rb") as f:
+            result = client.classify("vit", [images[0], f.read()], top_k=3)
+        probs = [s.probability for s in result[0]]
+        check(len(result) == 2 and len(result[0]) == 3, "classify: 3 classes for each of 2 images (path and bytes)")
+        check(probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001, "classify: sorted probabilities")
+
+        mask = client.segment("seg", os.path.join(args.fixtures, "core", "segmenter", "images", "large_70x45.png"))
+        check((mask.width, mask.height) == (70, 45) and len(mask.class_ids) == 70 * 45, "segment: mask of the image's size")
+        check(max(mask.class_ids) < len(mask.labels), "segment: class ids index the labels")
+
+        generation = client.generate("lm", "The lighthouse keeper", max_new_tokens=12)
+        pieces = list(generation)
+        check(len(pieces) >= 12 and generation.summary.generated_tokens == 12, "generate: streamed 12 tokens")
+        check(generation.summary.finish_reason == "length", "generate: finish reason")
+        a = client.generate("lm", "Once upon", max_new_tokens=10, temperature=1.0, seed=7).text()
+        b = client.generate("lm", "Once upon", max_new_tokens=10, temperature=1.0, seed=7).text()
+        check(a == b and a, "generate: same seed, same text")
+
+        try:
+            client.classify("no-such-model", images[:1])
+            check(False, "unknown model raises")
+        except ClientError as e:
+            check(e.code == "NOT_FOUND", f"unknown model: ClientError {e.code}")
+        try:
+            list(client.generate("lm", "", max_new_tokens=4))
+            check(False, "empty prompt raises")
+        except ClientError as e:
+            check(e.code == "INVALID_ARGUMENT", f"empty prompt: ClientError {e.code}")
+        client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = -1
+        shutil.rmtree(work, ignore_errors=True)
+    check(code == 0, "server exits 0 on SIGTERM")
+    print(f"{CHECKS} checks passed")
+
+
+if __name__ == "__main__":
+    main()
