@@ -3,7 +3,8 @@
 setting, as a PNG (Pillow only, no plotting library needed).
 
     python bench/plot_latency.py --rpc classify --out plot.png rows.jsonl
-Each line of rows.jsonl is a loadgen report with a "batching" (or "label") field naming its curve.
+ROWS is elliptical-loadgen's --out file (a JSON array, one curve), or lines of reports each with a
+"batching" (or "label") field naming its curve.
 """
 import argparse
 import json
@@ -21,7 +22,9 @@ def main():
     p.add_argument("--title", default="")
     p.add_argument("rows")
     args = p.parse_args()
-    rows = [json.loads(l) for l in open(args.rows) if l.strip()]
+    text = open(args.rows).read()
+    # elliptical-loadgen --out writes a JSON array; the bench scripts write one report a line.
+    rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
     rows = [r for r in rows if r["rpc"] == args.rpc and r["ok"] > 0]
     curves = {}
     for r in rows:

@@ -83,6 +83,37 @@ int RunModels(const CallOptions& options) {
   return 0;
 }
 
+int RunMetadata(const CallOptions& options, const std::string& name) {
+  if (name.empty()) {
+    std::cerr << "usage: elliptical-client metadata MODEL\n";
+    return 2;
+  }
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  v1::GetModelMetadataRequest request;
+  request.set_model_name(name);
+  v1::GetModelMetadataResponse m;
+  grpc::Status status = stub->GetModelMetadata(&context, request, &m);
+  if (!status.ok()) return Report(options, status);
+  std::string layers;
+  for (uint32_t l : m.attention().elliptical_layers()) absl::StrAppend(&layers, layers.empty() ? "" : ",", l);
+  std::cout << absl::StrFormat("%s: %s, %s%s\n", m.name(), FamilyName(m.family()), StateName(m.status().state()),
+                               m.status().reason().empty() ? "" : absl::StrCat(" (", m.status().reason(), ")"));
+  std::cout << absl::StrFormat("  device %s, %s; %d layers, %d heads, width %d, %d parameters\n", m.device(),
+                               m.dtype(), m.num_layers(), m.num_heads(), m.embed_dim(), m.num_parameters());
+  std::cout << absl::StrFormat("  attention %s, elliptical layers [%s], score scale %g, estimator %s\n",
+                               m.attention().mode() == v1::ATTENTION_MODE_DOT_PRODUCT ? "dot-product" : "elliptical",
+                               layers, m.attention().score_scale(), m.attention().metric_estimator());
+  if (m.image_size_px() > 0) std::cout << "  image size " << m.image_size_px() << " px\n";
+  if (m.labels_size() > 0) {
+    std::cout << "  " << m.labels_size() << " labels: ";
+    for (int i = 0; i < std::min(m.labels_size(), 10); ++i) std::cout << (i ? ", " : "") << m.labels(i);
+    std::cout << (m.labels_size() > 10 ? ", ...\n" : "\n");
+  }
+  return 0;
+}
+
 int RunHealth(const CallOptions& options) {
   auto stub = grpc::health::v1::Health::NewStub(Connect(options));
   grpc::ClientContext context;

@@ -33,6 +33,7 @@ int RunGenerate(const CallOptions& options, const std::string& prompt, const Gen
 int RunSegment(const CallOptions& options, const std::string& image, const std::string& out_prefix);
 
 int RunModels(const CallOptions& options);
+int RunMetadata(const CallOptions& options, const std::string& model);
 int RunHealth(const CallOptions& options);
 
 }  // namespace elliptical::client

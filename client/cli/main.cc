@@ -44,6 +44,7 @@ constexpr char kUsage[] =
     "  elliptical-client [flags] segment IMAGE       class map as PNG + overlay\n"
     "  elliptical-client [flags] generate \"PROMPT\"  text streamed as it is generated\n"
     "  elliptical-client [flags] models              models of the server and their state\n"
+    "  elliptical-client [flags] metadata MODEL      a model's shape, attention and labels\n"
     "  elliptical-client [flags] health              the server's health status\n"
     "\n"
     "Flags go before or after the command; --helpfull lists them all.";
@@ -89,6 +90,9 @@ int main(int argc, char** argv) {
     return elliptical::client::RunGenerate(options, prompt, g);
   }
   if (command == "models") return elliptical::client::RunModels(options);
+  if (command == "metadata") {
+    return elliptical::client::RunMetadata(options, args.empty() ? options.model : args[0]);
+  }
   if (command == "health") return elliptical::client::RunHealth(options);
   std::cerr << "unknown command \"" << command << "\"\n\n" << kUsage << "\n";
   return 2;

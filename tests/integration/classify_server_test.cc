@@ -218,6 +218,17 @@ TEST_F(ClassifyServerTest, FailedModelIsListedWithItsReasonAndOthersServe) {
   EXPECT_NE(r.out.find("failed: "), std::string::npos) << r.out;
 }
 
+TEST_F(ClassifyServerTest, ClientPrintsMetadata) {
+  CommandResult r = Client({"metadata", "vit-test"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("vit-test: image_classifier, ready"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("elliptical layers [1,2]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("image size 32 px"), std::string::npos) << r.out;
+  CommandResult missing = Client({"metadata", "nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("NOT_FOUND"), std::string::npos) << missing.err;
+}
+
 TEST_F(ClassifyServerTest, MetadataDescribesTheModel) {
   grpc::ClientContext context;
   v1::GetModelMetadataRequest request;
