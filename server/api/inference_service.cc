@@ -50,7 +50,7 @@ grpc::Status InferenceService::GetModelMetadata(grpc::ServerContext*,
 }
 
 std::string InferenceService::ModelLabel(const std::string& name) const {
-  return repository_->Describe(name).ok() ? name : "unknown";
+  return repository_->Contains(name) ? name : "unknown";
 }
 
 grpc::Status InferenceService::Finish(const std::string& model, const char* rpc, absl::Time start,

@@ -160,6 +160,11 @@ std::vector<ModelSnapshot> ModelRepository::List() const {
   return out;
 }
 
+bool ModelRepository::Contains(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  return models_.count(name) > 0;
+}
+
 absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);

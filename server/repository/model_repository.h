@@ -54,6 +54,8 @@ class ModelRepository {
   std::vector<ModelSnapshot> List() const;
   // NOT_FOUND for an unknown name.
   absl::StatusOr<ModelSnapshot> Describe(const std::string& name) const;
+  // Whether a model of that name is in the repository (cheap: for every call's metric labels).
+  bool Contains(const std::string& name) const;
 
   // NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed load (with the
   // reason), FAILED_PRECONDITION when the model is of another family.
