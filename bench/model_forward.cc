@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "model/decoder_lm.h"
 #include "model/device.h"
+#include "model/runtime.h"
 #include "model/vit.h"
 
 ABSL_FLAG(std::string, models, "deit_tiny,deit_small,lm16", "deit_tiny, deit_small, lm16");
@@ -32,6 +33,7 @@ ABSL_FLAG(int, threads, 0, "intra-op threads; 0 keeps LibTorch's default");
 ABSL_FLAG(double, min_seconds, 3.0, "time each mode of each measurement for at least this long");
 ABSL_FLAG(int, warmup, 2, "untimed forwards before each measurement");
 ABSL_FLAG(std::string, out, "", "JSON file to write (stdout when empty)");
+ABSL_FLAG(bool, tune_malloc, true, "tune glibc's allocator as the server does");
 
 namespace elliptical::bench {
 namespace {
@@ -106,9 +108,9 @@ void Synchronize(torch::Device device) {
 // the noise of a shared machine falls on all modes alike and their ratio stays meaningful.
 std::vector<nlohmann::json> Measure(const std::string& name, const std::vector<AttentionMode>& modes,
                                     int batch, torch::Device device, torch::ScalarType dtype) {
-  c10::InferenceMode guard;
   std::vector<Workload> workloads;
   for (AttentionMode mode : modes) workloads.push_back(Make(name, mode, batch, device, dtype));
+  c10::InferenceMode guard;
   for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
     for (Workload& w : workloads) w.run();
   }
@@ -166,6 +168,8 @@ int Run() {
     return 2;
   }
   if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  // As the server does (model/runtime.h); --tune_malloc=false measures glibc's defaults.
+  if (absl::GetFlag(FLAGS_tune_malloc)) model::TuneCpuAllocator();
   std::vector<AttentionMode> modes;
   for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {
     if (m != "elliptical" && m != "dot_product") {

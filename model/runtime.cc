@@ -1,5 +1,7 @@
 #include "model/runtime.h"
 
+#include <malloc.h>
+
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/torch.h>
 
@@ -17,6 +19,13 @@ std::string RuntimeSummary() {
                       " CPU compute threads, CUDA ",
                       cuda ? absl::StrCat(torch::cuda::device_count(), " device(s)")
                            : std::string("not available"));
+}
+
+void TuneCpuAllocator() {
+  // 32 MiB is glibc's largest mmap threshold: every smaller tensor comes from the heap; and the
+  // heap is trimmed only beyond 512 MiB free at its top.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
 std::string TorchVersion() { return TORCH_VERSION; }

@@ -10,6 +10,12 @@ namespace elliptical::model {
 // (one per core).
 void SetComputeThreads(int threads);
 
+// Keeps freed activation buffers in the process instead of returning them to the kernel after
+// every forward: glibc otherwise serves tensors above its mmap threshold with fresh mappings
+// whose pages fault in again each time (measured: DeiT-Tiny forward 170 -> 136 ms, one thread).
+// The cost is a resident size that stays at its peak. Call once at start.
+void TuneCpuAllocator();
+
 // "LibTorch 2.11.0, CUDA available: 1 device(s)" and the like, for the start-up log.
 std::string RuntimeSummary();
 
