@@ -1,13 +1,17 @@
 """Python client for the elliptical-attention model server.
 
-    from elliptical_client import Client
-    client = Client("localhost:8500")
-    print(client.classify("demo-vit-classifier", ["cat.png"]))
-    for piece in client.generate("my-lm", "Once upon a time", max_new_tokens=32):
-        print(piece, end="", flush=True)
-"""
-from .client import (ClassScore, Client, ClientError, Generation, GenerationSummary, ModelInfo,
-                     SegmentationMask)
+    from elliptical_client import Client, ClientError
 
-__all__ = ["Client", "ClientError", "ClassScore", "SegmentationMask", "Generation", "GenerationSummary",
-           "ModelInfo"]
+    with Client("localhost:8500") as client:
+        for scores in client.classify("demo-vit-classifier", ["cat.png"], top_k=3):
+            print([(s.label, round(s.probability, 3)) for s in scores])
+        generation = client.generate("my-lm", "Once upon a time", max_new_tokens=32)
+        for piece in generation:
+            print(piece, end="", flush=True)
+        print(generation.summary)
+"""
+from .client import (Classification, ClassScore, Client, ClientError, Generation, GenerationSummary, ImageInput,
+                     ModelInfo, SegmentationMask)
+
+__all__ = ["Client", "ClientError", "Classification", "ClassScore", "SegmentationMask", "Generation",
+           "GenerationSummary", "ModelInfo", "ImageInput"]

@@ -1,24 +1,26 @@
 """A thin, typed layer over the generated gRPC stubs (elliptical.v1.InferenceService)."""
 from __future__ import annotations
 
+import array
 import os
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Union
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-# The generated modules import each other as `elliptical.v1.*` (their proto package).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_generated"))
-from elliptical.v1 import (classify_pb2, generate_pb2, image_pb2, inference_service_pb2_grpc,  # noqa: E402
-                           models_pb2, segment_pb2)
+from ._generated.elliptical.v1 import (attention_stats_pb2, classify_pb2, generate_pb2, image_pb2,
+                                       inference_service_pb2_grpc, models_pb2, segment_pb2)
 
-ImageInput = Union[bytes, str, os.PathLike]
+ImageInput = Union[bytes, str, "os.PathLike[str]"]
+"""An encoded image (PNG or JPEG): its bytes, or the path of its file."""
 
 
 class ClientError(Exception):
-    """A failed call: `code` is the gRPC status name (NOT_FOUND, INVALID_ARGUMENT, ...)."""
+    """A failed call: `code` is the gRPC status name (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE, ...),
+    `message` the server's explanation."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -30,12 +32,16 @@ def _wrap(error: grpc.RpcError) -> ClientError:
     return ClientError(error.code().name, error.details() or "")
 
 
+def _enum_name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).replace(prefix, "").lower()
+
+
 @dataclass
 class ModelInfo:
     name: str
     family: str  # image_classifier | segmenter | language_model
     state: str   # loading | ready | failed
-    reason: str = ""
+    reason: str = ""  # why it is not ready
 
 
 @dataclass
@@ -45,43 +51,59 @@ class ClassScore:
     class_id: int
 
 
+class Classification(List[ClassScore]):
+    """The top classes of one image, best first (a list of ClassScore); `attention_stats` is the
+    per-layer AttentionStats message when the call asked for stats, else None."""
+    attention_stats: Optional[attention_stats_pb2.AttentionStats] = None
+
+
 @dataclass
 class SegmentationMask:
     width: int
     height: int
-    class_ids: List[int]  # row-major, width * height
+    class_ids: List[int]  # row-major, width * height; index into labels
     labels: List[str]
 
 
 @dataclass
 class GenerationSummary:
-    finish_reason: str
+    finish_reason: str  # length | end_of_sequence | stop_sequence
     prompt_tokens: int
     generated_tokens: int
     time_to_first_token_us: int
     total_us: int
 
 
-@dataclass
 class Generation:
-    """Iterate for the text pieces as they arrive; `summary` is set once the stream ends."""
-    _stream: object
-    summary: Optional[GenerationSummary] = None
-    token_ids: List[int] = field(default_factory=list)
+    """A streaming generation. Iterate it for the text pieces as they arrive (empty pieces, while
+    text is held back in case it begins a stop sequence, are skipped); once the stream has ended,
+    `summary` is set and `token_ids` holds every generated token. `cancel()` ends it early (the
+    iteration then just stops). Iterate it once."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._cancelled = False
+        self.summary: Optional[GenerationSummary] = None
+        self.token_ids: List[int] = []
 
     def __iter__(self) -> Iterator[str]:
         try:
             for message in self._stream:
+                final = message.HasField("summary")
                 if message.HasField("token"):
-                    if message.token.text or not message.HasField("summary"):
+                    # The final message's token, if any, only releases held-back text.
+                    if not final:
                         self.token_ids.append(message.token.id)
-                    yield message.token.text
-                if message.HasField("summary"):
+                    if message.token.text:
+                        yield message.token.text
+                if final:
                     s = message.summary
                     self.summary = GenerationSummary(
-                        generate_pb2.FinishReason.Name(s.finish_reason).replace("FINISH_REASON_", "").lower(),
+                        _enum_name(generate_pb2.FinishReason, s.finish_reason, "FINISH_REASON_"),
                         s.prompt_tokens, s.generated_tokens, s.time_to_first_token_us, s.total_us)
         except grpc.RpcError as e:
+            if self._cancelled and e.code() == grpc.StatusCode.CANCELLED:
+                return
             raise _wrap(e) from None
 
     def text(self) -> str:
@@ -89,21 +111,25 @@ class Generation:
         return "".join(self)
 
     def cancel(self) -> None:
+        """Cancels the call; the server frees the sequence's slot at its next step."""
+        self._cancelled = True
         self._stream.cancel()
 
 
 def _image(source: ImageInput) -> image_pb2.Image:
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray, memoryview)):
         return image_pb2.Image(encoded=bytes(source))
     with open(source, "rb") as f:
         return image_pb2.Image(encoded=f.read())
 
 
 class Client:
-    """Calls one server. Every method raises ClientError on failure."""
+    """Calls one server (`host:port`, plaintext). Every method raises ClientError on failure;
+    `timeout_s` is each call's deadline. Usable as a context manager (closes the channel)."""
 
     def __init__(self, address: str = "localhost:8500", timeout_s: float = 30.0):
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
+        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                                ("grpc.max_send_message_length", 64 << 20)])
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self.timeout_s = timeout_s
@@ -118,23 +144,42 @@ class Client:
         self.close()
 
     def health(self, service: str = "") -> str:
-        """SERVING or NOT_SERVING; `service` may be a model name."""
+        """SERVING or NOT_SERVING: the server's ("") or a model's (its name) health."""
         try:
             r = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s)
         except grpc.RpcError as e:
             raise _wrap(e) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
 
+    def wait_until_serving(self, timeout_s: float = 60.0) -> None:
+        """Waits until the server answers health SERVING (it is NOT_SERVING until every model has
+        been tried); raises ClientError(DEADLINE_EXCEEDED) after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while True:
+            try:
+                last = self.health()
+                if last == "SERVING":
+                    return
+            except ClientError as e:
+                last = str(e)
+            if time.monotonic() >= deadline:
+                raise ClientError("DEADLINE_EXCEEDED", f"not SERVING after {timeout_s:g} s (last: {last})")
+            time.sleep(0.05)
+
     def list_models(self) -> List[ModelInfo]:
+        """Every model in the server's repository, with its family and load state."""
         try:
             r = self._stub.ListModels(models_pb2.ListModelsRequest(), timeout=self.timeout_s)
         except grpc.RpcError as e:
             raise _wrap(e) from None
-        return [ModelInfo(m.name, models_pb2.ModelFamily.Name(m.family).replace("MODEL_FAMILY_", "").lower(),
-                          models_pb2.ModelState.Name(m.status.state).replace("MODEL_STATE_", "").lower(),
-                          m.status.reason) for m in r.models]
+        return [ModelInfo(m.name, _enum_name(models_pb2.ModelFamily, m.family, "MODEL_FAMILY_"),
+                          _enum_name(models_pb2.ModelState, m.status.state, "MODEL_STATE_"), m.status.reason)
+                for m in r.models]
 
     def metadata(self, model: str) -> models_pb2.GetModelMetadataResponse:
+        """The model's GetModelMetadataResponse message (family, device, dtype, attention config,
+        image_size_px, labels, layer/head/width counts, num_parameters)."""
         try:
             return self._stub.GetModelMetadata(models_pb2.GetModelMetadataRequest(model_name=model),
                                                timeout=self.timeout_s)
@@ -142,18 +187,25 @@ class Client:
             raise _wrap(e) from None
 
     def classify(self, model: str, images: Sequence[ImageInput], top_k: int = 5,
-                 stats: bool = False) -> List[List[ClassScore]]:
-        """The top_k classes of each image, best first."""
+                 stats: bool = False) -> List[Classification]:
+        """The top_k classes of each image (one Classification per image, in order), best first;
+        with stats=True each also carries the per-layer attention statistics."""
         request = classify_pb2.ClassifyRequest(model_name=model, images=[_image(i) for i in images],
                                                top_k=top_k, return_attention_stats=stats)
         try:
             r = self._stub.Classify(request, timeout=self.timeout_s)
         except grpc.RpcError as e:
             raise _wrap(e) from None
-        return [[ClassScore(c.label, c.probability, c.class_id) for c in result.classes]
-                for result in r.classifications]
+        out = []
+        for result in r.classifications:
+            c = Classification(ClassScore(s.label, s.probability, s.class_id) for s in result.classes)
+            if result.HasField("attention_stats"):
+                c.attention_stats = result.attention_stats
+            out.append(c)
+        return out
 
     def segment(self, model: str, image: ImageInput) -> SegmentationMask:
+        """A class id per pixel of the image, at its own resolution."""
         request = segment_pb2.SegmentRequest(model_name=model, images=[_image(image)])
         try:
             r = self._stub.Segment(request, timeout=self.timeout_s)
@@ -161,17 +213,23 @@ class Client:
             raise _wrap(e) from None
         m = r.masks[0]
         if m.WhichOneof("class_ids") == "class_ids_u16":
-            raw = m.class_ids_u16
-            ids = [raw[i] | raw[i + 1] << 8 for i in range(0, len(raw), 2)]
+            ids = array.array("H", m.class_ids_u16)  # little-endian on the wire
+            if sys.byteorder == "big":
+                ids.byteswap()
+            class_ids = ids.tolist()
         else:
-            ids = list(m.class_ids_u8)
-        return SegmentationMask(m.width_px, m.height_px, ids, list(m.labels))
+            class_ids = list(m.class_ids_u8)
+        return SegmentationMask(m.width_px, m.height_px, class_ids, list(m.labels))
 
     def generate(self, model: str, prompt: str, max_new_tokens: int = 0, temperature: float = 0.0,
-                 top_k: int = 0, top_p: float = 0.0, seed: int = 0,
-                 stop: Sequence[str] = ()) -> Generation:
-        """Starts a generation; iterate the result for text pieces as they are produced."""
+                 top_k: int = 0, top_p: float = 0.0, seed: int = 0, stop: Sequence[str] = (),
+                 timeout_s: Optional[float] = None) -> Generation:
+        """Starts a generation and returns at once; iterate the result for text pieces as they
+        are produced. max_new_tokens 0: the model's default; temperature 0: greedy; top_k 0 and
+        top_p 0: no filtering; seed 0: random (same seed and inputs, same text); stop: strings
+        that end the generation (not returned). timeout_s (default: the client's) bounds the
+        whole stream. Errors surface while iterating."""
         request = generate_pb2.GenerateRequest(model_name=model, prompt=prompt, max_new_tokens=max_new_tokens,
                                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                                                stop=list(stop))
-        return Generation(self._stub.Generate(request, timeout=self.timeout_s))
+        return Generation(self._stub.Generate(request, timeout=timeout_s or self.timeout_s))
