@@ -110,7 +110,7 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
   s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
   s->deadline = p.deadline;
   s->arrived = absl::Now();
-  s->text = std::make_unique<TextStream>(tokenizer_.get(), p.stop);
+  s->text = std::make_unique<TextStream>(tokenizer_.get(), p.stop, s->prompt);
   s->stream = std::make_shared<GenerationStream>();
   std::shared_ptr<GenerationStream> stream = s->stream;
 

@@ -25,6 +25,15 @@ size_t UnstableTail(const std::string& text) {
 
 }  // namespace
 
+TextStream::TextStream(const Tokenizer* tokenizer, std::vector<std::string> stops,
+                       const std::vector<int32_t>& prompt)
+    : tokenizer_(tokenizer), stops_(std::move(stops)) {
+  if (!prompt.empty()) {
+    ids_.push_back(prompt.back());
+    released_ = tokenizer_->Decode(ids_).size();
+  }
+}
+
 TextStream::Update TextStream::Push(int32_t id) {
   ids_.push_back(id);
   const std::string text = tokenizer_->Decode(ids_);

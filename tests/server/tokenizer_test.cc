@@ -57,6 +57,21 @@ TEST(TextStream, PiecesConcatenateToTheDecodedText) {
   EXPECT_EQ(streamed, tokenizer->Decode(ids));
 }
 
+TEST(TextStream, ContinuationKeepsTheSpaceAfterThePrompt) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  const std::string text = "The lighthouse keeper wrote the weather in a book.";
+  const std::vector<int32_t> ids = tokenizer->Encode(text);
+  // Split after the first word: the generated part's first piece starts a new word.
+  const std::vector<int32_t> prompt(ids.begin(), ids.begin() + tokenizer->Encode("The").size());
+  TextStream stream(tokenizer.get(), {}, prompt);
+  std::string streamed;
+  for (size_t i = prompt.size(); i < ids.size(); ++i) streamed += stream.Push(ids[i]).text;
+  streamed += stream.Flush();
+  EXPECT_EQ(tokenizer->Decode(prompt) + streamed, text);
+  EXPECT_EQ(streamed[0], ' ');
+}
+
 TEST(TextStream, StopSequenceIsWithheldAndEndsTheStream) {
   auto tokenizer = LoadChat();
   ASSERT_NE(tokenizer, nullptr);
