@@ -21,8 +21,7 @@ COPY . .
 RUN bash scripts/build.sh -DELLIPTICAL_BUILD_TESTS=OFF \
       -DELLIPTICAL_PYTHON=${ELLIPTICAL_VENV}/bin/python \
       -DCMAKE_INSTALL_PREFIX=/opt/elliptical \
- && cmake --install build \
- && ${ELLIPTICAL_VENV}/bin/python tools/make_demo_model.py --out /opt/elliptical/models/demo-vit-classifier
+ && cmake --install build
 
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY scripts/ /opt/elliptical/scripts/
@@ -32,7 +31,8 @@ COPY --from=build /opt/elliptical/venv /opt/elliptical/venv
 COPY --from=build /opt/elliptical/bin /opt/elliptical/bin
 # The SentencePiece shim the server loads at run time (server/generation/sentencepiece_shim.cc).
 COPY --from=build /opt/elliptical/lib /opt/elliptical/lib
-COPY --from=build /opt/elliptical/models /opt/elliptical/models
+# The default models, trained by training/train.py and kept in the repository.
+COPY models/ /opt/elliptical/models/
 RUN useradd --system --uid 10001 elliptical
 USER elliptical
 EXPOSE 8500 8501

@@ -18,7 +18,8 @@ log() { printf '[setup] %s\n' "$*"; }
 SUDO=""
 if [[ $EUID -ne 0 ]]; then SUDO="sudo"; fi
 
-# Debian packages. Build: compilers' inputs (headers, CMake configs, code generators), test tools.
+# Debian packages. Build: compilers' inputs (headers, CMake configs, code generators), test tools,
+# and the default language model's text (bible-kjv-text, read with bible-kjv's `bible` program).
 # Runtime: the shared libraries the server binary links against.
 BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
@@ -32,6 +33,7 @@ BUILD_PACKAGES=(
   libstb-dev
   libsentencepiece-dev
   prometheus curl
+  bible-kjv bible-kjv-text
 )
 RUNTIME_PACKAGES=(
   ca-certificates python3
@@ -87,7 +89,7 @@ have_py_pkg() { # name==version
 
 PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "pillow==$PILLOW_VERSION" "packaging==$PACKAGING_VERSION"
              "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION"
-             "sentencepiece==$SENTENCEPIECE_VERSION"
+             "sentencepiece==$SENTENCEPIECE_VERSION" "scikit-learn==$SCIKIT_LEARN_VERSION"
              "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION"
              "protobuf==$PROTOBUF_VERSION" "wheel==$WHEEL_VERSION")
 py_missing=()

@@ -12,6 +12,9 @@ TORCHVISION_VERSION=0.26.0
 # SentencePiece's Python package trains the test fixtures' tokenizer; the server reads it with
 # Debian's libsentencepiece.
 SENTENCEPIECE_VERSION=0.2.1
+# scikit-learn ships the handwritten digits the default classifier and segmenter learn from
+# (training/ and the default-model tests read them from it).
+SCIKIT_LEARN_VERSION=1.9.1
 # The Python client package (client/python): gRPC runtime, the protoc that generates its stubs,
 # and the health-checking stubs; wheel lets pip build it from the checkout without downloads.
 GRPCIO_VERSION=1.68.1

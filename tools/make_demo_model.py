@@ -2,10 +2,10 @@
 """Writes a model directory holding a small elliptical ViT classifier with seeded random weights.
 
 The weights are random: the answers are meaningless, but the model exercises every part of the
-serving path (config, safetensors, labels, elliptical attention). Trained default models replace
-it as the project's defaults once they exist.
+serving path (config, safetensors, labels, elliptical attention). The test fixtures build on it;
+the default models in models/ are trained ones (training/train.py).
 
-    python tools/make_demo_model.py --out models/demo-vit-classifier
+    python tools/make_demo_model.py --out /tmp/models/demo-vit-classifier
 """
 import argparse
 import json

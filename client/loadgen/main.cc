@@ -1,6 +1,6 @@
 // elliptical-loadgen: load against a running server, closed or open loop, one point or a sweep.
 //
-//   elliptical-loadgen --rpc=classify --model=demo-vit-classifier --image=cat.png \
+//   elliptical-loadgen --rpc=classify --model=digits-vit --image=docs/examples/digit-3.png \
 //                      --mode=closed --sweep=1,4,16,32 --duration_s=10 --out=sweep.json
 //   elliptical-loadgen --rpc=generate --model=lm --mode=open --rate=20 --requests=500
 #include <fstream>

@@ -3,9 +3,9 @@
     from elliptical_client import Client, ClientError
 
     with Client("localhost:8500") as client:
-        for scores in client.classify("demo-vit-classifier", ["cat.png"], top_k=3):
+        for scores in client.classify("digits-vit", ["docs/examples/digit-3.png"], top_k=3):
             print([(s.label, round(s.probability, 3)) for s in scores])
-        generation = client.generate("my-lm", "Once upon a time", max_new_tokens=32)
+        generation = client.generate("kjv-lm", "And God said", max_new_tokens=32)
         for piece in generation:
             print(piece, end="", flush=True)
         print(generation.summary)

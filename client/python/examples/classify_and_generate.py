@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Classifies images and streams generated text with the elliptical_client package.
 
-    python client/python/examples/classify_and_generate.py --server localhost:8500 cat.png \
-        --classifier demo-vit-classifier --lm my-lm --prompt "Once upon a time"
+    python client/python/examples/classify_and_generate.py --server localhost:8500 \
+        docs/examples/digit-3.png docs/examples/digit-7.png --prompt "And God said"
 """
 import argparse
 import sys
@@ -15,7 +15,7 @@ def main() -> int:
     p.add_argument("--server", default="localhost:8500")
     p.add_argument("--classifier", help="classifier model (default: the first ready one)")
     p.add_argument("--lm", help="language model (default: the first ready one)")
-    p.add_argument("--prompt", default="Once upon a time")
+    p.add_argument("--prompt", default="And God said")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("images", nargs="*")
     args = p.parse_args()
