@@ -12,9 +12,9 @@ HELDOUT_FRACTION = 0.2
 CLASSES = [str(d) for d in range(10)]
 SCENE_SIZE = 48
 SCENE_LABELS = ["background"] + [f"digit {d}" for d in range(10)]
-GLYPH_SIZES = (14, 24)  # smallest and largest side of an enlarged digit, in pixels
+GLYPH_SIZES = (18, 26)  # smallest and largest side of an enlarged digit, in pixels
 MAX_TILT = 0.25  # radians a digit may be rotated by
-MAX_DIGITS = 3  # per scene
+MAX_DIGITS = 2  # per scene
 INK_THRESHOLD = 96  # a scene pixel belongs to a digit where its glyph is at least this bright
 
 
@@ -53,7 +53,7 @@ def glyph(image, size, tilt=0.0):
 
 
 def make_scenes(images, labels, count, seed):
-    """Scenes of SCENE_SIZE^2 pixels: 1 to 3 digits of the given set, each enlarged to a side
+    """Scenes of SCENE_SIZE^2 pixels: 1 to MAX_DIGITS digits of the given set, each enlarged to a side
     in GLYPH_SIZES, tilted by up to MAX_TILT and placed at random (later digits over earlier
     ones), faint noise on the background. -> (scenes (count, S, S) uint8, masks (count, S, S) uint8: 0 background, 1 + d
     where digit d's ink is)."""

@@ -2,6 +2,7 @@
 import json
 import os
 
+import digits
 import model_files
 
 COMMON = """
@@ -60,15 +61,15 @@ scene of handwritten digits with its digit or background.
 | family | `segmenter` |
 | input | a 48 x 48 PNG of white digits on black (larger images run in sliding 48 x 48 windows) |
 | output | a class per pixel: `background`, `digit 0` .. `digit 9` |
-| network | ViT encoder, 4 x 4 patches (144 tokens), width 64, 4 blocks, 4 heads, MLP ratio 2; linear decoder; logits upsampled bilinearly |
+| network | ViT encoder, 4 x 4 patches (144 tokens), width {width}, 4 blocks, 4 heads, MLP ratio 2; linear decoder; logits upsampled bilinearly |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors) |
 | **held-out mIoU** | **{miou:.2%}** (11 classes, over {heldout} held-out scenes) |
 
 ## Data
 
 Scenes made by `training/digits.py` from scikit-learn's `load_digits` (see `digits-vit`; CC BY
-4.0): 1 to 3 digits per scene, each enlarged to 14 to 24 pixels, tilted by up to 0.25 rad and
-placed at random, later digits over earlier ones, faint noise on the background; a pixel is a
+4.0): 1 to {max_digits} digits per scene, each enlarged to {glyph_min} to {glyph_max} pixels, tilted by up to {tilt} rad
+and placed at random, later digits over earlier ones, faint noise on the background; a pixel is a
 digit's where that digit's enlarged glyph is at least 96/255 bright. Training draws fresh scenes
 of the training digits every epoch ({train} in all); the {heldout} held-out scenes (seed 2) use
 the held-out digits only. mIoU is the mean over the 11 classes
@@ -103,14 +104,15 @@ the other {train} verses train the tokenizer and the model.
 ## Limits
 
 A 1-million-parameter model: phrases are KJV-like and mostly grammatical, meaning drifts
-within a sentence. It knows nothing but this book.
+within a sentence, and now and then a word is invented. Sample (temperature about 0.8): greedy
+decoding (temperature 0) soon repeats itself. It knows nothing but this book.
 """,
 }
 
 
 def write(directory, what, result):
     net, config = model_files.load(directory)
-    values = {"params": sum(p.numel() for p in net.parameters()),
+    values = {"width": config.get("vit", {}).get("embed_dim"), "params": sum(p.numel() for p in net.parameters()),
               "size": model_files.file_size_mb(directory, config["weights"]),
               "cosine": ", ".join(f"{c:.3f}" for c in result["mean_token_cosine_per_block"]),
               "attention": "Elliptical" if config["attention"]["mode"] == "elliptical" else "Dot-product (baseline)",
@@ -120,7 +122,9 @@ def write(directory, what, result):
         values.update(accuracy=result["heldout_accuracy"], heldout=result["heldout_images"],
                       train=result["train_images"])
     elif what == "segmenter":
-        values.update(miou=result["heldout_miou"], heldout=result["heldout_scenes"], train=result["train_scenes"])
+        values.update(miou=result["heldout_miou"], heldout=result["heldout_scenes"], train=result["train_scenes"],
+                      max_digits=digits.MAX_DIGITS, glyph_min=digits.GLYPH_SIZES[0], glyph_max=digits.GLYPH_SIZES[1],
+                      tilt=digits.MAX_TILT)
     else:
         hp = result["hyperparameters"]
         values.update(vocab=config["vocab_size"], tok_size=model_files.file_size_mb(directory, "tokenizer.model"),
