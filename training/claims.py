@@ -30,9 +30,9 @@ import kjv  # noqa: E402
 import model_files  # noqa: E402
 import train  # noqa: E402
 
-NOISE_SIGMAS = [0.1, 0.2, 0.3]
-FGSM_EPS = [0.05, 0.1, 0.2]
-PGD_EPS = [0.05, 0.1]
+NOISE_SIGMAS = [0.05, 0.1, 0.2]
+FGSM_EPS = [0.01, 0.02, 0.04]
+PGD_EPS = [0.01, 0.02]
 PGD_STEPS = 10
 SWAP_RATES = [0.05, 0.1, 0.2]
 
