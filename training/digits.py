@@ -97,6 +97,13 @@ def confusion(pred, target, classes):
                        minlength=classes * classes).reshape(classes, classes)
 
 
+def class_iou(conf):
+    """Per class: intersection over union accumulated over all images (nan if never seen)."""
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+
+
 def mean_iou(conf):
     """Dataset-level mIoU: per class, intersection over union summed over all images, then the
     mean over the classes that occur in the target or the prediction."""

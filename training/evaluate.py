@@ -39,9 +39,13 @@ def accuracy(net, inputs, labels, cosine=None):
     return float((predict(net, inputs, cosine) == torch.as_tensor(labels)).float().mean())
 
 
-def miou(net, inputs, masks, cosine=None):
+def segmentation_confusion(net, inputs, masks, cosine=None):
     pred = predict(net, inputs, cosine).numpy()
-    return digits.mean_iou(digits.confusion(pred, masks, len(digits.SCENE_LABELS)))
+    return digits.confusion(pred, masks, len(digits.SCENE_LABELS))
+
+
+def miou(net, inputs, masks, cosine=None):
+    return digits.mean_iou(segmentation_confusion(net, inputs, masks, cosine))
 
 
 def lm_stream(sp, verses):

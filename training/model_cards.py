@@ -77,7 +77,9 @@ of intersection over union accumulated over all held-out scenes.
 
 ## Limits
 
-Labels are only as fine as 4 x 4 patches allow: strokes' edges are where most errors are.
+Per-class IoU on the held-out scenes: background {bg_iou:.1%}, digits {digit_iou_min:.1%} to
+{digit_iou_max:.1%} (`eval.json`). Labels are only as fine as 4 x 4 patches allow, so strokes'
+edges are where many errors are; where two digits overlap, the one underneath can be lost.
 """,
     "lm": """# kjv-lm
 
@@ -124,7 +126,9 @@ def write(directory, what, result):
     elif what == "segmenter":
         values.update(miou=result["heldout_miou"], heldout=result["heldout_scenes"], train=result["train_scenes"],
                       max_digits=digits.MAX_DIGITS, glyph_min=digits.GLYPH_SIZES[0], glyph_max=digits.GLYPH_SIZES[1],
-                      tilt=digits.MAX_TILT)
+                      tilt=digits.MAX_TILT, bg_iou=result["heldout_class_iou"]["background"],
+                      digit_iou_min=min(v for k, v in result["heldout_class_iou"].items() if k != "background"),
+                      digit_iou_max=max(v for k, v in result["heldout_class_iou"].items() if k != "background"))
     else:
         hp = result["hyperparameters"]
         values.update(vocab=config["vocab_size"], tok_size=model_files.file_size_mb(directory, "tokenizer.model"),

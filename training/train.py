@@ -159,9 +159,10 @@ def train_segmenter(out, mode):
     net.eval()
     held_scenes, held_masks = digits.heldout_scenes()
     cosine = []
-    score = evaluate.miou(net, evaluate.segmenter_inputs(held_scenes, config), held_masks, cosine)
+    conf = evaluate.segmentation_confusion(net, evaluate.segmenter_inputs(held_scenes, config), held_masks, cosine)
     model_files.save(out, net, config, labels=digits.SCENE_LABELS)
-    return {"heldout_miou": round(score, 4), "heldout_scenes": len(held_masks),
+    return {"heldout_miou": round(digits.mean_iou(conf), 4), "heldout_scenes": len(held_masks),
+            "heldout_class_iou": dict(zip(digits.SCENE_LABELS, np.round(digits.class_iou(conf), 4).tolist())),
             "train_scenes": hp["scenes"] * hp["epochs"], "steps": total,
             "mean_token_cosine_per_block": evaluate.mean_cosine_per_block(cosine)}
 
