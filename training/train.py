@@ -262,5 +262,4 @@ def main():
 
 
 if __name__ == "__main__":
-    np.seterr(all="raise")
     main()
