@@ -19,6 +19,9 @@ lower is more diverse): {cosine}.
 
     .venv/bin/python training/train.py --only {what}
 
+The script saves the trained weights in the layout `tools/convert_checkpoint.py {converter}` reads
+and lets the converter write this directory, as for any checkpoint.
+
 Seed {seed}, torch {torch}; took {seconds:.0f} s on {machine}. Hyperparameters:
 `{hp}`. `eval.json` holds every number on this card. `docs/paper_claims.md` compares this model
 with the same network trained with dot-product attention.
@@ -92,7 +95,7 @@ tokenizer. It continues a prompt in the style of the KJV and stops at the end of
 |---|---|
 | family | `language_model` |
 | tokenizer | SentencePiece unigram, {vocab} pieces, trained on the training verses; no byte fallback (the text is ASCII) |
-| network | decoder-only, pre-LayerNorm, width 128, 4 layers, 4 heads of 32, feed-forward 512 (GELU), sinusoidal positions, tied embeddings; causal elliptical metric (`generation.scale_mode: prefix`, exact with the KV cache) |
+| network | decoder-only in the paper's LM layout: post-LayerNorm, width 128, 4 layers, 4 heads of 32, feed-forward 512 (ReLU), sinusoidal positions, embeddings scaled by sqrt(128) and tied to the output; causal elliptical metric (`generation.scale_mode: prefix`, exact with the KV cache) |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors, tokenizer {tok_size:.2f} MB) |
 | training | {steps} steps of {batch} windows of {window} tokens ({tokens_seen:,} tokens, about {epochs:.1f} passes over {train_tokens:,}) |
 | **held-out perplexity** | **{ppl:.2f}** per token, on {heldout} held-out verses |
@@ -120,7 +123,8 @@ def write(directory, what, result):
               "size": model_files.file_size_mb(directory, config["weights"]),
               "cosine": ", ".join(f"{c:.3f}" for c in result["mean_token_cosine_per_block"]),
               "attention": "Elliptical" if config["attention"]["mode"] == "elliptical" else "Dot-product (baseline)",
-              "what": what, "seed": result["seed"], "torch": result["torch"], "seconds": result["train_seconds"],
+              "what": what, "converter": {"classifier": "deit", "segmenter": "segmenter", "lm": "lm"}[what],
+              "seed": result["seed"], "torch": result["torch"], "seconds": result["train_seconds"],
               "machine": result["machine"], "hp": json.dumps(result["hyperparameters"])}
     if what == "classifier":
         values.update(accuracy=result["heldout_accuracy"], heldout=result["heldout_images"],

@@ -136,18 +136,19 @@ def sinusoid(n, d_model, device=None):
 
 
 class LmAttention(nn.Module):
-    def __init__(self, d_model, heads, head_dim):
+    def __init__(self, lm):
         super().__init__()
-        self.heads, self.head_dim = heads, head_dim
-        self.q_net = nn.Linear(d_model, heads * head_dim, bias=False)
-        self.kv_net = nn.Linear(d_model, 2 * heads * head_dim, bias=False)
-        self.o_net = nn.Linear(heads * head_dim, d_model, bias=False)
-        self.layer_norm = nn.LayerNorm(d_model)
+        self.heads, self.head_dim, self.pre = lm["num_heads"], lm["head_dim"], lm["norm"] == "pre"
+        inner = self.heads * self.head_dim
+        self.q_net = nn.Linear(lm["d_model"], inner, bias=False)
+        self.kv_net = nn.Linear(lm["d_model"], 2 * inner, bias=False)
+        self.o_net = nn.Linear(inner, lm["d_model"], bias=False)
+        self.layer_norm = nn.LayerNorm(lm["d_model"], eps=lm["layer_norm_eps"])
 
     def forward(self, x, v_prev, elliptical):
         B, N, _ = x.shape
         H, D = self.heads, self.head_dim
-        h = self.layer_norm(x)  # pre-LN
+        h = self.layer_norm(x) if self.pre else x
         q = self.q_net(h).view(B, N, H, D).transpose(1, 2)
         k, v = self.kv_net(h).view(B, N, 2, H, D).permute(2, 0, 3, 1, 4)
         if elliptical and v_prev is not None:
@@ -157,31 +158,35 @@ class LmAttention(nn.Module):
                 counts = torch.arange(1, N + 1, device=x.device, dtype=x.dtype).view(1, 1, N, 1)
                 m = max_scale((v - v_prev).abs().cumsum(dim=2) / counts)  # (B, H, N, D)
             q = q * m
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return x + self.o_net(out.transpose(1, 2).reshape(B, N, H * D)), v
+        out = self.o_net(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, N, H * D))
+        return (x + out if self.pre else self.layer_norm(x + out)), v
 
 
 class LmFeedForward(nn.Module):
-    def __init__(self, d_model, d_inner):
+    def __init__(self, lm):
         super().__init__()
-        self.fc1 = nn.Linear(d_model, d_inner)
-        self.fc2 = nn.Linear(d_inner, d_model)
-        self.layer_norm = nn.LayerNorm(d_model)
+        self.pre, self.relu = lm["norm"] == "pre", lm["activation"] == "relu"
+        self.fc1 = nn.Linear(lm["d_model"], lm["d_inner"])
+        self.fc2 = nn.Linear(lm["d_inner"], lm["d_model"])
+        self.layer_norm = nn.LayerNorm(lm["d_model"], eps=lm["layer_norm_eps"])
 
     def forward(self, x):
-        return x + self.fc2(F.gelu(self.fc1(self.layer_norm(x))))
+        h = self.fc1(self.layer_norm(x) if self.pre else x)
+        h = self.fc2(F.relu(h) if self.relu else F.gelu(h))
+        return x + h if self.pre else self.layer_norm(x + h)
 
 
 class LmLayer(nn.Module):
     def __init__(self, lm):
         super().__init__()
-        self.attn = LmAttention(lm["d_model"], lm["num_heads"], lm["head_dim"])
-        self.ff = LmFeedForward(lm["d_model"], lm["d_inner"])
+        self.attn = LmAttention(lm)
+        self.ff = LmFeedForward(lm)
 
 
 class DecoderLm(nn.Module):
-    """The `language_model` family, pre-LN, GELU, sinusoidal ascending positions, tied output
-    embedding with a bias (word_emb, layers.i.attn.*, layers.i.ff.*, final_norm, out.bias)."""
+    """The `language_model` family with sinusoidal ascending positions and a tied output
+    embedding with a bias: word_emb, layers.i.attn.*, layers.i.ff.*, out.bias, and final_norm
+    when the blocks are pre-LN (lm["norm"] "pre" or "post", lm["activation"] "relu" or "gelu")."""
 
     def __init__(self, lm, attention, vocab_size):
         super().__init__()
@@ -190,7 +195,8 @@ class DecoderLm(nn.Module):
         # Unit-scale token vectors after embed_scale = sqrt(d_model), like the sinusoids they meet.
         nn.init.normal_(self.word_emb.weight, std=lm["d_model"] ** -0.5)
         self.layers = nn.ModuleList(LmLayer(lm) for _ in range(lm["num_layers"]))
-        self.final_norm = nn.LayerNorm(lm["d_model"])
+        if lm["norm"] == "pre":
+            self.final_norm = nn.LayerNorm(lm["d_model"], eps=lm["layer_norm_eps"])
         self.out = nn.Module()
         self.out.bias = nn.Parameter(torch.zeros(vocab_size))
         self.elliptical = attention == "elliptical"
@@ -205,7 +211,9 @@ class DecoderLm(nn.Module):
             x = layer.ff(x)
             if trace is not None:
                 trace.cosine.append(mean_token_cosine(x).detach())
-        return self.final_norm(x) @ self.word_emb.weight.T + self.out.bias
+        if self.lm["norm"] == "pre":
+            x = self.final_norm(x)
+        return x @ self.word_emb.weight.T + self.out.bias
 
 
 def parameter_count(module):

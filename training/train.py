@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ GREY = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 
 CLASSIFIER = {"epochs": 60, "batch": 64, "lr": 2e-3, "weight_decay": 0.05, "warmup": 100}
 SEGMENTER = {"epochs": 30, "batch": 32, "lr": 2e-3, "weight_decay": 0.05, "warmup": 100, "scenes": 4000}
-LM = {"steps": 3000, "batch": 16, "window": 128, "lr": 2e-3, "weight_decay": 0.05, "warmup": 100,
+LM = {"steps": 3000, "batch": 16, "window": 128, "lr": 2e-3, "weight_decay": 0.05, "warmup": 200,
       "vocab": 2048}
 
 
@@ -167,23 +168,20 @@ def train_segmenter(out, mode):
             "mean_token_cosine_per_block": evaluate.mean_cosine_per_block(cosine)}
 
 
-def train_tokenizer(verses, out):
+def train_tokenizer(verses, tmp):
+    """-> (processor, path of the .model file in tmp)."""
     import sentencepiece as spm
 
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "train.txt")
-        with open(corpus, "w") as f:
-            f.write("\n".join(verses) + "\n")
-        prefix = os.path.join(tmp, "kjv")
-        # No byte fallback: the text is ASCII, and every character is in the vocabulary.
-        spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=LM["vocab"],
-                                       model_type="unigram", character_coverage=1.0, num_threads=1,
-                                       unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
-                                       input_sentence_size=0, shuffle_input_sentence=False)
-        os.makedirs(out, exist_ok=True)
-        with open(prefix + ".model", "rb") as src, open(os.path.join(out, "tokenizer.model"), "wb") as dst:
-            dst.write(src.read())
-    return spm.SentencePieceProcessor(model_file=os.path.join(out, "tokenizer.model"))
+    corpus = os.path.join(tmp, "train.txt")
+    with open(corpus, "w") as f:
+        f.write("\n".join(verses) + "\n")
+    prefix = os.path.join(tmp, "tokenizer")
+    # No byte fallback: the text is ASCII, and every character is in the vocabulary.
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=LM["vocab"],
+                                   model_type="unigram", character_coverage=1.0, num_threads=1,
+                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+                                   input_sentence_size=0, shuffle_input_sentence=False)
+    return spm.SentencePieceProcessor(model_file=prefix + ".model"), prefix + ".model"
 
 
 def train_lm(out, mode):
@@ -191,15 +189,18 @@ def train_lm(out, mode):
     gen = torch.Generator().manual_seed(SEED)
     hp = LM
     train_verses, held_verses, digest = kjv.split()
-    sp = train_tokenizer(train_verses, out)
+    tmp = tempfile.mkdtemp(prefix="kjv-tokenizer-")
+    sp, tokenizer_path = train_tokenizer(train_verses, tmp)
     stream = evaluate.lm_stream(sp, train_verses)
     starts, pos = [], 0  # training windows begin where a verse begins, as a prompt does
     for encoded in sp.encode(train_verses):
         starts.append(pos)
         pos += len(encoded) + 1
     starts = torch.tensor([s for s in starts if s + hp["window"] + 1 <= len(stream)])
-    lm = {"d_model": 128, "num_layers": 4, "num_heads": 4, "head_dim": 32, "d_inner": 512, "norm": "pre",
-          "activation": "gelu", "layer_norm_eps": 1e-5, "positions": "sinusoidal", "position_order": "ascending",
+    # The paper's LM architecture (post-LN, ReLU, embeddings scaled by sqrt(d_model), tied output
+    # with a bias), so that tools/convert_checkpoint.py's `lm` path exports it.
+    lm = {"d_model": 128, "num_layers": 4, "num_heads": 4, "head_dim": 32, "d_inner": 512, "norm": "post",
+          "activation": "relu", "layer_norm_eps": 1e-5, "positions": "sinusoidal", "position_order": "ascending",
           "max_positions": 1024, "embed_scale": 128 ** 0.5, "tie_embeddings": True, "output_bias": True}
     config = {"family": "language_model", "weights": "model.safetensors", "tokenizer": "tokenizer.model",
               "vocab_size": sp.get_piece_size(), "dtype": "float32", "device": "auto", "lm": lm,
@@ -224,7 +225,8 @@ def train_lm(out, mode):
     net.eval()
     cosine = []
     ppl = evaluate.perplexity(net, evaluate.lm_windows(evaluate.lm_stream(sp, held_verses)), cosine=cosine)
-    model_files.save(out, net, config)
+    model_files.save(out, net, config, tokenizer=tokenizer_path)
+    shutil.rmtree(tmp)
     return {"heldout_perplexity": round(ppl, 3), "heldout_verses": len(held_verses),
             "train_verses": len(train_verses), "train_tokens": len(stream), "text_sha256": digest,
             "steps": hp["steps"], "tokens_seen": hp["steps"] * hp["batch"] * hp["window"],
