@@ -67,33 +67,31 @@ def attacked(net, unit, targets, eps, steps):
     return torch.cat([attack(net, unit[i:i + 64], targets[i:i + 64], eps, steps) for i in range(0, len(unit), 64)])
 
 
+def image_report(net, unit, targets, score, noise_seed, pgd_eps):
+    """score(normalised inputs, cosine rows or None) -> the metric; attacks aim at `targets`."""
+    cosine = []
+    row = {"clean": score(normalise(unit), cosine)}
+    for s in NOISE_SIGMAS:
+        row[f"noise {s}"] = score(normalise(with_noise(unit, s, noise_seed)), None)
+    for e in FGSM_EPS:
+        row[f"FGSM {e}"] = score(normalise(attacked(net, unit, targets, e, 1)), None)
+    for e in pgd_eps:
+        row[f"PGD-{PGD_STEPS} {e}"] = score(normalise(attacked(net, unit, targets, e, PGD_STEPS)), None)
+    return row, evaluate.mean_cosine_per_block(cosine)
+
+
 def classifier_report(net, directory):
     held_images, held_labels = digits.load_split()["heldout"]
-    unit = digits.to_model_input(held_images, 32, mean=0.0, std=1.0)
     labels = torch.as_tensor(held_labels)
-    cosine = []
-    row = {"clean": evaluate.accuracy(net, normalise(unit), labels, cosine)}
-    for s in NOISE_SIGMAS:
-        row[f"noise {s}"] = evaluate.accuracy(net, normalise(with_noise(unit, s, 11)), labels)
-    for e in FGSM_EPS:
-        row[f"FGSM {e}"] = evaluate.accuracy(net, normalise(attacked(net, unit, labels, e, 1)), labels)
-    for e in PGD_EPS:
-        row[f"PGD-{PGD_STEPS} {e}"] = evaluate.accuracy(net, normalise(attacked(net, unit, labels, e, PGD_STEPS)),
-                                                        labels)
-    return row, evaluate.mean_cosine_per_block(cosine)
+    return image_report(net, digits.to_model_input(held_images, 32, mean=0.0, std=1.0), labels,
+                        lambda x, cosine: evaluate.accuracy(net, x, labels, cosine), 11, PGD_EPS)
 
 
 def segmenter_report(net, directory):
     scenes, masks = digits.heldout_scenes()
-    unit = digits.to_model_input(scenes, digits.SCENE_SIZE, mean=0.0, std=1.0)
-    targets = torch.as_tensor(masks).long()
-    cosine = []
-    row = {"clean": evaluate.miou(net, normalise(unit), masks, cosine)}
-    for s in NOISE_SIGMAS:
-        row[f"noise {s}"] = evaluate.miou(net, normalise(with_noise(unit, s, 12)), masks)
-    for e in FGSM_EPS:
-        row[f"FGSM {e}"] = evaluate.miou(net, normalise(attacked(net, unit, targets, e, 1)), masks)
-    return row, evaluate.mean_cosine_per_block(cosine)
+    return image_report(net, digits.to_model_input(scenes, digits.SCENE_SIZE, mean=0.0, std=1.0),
+                        torch.as_tensor(masks).long(), lambda x, cosine: evaluate.miou(net, x, masks, cosine),
+                        12, [])
 
 
 def lm_report(net, directory):

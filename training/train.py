@@ -66,10 +66,25 @@ class Progress:
         print(f"[train] {self.what}: {done}/{self.total} {shown} (eta {eta:.0f} s)", file=sys.stderr, flush=True)
 
 
-def optimiser(net, hp, total_steps):
-    opt = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: nets.cosine_schedule(s, total_steps, hp["warmup"]))
-    return opt, sched
+class Optimiser:
+    """AdamW with warm-up and cosine decay; step(loss) runs one update and reports progress."""
+
+    def __init__(self, net, hp, total_steps, what, clip=None):
+        self.params = list(net.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: nets.cosine_schedule(s, total_steps, hp["warmup"]))
+        self.progress, self.done, self.clip = Progress(what, total_steps), 0, clip
+
+    def step(self, loss):
+        self.opt.zero_grad()
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.opt.step()
+        self.sched.step()
+        self.done += 1
+        self.progress.step(self.done, loss=loss.item())
 
 
 def augment(batch, generator):
@@ -101,21 +116,14 @@ def train_classifier(out, mode):
     hp = CLASSIFIER
     steps_per_epoch = -(-len(labels) // hp["batch"])
     total = hp["epochs"] * steps_per_epoch
-    opt, sched = optimiser(net, hp, total)
-    progress, step = Progress(f"{NAMES['classifier']} ({mode})", total), 0
+    opt = Optimiser(net, hp, total, f"{NAMES['classifier']} ({mode})")
     net.train()
     for _ in range(hp["epochs"]):
         order = torch.randperm(len(labels), generator=gen)
         for i in range(0, len(labels), hp["batch"]):
             idx = order[i:i + hp["batch"]]
             x = (augment(unit[idx], gen) - 0.5) / 0.5
-            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            progress.step(step, loss=loss.item())
+            opt.step(F.cross_entropy(net(x), labels[idx], label_smoothing=0.1))
     net.eval()
     held_images, held_labels = split["heldout"]
     cosine = []
@@ -139,8 +147,7 @@ def train_segmenter(out, mode):
     net = model_files.build(config)
     steps_per_epoch = -(-hp["scenes"] // hp["batch"])
     total = hp["epochs"] * steps_per_epoch
-    opt, sched = optimiser(net, hp, total)
-    progress, step = Progress(f"{NAMES['segmenter']} ({mode})", total), 0
+    opt = Optimiser(net, hp, total, f"{NAMES['segmenter']} ({mode})")
     net.train()
     for epoch in range(hp["epochs"]):
         # New scenes every epoch: the 1,438 training digits in ever new places, sizes and tilts.
@@ -150,13 +157,7 @@ def train_segmenter(out, mode):
         order = torch.randperm(len(y_all), generator=gen)
         for i in range(0, len(y_all), hp["batch"]):
             idx = order[i:i + hp["batch"]]
-            loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            progress.step(step, loss=loss.item())
+            opt.step(F.cross_entropy(net(x_all[idx]), y_all[idx]))
     net.eval()
     held_scenes, held_masks = digits.heldout_scenes()
     cosine = []
@@ -207,21 +208,14 @@ def train_lm(out, mode):
               "attention": attention_config(mode),
               "generation": {"scale_mode": "prefix", "default_max_new_tokens": 48, "max_new_tokens_limit": 512}}
     net = model_files.build(config)
-    opt, sched = optimiser(net, hp, hp["steps"])
-    progress = Progress(f"{NAMES['lm']} ({mode})", hp["steps"])
+    opt = Optimiser(net, hp, hp["steps"], f"{NAMES['lm']} ({mode})", clip=1.0)
     offsets = torch.arange(hp["window"] + 1)
     net.train()
-    for step in range(hp["steps"]):
+    for _ in range(hp["steps"]):
         pick = starts[torch.randint(len(starts), (hp["batch"],), generator=gen)]
         w = stream[pick[:, None] + offsets]
         logits = net(w[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        progress.step(step + 1, loss=loss.item())
+        opt.step(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)))
     net.eval()
     cosine = []
     ppl = evaluate.perplexity(net, evaluate.lm_windows(evaluate.lm_stream(sp, held_verses)), cosine=cosine)

@@ -26,21 +26,15 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "training"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
+import checks  # noqa: E402
 import digits  # noqa: E402
 import kjv  # noqa: E402
+from checks import check  # noqa: E402
 from elliptical_client import Client  # noqa: E402
 
-CHECKS = 0
 TOLERANCE = 0.01  # one point
-
-
-def check(condition, what):
-    global CHECKS
-    CHECKS += 1
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        raise SystemExit(1)
 
 
 def recorded(name):
@@ -133,7 +127,7 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"{CHECKS} checks passed")
+    print(f"{checks.passed} checks passed")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,9 @@ import time
 
 from elliptical_client import Client, ClientError
 
-CHECKS = 0
-
-
-def check(condition, what):
-    global CHECKS
-    CHECKS += 1
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        raise SystemExit(1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import checks  # noqa: E402
+from checks import check  # noqa: E402
 
 
 def main():
@@ -101,7 +95,7 @@ def main():
             code = -1
         shutil.rmtree(work, ignore_errors=True)
     check(code == 0, "server exits 0 on SIGTERM")
-    print(f"{CHECKS} checks passed")
+    print(f"{checks.passed} checks passed")
 
 
 if __name__ == "__main__":
