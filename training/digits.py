@@ -3,6 +3,8 @@ levels, from the UCI "Optical Recognition of Handwritten Digits" set), the seede
 split, and the digit scenes the segmenter learns from. Everything is deterministic: the test
 fixtures rebuild the same held-out images from the same seeds.
 """
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,9 +20,11 @@ MAX_DIGITS = 2  # per scene
 INK_THRESHOLD = 96  # a scene pixel belongs to a digit where its glyph is at least this bright
 
 
+@functools.lru_cache(maxsize=None)
 def load_split():
     """-> dict(train=(images, labels), heldout=(images, labels)); images (n, 8, 8) uint8 0..255
-    (the 16 grey levels scaled, as a PNG of the digit stores them), labels (n,) int64."""
+    (the 16 grey levels scaled, as a PNG of the digit stores them), labels (n,) int64. Read once
+    per process (the segmenter draws new scenes from it every epoch); callers must not modify it."""
     from sklearn.datasets import load_digits
 
     data = load_digits()

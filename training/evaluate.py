@@ -2,7 +2,6 @@
 the server would resize, the segmenter on whole 48 x 48 scenes, the LM on held-out verses."""
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -84,8 +83,3 @@ def perplexity(net, windows, inputs=None, cosine=None):
 def mean_cosine_per_block(rows):
     """Rows appended by predict/perplexity -> the per-block mean over every sample."""
     return [round(float(x), 4) for x in torch.cat(rows).mean(dim=0)]
-
-
-def seeded(seed):
-    g = torch.Generator().manual_seed(seed)
-    return g, np.random.default_rng(seed)

@@ -108,11 +108,3 @@ def write_json(path, value):
 
 def file_size_mb(directory, name):
     return os.path.getsize(os.path.join(directory, name)) / 1e6
-
-
-def no_grad_batches(n, batch):
-    for start in range(0, n, batch):
-        yield slice(start, min(n, start + batch))
-
-
-torch.set_float32_matmul_precision("highest")

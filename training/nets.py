@@ -216,10 +216,6 @@ class DecoderLm(nn.Module):
         return x @ self.word_emb.weight.T + self.out.bias
 
 
-def parameter_count(module):
-    return sum(p.numel() for p in module.parameters())
-
-
 def cosine_schedule(step, total, warmup):
     if step < warmup:
         return (step + 1) / warmup

@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 from PIL import Image
@@ -33,6 +31,7 @@ import digits  # noqa: E402
 import kjv  # noqa: E402
 from checks import check  # noqa: E402
 from elliptical_client import Client  # noqa: E402
+from server import start_server  # noqa: E402
 
 TOLERANCE = 0.01  # one point
 
@@ -107,16 +106,9 @@ def main():
     p.add_argument("--server-binary", required=True)
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="default_models_")
-    port_file = os.path.join(work, "port")
-    log = open(os.path.join(work, "server.log"), "w")
-    server = subprocess.Popen([args.server_binary, f"--model_repository={os.path.join(ROOT, 'models')}",
-                               "--host=127.0.0.1", "--port=0", f"--port_file={port_file}", "--metrics_port=-1"],
-                              stderr=log)
+    server, address = start_server(args.server_binary, os.path.join(ROOT, "models"), work)
     try:
-        deadline = time.time() + 60
-        while not (os.path.exists(port_file) and open(port_file).read().strip()) and time.time() < deadline:
-            time.sleep(0.05)
-        with Client(f"127.0.0.1:{open(port_file).read().strip()}", timeout_s=60) as client:
+        with Client(address, timeout_s=60) as client:
             client.wait_until_serving(timeout_s=60)
             models = {m.name: m.state for m in client.list_models()}
             check(models == {"digits-vit": "ready", "digit-scenes-segmenter": "ready", "kjv-lm": "ready"},

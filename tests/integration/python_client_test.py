@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from elliptical_client import Client, ClientError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
+from server import start_server  # noqa: E402
 
 
 def main():
@@ -30,22 +30,13 @@ def main():
     shutil.copytree(os.path.join(args.fixtures, "classifier", "models", "vit-test"), os.path.join(repo, "vit"))
     shutil.copytree(os.path.join(args.fixtures, "core", "segmenter", "models", "seg-linear"), os.path.join(repo, "seg"))
     shutil.copytree(os.path.join(args.fixtures, "core", "lm", "models", "lm-chat"), os.path.join(repo, "lm"))
-    port_file = os.path.join(work, "port")
-    server = subprocess.Popen([args.server_binary, f"--model_repository={repo}", "--host=127.0.0.1", "--port=0",
-                               f"--port_file={port_file}", "--metrics_port=-1", "--compute_threads=1"],
-                              stderr=open(os.path.join(work, "server.log"), "w"))
+    server, address = start_server(args.server_binary, repo, work, "--compute_threads=1")
     try:
-        deadline = time.time() + 60
-        while not (os.path.exists(port_file) and open(port_file).read().strip()) and time.time() < deadline:
-            time.sleep(0.05)
-        client = Client(f"127.0.0.1:{open(port_file).read().strip()}", timeout_s=30)
-        while time.time() < deadline:
-            try:
-                if client.health() == "SERVING":
-                    break
-            except ClientError:
-                pass
-            time.sleep(0.05)
+        client = Client(address, timeout_s=30)
+        try:
+            client.wait_until_serving(timeout_s=60)
+        except ClientError as e:
+            print(e)
         check(client.health() == "SERVING", "health is SERVING")
         check(client.health("lm") == "SERVING", "per-model health")
 

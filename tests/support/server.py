@@ -1,0 +1,19 @@
+"""Starts the real server binary for the Python integration tests."""
+import os
+import subprocess
+import time
+
+
+def start_server(binary, repository, work, *flags):
+    """Runs the server on a free loopback port (stderr to WORK/server.log) and waits for it to
+    write that port. -> (process, "127.0.0.1:PORT"); the caller stops the process."""
+    port_file = os.path.join(work, "port")
+    server = subprocess.Popen([binary, f"--model_repository={repository}", "--host=127.0.0.1", "--port=0",
+                               f"--port_file={port_file}", "--metrics_port=-1", *flags],
+                              stderr=open(os.path.join(work, "server.log"), "w"))
+    deadline = time.time() + 60
+    while not (os.path.exists(port_file) and open(port_file).read().strip()) and time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}; see {work}/server.log")
+        time.sleep(0.05)
+    return server, f"127.0.0.1:{open(port_file).read().strip()}"
