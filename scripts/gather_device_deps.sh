@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Gathers the C++ dependencies that the GPU machine lacks (gRPC, protobuf, Abseil, prometheus-cpp,
-# nlohmann-json, stb, GoogleTest) from Debian's archive into .deps/, a folder that travels with
-# the working tree (`carry: [".deps"]`). There, `source .deps/env.sh` points CMake, pkg-config,
-# protoc and the dynamic loader at it, and the same build runs against that machine's LibTorch:
+# Gathers what the GPU machine lacks into .deps/, a folder that travels with the working tree
+# (`carry: [".deps"]`): the C++ dependencies from Debian's archive (gRPC, protobuf, Abseil,
+# prometheus-cpp, nlohmann-json, stb, SentencePiece, GoogleTest), unpacked, and the wheels of the
+# Python packages the tests use that fit the carry limit (that machine has PyTorch, CMake, ninja
+# and nvcc, and no network). There, scripts/device_run.sh sources .deps/env.sh, which points
+# CMake, pkg-config, protoc and the dynamic loader at it and tells scripts/setup.sh to install
+# from .deps/wheels instead of the registries:
 #
 #   here:   scripts/gather_device_deps.sh
-#   there:  source .deps/env.sh && cmake -S . -B build-gpu -G Ninja -DELLIPTICAL_PYTHON=python3 \
-#             && cmake --build build-gpu && ctest --test-dir build-gpu
+#   there:  bash scripts/device_run.sh        (build, whole test suite, GPU benchmarks)
 #
 # Packages are downloaded (not installed) and unpacked with dpkg -x; static archives are dropped
-# to stay within the carry limit. Idempotent: an existing .deps/root is kept.
+# to stay within the carry limit. Idempotent: an existing complete .deps is kept.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.deps"
@@ -22,10 +24,19 @@ PACKAGES=(
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0
   civetweb libcivetweb1 libcivetweb-dev libcurl4-openssl-dev
   nlohmann-json3-dev libstb-dev libstb0 libgtest-dev libgmock-dev
+  libsentencepiece-dev libsentencepiece0
 )
-
-if [[ -f "$DEPS/root/.complete" ]]; then
-  echo "[deps] $DEPS/root is complete; remove it to gather again"
+source "$ROOT/scripts/versions.sh"
+# Python packages the tests need that the GPU machine's image (Python 3.12 with PyTorch, numpy,
+# pillow, safetensors, sentencepiece, timm, scikit-learn) lacks or holds at another version: the gRPC
+# stack that generates and runs the Python client's stubs. The rest (numpy, pillow, safetensors,
+# sentencepiece, timm, scikit-learn) is used at the machine's own versions; kubectl and the
+# Kubernetes schemas do not fit the 64 MiB carry, and scripts/device_run.sh skips that test.
+WHEELS=("grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION"
+        "grpcio-reflection==$GRPCIO_VERSION" "protobuf==$PROTOBUF_VERSION")
+DEVICE_PYTHON=3.12
+if [[ -f "$DEPS/root/.complete" && -f "$DEPS/wheels/.complete" ]]; then
+  echo "[deps] $DEPS is complete; remove it to gather again"
   exit 0
 fi
 mkdir -p "$DEPS/debs" "$DEPS/root"
@@ -40,6 +51,14 @@ find "$DEPS/root" -name "*.a" -delete
 rm -rf "$DEPS/debs"  # only the unpacked tree travels
 rm -rf "$DEPS/root/usr/share/doc" "$DEPS/root/usr/share/man"
 
+echo "[deps] downloading ${#WHEELS[@]} Python wheels (CPython $DEVICE_PYTHON, manylinux x86-64)"
+rm -rf "$DEPS/wheels"; mkdir -p "$DEPS/wheels"
+"${ELLIPTICAL_VENV:-$ROOT/.venv}/bin/python" -m pip download --disable-pip-version-check -q --no-deps \
+  --only-binary=:all: --python-version "$DEVICE_PYTHON" --implementation cp \
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+  -d "$DEPS/wheels" "${WHEELS[@]}"
+touch "$DEPS/wheels/.complete"
+
 cat > "$DEPS/env.sh" <<'ENV'
 # Source on the GPU machine: makes the unpacked Debian packages visible to the build and the tests.
 _r="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/root"
@@ -48,6 +67,9 @@ export LD_LIBRARY_PATH="$_r/usr/lib/x86_64-linux-gnu:$_r/lib/x86_64-linux-gnu${L
 export CMAKE_PREFIX_PATH="$_r/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export PKG_CONFIG_SYSROOT_DIR="$_r"
 export PKG_CONFIG_LIBDIR="$_r/usr/lib/x86_64-linux-gnu/pkgconfig:$_r/usr/share/pkgconfig"
+# scripts/setup.sh: Debian packages come from here, Python packages from these wheels, and the
+# venv sees the machine's own torch.
+export ELLIPTICAL_OFFLINE_DEPS="$(dirname "$_r")"
 ENV
 touch "$DEPS/root/.complete"
-du -sh "$DEPS/root"
+du -sh "$DEPS/root" "$DEPS/wheels"

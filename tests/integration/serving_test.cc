@@ -12,6 +12,7 @@
 #include "elliptical/v1/inference_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/float32_tolerance.h"
 #include "tests/support/process.h"
 #include "tests/support/serving_repository.h"
 
@@ -130,7 +131,9 @@ TEST_F(ServingTest, ConcurrentRequestsShareBatchesAndGetTheirOwnAnswers) {
       const auto& got = response.classifications(i).classes(0);
       const auto& want = alone.classifications(i).classes(0);
       EXPECT_EQ(got.class_id(), want.class_id());
-      EXPECT_NEAR(got.probability(), want.probability(), 1e-5);
+      // The same vit-test weights (3 blocks, MLP width 96) in another batch: float32_tolerance.h.
+      EXPECT_NEAR(got.probability(), want.probability(),
+                  2 * elliptical::testing::TransformerReorderTolerance(3, 96));
     }
   }
   // Four requests of four images each, batches of four items: the items of different requests

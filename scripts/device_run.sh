@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# On a GPU machine with no network (PyTorch 2.11, CMake, ninja and nvcc, nothing else), in one
+# call: build, run the whole test suite, run the GPU benchmarks, and write everything with the
+# device's name into bench/results/ (and into $OUT when the caller collects files from there).
+#
+#   here:   bash scripts/gather_device_deps.sh          # fills .deps/ (carried with the tree)
+#   there:  bash scripts/device_run.sh [--quick]        # --quick: shorter benchmarks
+#
+# Tests that need what does not fit the carry (kubectl and the Kubernetes schemas for the
+# manifests, the Prometheus server and promtool for the scrape tests) are skipped by name.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+if [[ ! -f .deps/env.sh ]]; then
+  echo "[device] .deps/env.sh missing: run scripts/gather_device_deps.sh here and carry .deps" >&2
+  exit 2
+fi
+source .deps/env.sh
+
+gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
+LABEL="$(echo "${gpu:-nogpu}" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
+RESULTS="$ROOT/bench/results"
+mkdir -p "$RESULTS"
+log() { printf '[device %s] %s\n' "$(date +%T)" "$*"; }
+log "device: ${gpu:-no GPU found}; $(nproc) cores"
+
+log "setup (offline, from .deps)"
+bash scripts/setup.sh
+log "build"
+ELLIPTICAL_JOBS="$(nproc)" bash scripts/build.sh >"$RESULTS/device-build-$LABEL.log" 2>&1 || {
+  tail -40 "$RESULTS/device-build-$LABEL.log"; exit 1; }
+
+SKIP='kubernetes|Promtool|EveryMetricTheDeployFilesUseIsExported|RealPrometheus'
+log "tests (skipped here: $SKIP)"
+set +e
+ctest --test-dir build --output-on-failure --timeout 600 -j 8 -E "$SKIP" \
+  >"$RESULTS/device-tests-$LABEL.txt" 2>&1
+tests_rc=$?
+set -e
+tail -15 "$RESULTS/device-tests-$LABEL.txt"
+
+seconds=2; [[ $QUICK == 1 ]] && seconds=1
+for dtype in float32 bfloat16; do
+  log "model forward benchmark, cuda $dtype"
+  bash bench/run_model_bench.sh --label "$LABEL" --device cuda --dtype "$dtype" --min-seconds "$seconds" \
+    || log "model benchmark ($dtype) failed"
+done
+log "serving benchmark (the server on the GPU)"
+bash bench/run_serving_bench.sh --label "$LABEL" --duration "$((QUICK ? 4 : 10))" || log "serving benchmark failed"
+
+if [[ -n "${OUT:-}" ]]; then cp -r "$RESULTS"/*"$LABEL"* "$OUT"/ 2>/dev/null || true; fi
+log "done: tests exit $tests_rc; results in bench/results/*$LABEL*"
+exit "$tests_rc"
