@@ -9,7 +9,6 @@ files or generated stubs are imported). It describes every RPC of elliptical.v1 
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import start_server  # noqa: E402
+from server import fixture_repository, start_server  # noqa: E402
 
 SERVICE = "elliptical.v1.InferenceService"
 
@@ -55,10 +54,7 @@ def main():
     p.add_argument("--fixtures", required=True, help="the build's fixtures directory")
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="reflection_")
-    repo = os.path.join(work, "models")
-    shutil.copytree(os.path.join(args.fixtures, "classifier", "models", "vit-test"), os.path.join(repo, "vit"))
-    shutil.copytree(os.path.join(args.fixtures, "core", "segmenter", "models", "seg-linear"), os.path.join(repo, "seg"))
-    shutil.copytree(os.path.join(args.fixtures, "core", "lm", "models", "lm-chat"), os.path.join(repo, "lm"))
+    repo = fixture_repository(args.fixtures, work)
     server, address = start_server(args.server_binary, repo, work, "--compute_threads=1")
     try:
         with grpc.insecure_channel(address) as channel:

@@ -1,5 +1,6 @@
 """Starts the real server binary for the Python integration tests."""
 import os
+import shutil
 import subprocess
 import time
 
@@ -17,3 +18,14 @@ def start_server(binary, repository, work, *flags):
             raise SystemExit(f"the server exited with {server.returncode}; see {work}/server.log")
         time.sleep(0.05)
     return server, f"127.0.0.1:{open(port_file).read().strip()}"
+
+
+def fixture_repository(fixtures, work):
+    """A repository of the build's fixture models (a classifier "vit", a segmenter "seg" and a
+    language model "lm") under WORK/models. -> its path."""
+    repo = os.path.join(work, "models")
+    for name, source in (("vit", ("classifier", "models", "vit-test")),
+                         ("seg", ("core", "segmenter", "models", "seg-linear")),
+                         ("lm", ("core", "lm", "models", "lm-chat"))):
+        shutil.copytree(os.path.join(fixtures, *source), os.path.join(repo, name))
+    return repo
