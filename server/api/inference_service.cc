@@ -104,7 +104,7 @@ grpc::Status InferenceService::DoClassify(grpc::ServerContext* context, const v1
   auto results = (*classifier)->Run(*images, request->return_attention_stats(), Call(context), &timing);
   if (!results.ok()) return ToGrpcStatus(results.status());
 
-  const int k = request->top_k() == 0 ? kDefaultTopK : static_cast<int>(request->top_k());
+  const uint32_t k = request->top_k() == 0 ? kDefaultTopK : request->top_k();
   response->set_model_name(request->model_name());
   for (const model::Classification& result : *results) {
     v1::Classification* out = response->add_classifications();

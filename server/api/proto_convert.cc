@@ -44,10 +44,11 @@ void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::Attenti
 }
 
 void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
-                    int k, v1::Classification* out) {
+                    uint32_t top_k, v1::Classification* out) {
   std::vector<int> order(probabilities.size());
   std::iota(order.begin(), order.end(), 0);
-  k = std::min<int>(k, static_cast<int>(order.size()));
+  // top_k is a client's uint32: capped here, before anything narrows it.
+  const int k = static_cast<int>(std::min<size_t>(top_k, order.size()));
   // Ties broken by class id so equal inputs give equal answers.
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
     return probabilities[a] > probabilities[b] || (probabilities[a] == probabilities[b] && a < b);

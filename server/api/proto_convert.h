@@ -24,7 +24,7 @@ void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::Attenti
 
 // The k most probable classes, best first.
 void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
-                    int k, v1::Classification* out);
+                    uint32_t k, v1::Classification* out);
 
 void FillTiming(const ServeTiming& timing, v1::ServerTiming* out);
 

@@ -116,6 +116,22 @@ TEST_F(ClassifyServerTest, JpegAndRawPixelsAreAccepted) {
   EXPECT_EQ(response.classifications_size(), 2);
 }
 
+// top_k is capped at the number of classes whatever its value: 2^31 once turned negative in a
+// signed cast and crashed the server, 2^32 - 1 returned no classes.
+TEST_F(ClassifyServerTest, HugeTopKReturnsEveryClass) {
+  for (uint32_t top_k : {10u, 11u, 1u << 31, 0xffffffffu}) {
+    v1::ClassifyRequest request;
+    request.set_model_name("vit-test");
+    request.set_top_k(top_k);
+    request.add_images()->set_encoded(ReadFileBytes(FixturesDir() + "/images/pattern_0.png"));
+    v1::ClassifyResponse response;
+    grpc::Status status = Classify(request, &response);
+    ASSERT_TRUE(status.ok()) << "top_k " << top_k << ": " << status.error_message();
+    ASSERT_EQ(response.classifications_size(), 1);
+    EXPECT_EQ(response.classifications(0).classes_size(), 10) << "top_k " << top_k;
+  }
+}
+
 TEST_F(ClassifyServerTest, AttentionStatsOnRequest) {
   v1::ClassifyRequest request;
   request.set_model_name("vit-test");
