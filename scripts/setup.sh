@@ -36,7 +36,7 @@ BUILD_PACKAGES=(
   bible-kjv bible-kjv-text
 )
 RUNTIME_PACKAGES=(
-  ca-certificates python3
+  ca-certificates
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   libstb0
