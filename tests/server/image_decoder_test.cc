@@ -78,5 +78,16 @@ TEST(ImageFromPixels, WrongByteCountNamesBoth) {
   EXPECT_FALSE(ImageFromPixels(0, 2, 3, "", {}).ok());
 }
 
+// Sides whose product overflows 64 bits once wrapped to a small number and passed the limit.
+TEST(ImageFromPixels, SidesWhoseProductOverflowsAreRefused) {
+  for (auto [w, h] : {std::pair<int64_t, int64_t>{4294571377, 2863575501},
+                      {4294967295, 4294967295}, {int64_t{1} << 32, int64_t{1} << 32}}) {
+    auto image = ImageFromPixels(w, h, 3, std::string(1399, 'x'), {});
+    ASSERT_FALSE(image.ok()) << w << "x" << h;
+    EXPECT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(image.status().message().find("the limit is"), std::string::npos) << image.status();
+  }
+}
+
 }  // namespace
 }  // namespace elliptical::server
