@@ -86,7 +86,7 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
   if (p.sampling.temperature < 0 || !std::isfinite(p.sampling.temperature)) {
     return absl::InvalidArgumentError("temperature must be 0 (greedy) or positive");
   }
-  if (p.sampling.top_p < 0 || p.sampling.top_p > 1) {
+  if (!(p.sampling.top_p >= 0 && p.sampling.top_p <= 1)) {  // NaN fails both comparisons
     return absl::InvalidArgumentError("top_p must be between 0 and 1");
   }
   auto s = std::make_unique<Sequence>();

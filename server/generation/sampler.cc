@@ -32,11 +32,15 @@ SampledToken Sample(const std::vector<float>& logits, const SamplingParams& para
   });
   order.resize(keep);
 
+  // Differences from the best logit, scaled in double: with a tiny temperature (1e-40 is a float32
+  // denormal) each quotient overflowed float to inf and inf - inf gave NaN probabilities; now the
+  // others' weights underflow to 0 and the draw is greedy, as the temperature means.
   std::vector<double> p(order.size());
-  const double top = logits[order[0]] / params.temperature;
+  const double inverse_temperature = 1.0 / static_cast<double>(params.temperature);
+  const double top = logits[order[0]];
   double sum = 0;
   for (size_t i = 0; i < order.size(); ++i) {
-    p[i] = std::exp(logits[order[i]] / params.temperature - top);
+    p[i] = std::exp((logits[order[i]] - top) * inverse_temperature);
     sum += p[i];
   }
   for (double& v : p) v /= sum;

@@ -1,6 +1,7 @@
 // The serving engine through the real server binary on loopback: dynamic batching, segmentation,
 // streamed generation with continuous batching, overload, deadlines, cancellation, bad input
 // and draining on SIGTERM.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -264,6 +265,11 @@ TEST_F(ServingTest, BadRequestsGetClearStatusesAndTheServerStaysUp) {
   EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
   Generated wrong_family = Generate(Prompt("seg", "Hi", 5));
   EXPECT_EQ(wrong_family.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  v1::GenerateRequest nan_top_p = Prompt("lm", "Hi", 5);
+  nan_top_p.set_top_p(std::nanf(""));
+  Generated refused = Generate(nan_top_p);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.status.error_message().find("top_p"), std::string::npos) << refused.status.error_message();
 
   v1::SegmentRequest corrupt;
   corrupt.set_model_name("seg");

@@ -1,5 +1,6 @@
 // Token sampling: greedy picks the arg max, filters keep only what they should, and a seed
 // fixes the draw.
+#include <cmath>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -29,6 +30,18 @@ TEST(Sampler, TopKAndTopPKeepOnlyTheBestTokens) {
   // Probabilities ~ .38 (id 1), .34 (id 4), .23 (id 2): 0.5 of the mass needs the top two.
   for (int i = 0; i < 2000; ++i) ++seen[Sample(kLogits, {1.0f, 0, 0.5f}, &rng).id];
   EXPECT_EQ(seen.size(), 2u);
+}
+
+// A temperature whose inverse overflows float32 is greedy, with a finite log-probability.
+TEST(Sampler, TinyTemperatureIsGreedyWithoutNaN) {
+  std::mt19937_64 rng(3);
+  for (float temperature : {1e-40f, 1e-30f, 1e-8f}) {
+    for (int i = 0; i < 50; ++i) {
+      SampledToken t = Sample(kLogits, {temperature, 0, 0.9f}, &rng);
+      EXPECT_EQ(t.id, 1) << "temperature " << temperature;
+      EXPECT_TRUE(std::isfinite(t.logprob)) << "temperature " << temperature;
+    }
+  }
 }
 
 TEST(Sampler, SameSeedSameDraws) {
