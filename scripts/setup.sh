@@ -77,7 +77,12 @@ VENV="${ELLIPTICAL_VENV:-$ROOT/.venv}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating virtual environment $VENV"
   if [[ -n $OFFLINE ]]; then
-    python3 -m venv --system-site-packages "$VENV"  # the machine's own torch
+    # The machine's own torch and friends stay visible behind the venv's packages. A .pth file
+    # rather than --system-site-packages: that python3 may itself be a venv, whose packages
+    # --system-site-packages would not see.
+    machine_site="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    python3 -m venv "$VENV"
+    echo "$machine_site" > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-site.pth"
   else
     /usr/bin/python3 -m venv "$VENV"
   fi
@@ -122,7 +127,7 @@ else
 fi
 
 # The torch wheel's CMake config needs a CUDA toolkit to configure, even for CPU-only use. A
-# system toolkit (/usr/local/cuda, or CUDAToolkit_ROOT) is used when present; otherwise the parts
+# system toolkit (CUDAToolkit_ROOT, /usr/local/cuda, or nvcc on the PATH) is used when present; otherwise the parts
 # the config needs come from PyPI's cuda-toolkit extras, at the version torch itself depends on,
 # under site-packages/nvidia/cu13 (cmake/torch.cmake finds them there).
 if [[ -z "${CUDAToolkit_ROOT:-}" && ! -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
