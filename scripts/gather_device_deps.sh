@@ -27,11 +27,11 @@ PACKAGES=(
   libsentencepiece-dev libsentencepiece0
 )
 source "$ROOT/scripts/versions.sh"
-# Python packages the tests need that the GPU machine's image (Python 3.12 with PyTorch, numpy,
-# pillow, safetensors, sentencepiece, timm, scikit-learn) lacks or holds at another version: the gRPC
-# stack that generates and runs the Python client's stubs. The rest (numpy, pillow, safetensors,
-# sentencepiece, timm, scikit-learn) is used at the machine's own versions; kubectl and the
-# Kubernetes schemas do not fit the 64 MiB carry, and scripts/device_run.sh skips that test.
+# Python packages the tests need that the GPU machine's image (Python 3.12) lacks or holds at
+# another version: the gRPC stack that generates and runs the Python client's stubs. Its own
+# torch, numpy, pillow, safetensors, sentencepiece, timm and scikit-learn are used as they are;
+# kubectl and the Kubernetes schemas do not fit the 64 MiB carry (scripts/device_run.sh skips
+# that test).
 WHEELS=("grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION"
         "grpcio-reflection==$GRPCIO_VERSION" "protobuf==$PROTOBUF_VERSION")
 DEVICE_PYTHON=3.12

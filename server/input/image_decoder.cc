@@ -15,16 +15,11 @@ absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits)
     return absl::InvalidArgumentError(absl::StrCat("image has no pixels (", width, "x", height, ")"));
   }
   // Dividing, not multiplying: two client-chosen uint32 sides can overflow an int64 product
-  // into a small number that would pass.
+  // into a small number that would pass. width <= floor(max / height) is width * height <= max.
   if (width > limits.max_pixels / height) {
     const double pixels = static_cast<double>(width) * static_cast<double>(height);
     return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ", pixels,
                                                    " pixels; the limit is ", limits.max_pixels));
-  }
-  if (width * height > limits.max_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ",
-                                                   width * height, " pixels; the limit is ",
-                                                   limits.max_pixels));
   }
   return absl::OkStatus();
 }
