@@ -176,9 +176,9 @@ torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
   const int64_t b = tokens.size(0);
   torch::Tensor pos = cache->lengths;  // where the new token goes, per row
   torch::Tensor rows = torch::arange(b, pos.options());
-  const int64_t needed = pos.max().item<int64_t>() + 1;
-  torch::Tensor key_mask = (torch::arange(needed, pos.options()).unsqueeze(0) <= pos.unsqueeze(1))
-                               .view({b, 1, 1, needed});
+  const int64_t positions = cache->keys.front().size(2);
+  torch::Tensor key_mask = (torch::arange(positions, pos.options()).unsqueeze(0) <= pos.unsqueeze(1))
+                               .view({b, 1, 1, positions});
 
   torch::Tensor x = Embed(tokens.unsqueeze(1), pos.unsqueeze(1));  // (B, 1, C)
   const bool pre = s.norm == NormPlacement::kPre;
@@ -195,22 +195,16 @@ torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
           (v.to(torch::kFloat32) - v_prev.to(torch::kFloat32)).abs_().squeeze(2) /
           config_.attention.delta;  // (B, H, Dh)
       torch::Tensor& sum = cache->metric_sum[i];
-      sum = sum + diff;
+      sum.add_(diff);
       metric = MaxScale(sum / (pos + 1).to(torch::kFloat32).view({b, 1, 1}));
       q.mul_(metric.unsqueeze(2).to(q.scalar_type()));
     }
-    // Grow the cache by doubling so appends stay amortised O(1) per token.
     torch::Tensor& keys = cache->keys[i];
     torch::Tensor& values = cache->values[i];
-    if (keys.size(2) < needed) {
-      const int64_t grow = std::max<int64_t>(needed, 2 * keys.size(2)) - keys.size(2);
-      keys = F::pad(keys, F::PadFuncOptions({0, 0, 0, grow}));
-      values = F::pad(values, F::PadFuncOptions({0, 0, 0, grow}));
-    }
     keys.index_put_({rows, Slice(), pos}, k.squeeze(2));
     values.index_put_({rows, Slice(), pos}, v.squeeze(2));
-    torch::Tensor attended = at::scaled_dot_product_attention(
-        q, keys.narrow(2, 0, needed), values.narrow(2, 0, needed), key_mask, 0.0, false, Scale(i));
+    torch::Tensor attended =
+        at::scaled_dot_product_attention(q, keys, values, key_mask, 0.0, false, Scale(i));
     torch::Tensor h = layer.attn->o_net->forward(MergeHeads(attended));
     x = pre ? x + h : layer.attn->layer_norm->forward(x + h);
     x = FeedForward(layer.ff, x);
@@ -219,6 +213,88 @@ torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
   }
   cache->lengths = pos + 1;
   return Logits(x).squeeze(1);
+}
+
+LmSlots::LmSlots(const LmConfig& config, int slots, const torch::TensorOptions& options) {
+  if (config.scale_mode == ScaleMode::kSegment) return;
+  const LmShape& s = config.shape;
+  // Zeros, not empty: masked positions still enter the attention kernel, and 0 * NaN is NaN.
+  for (int i = 0; i < s.num_layers; ++i) {
+    keys_.push_back(torch::zeros({slots, s.num_heads, s.max_positions, s.head_dim}, options));
+    values_.push_back(torch::zeros({slots, s.num_heads, s.max_positions, s.head_dim}, options));
+    metric_sum_.push_back(config.attention.IsElliptical(i)
+                              ? torch::zeros({slots, s.num_heads, s.head_dim}, options.dtype(torch::kFloat32))
+                              : torch::Tensor());
+  }
+}
+
+int64_t LmSlots::BytesPerSlot(const LmConfig& config, torch::ScalarType dtype) {
+  if (config.scale_mode == ScaleMode::kSegment) return 0;
+  const LmShape& s = config.shape;
+  int64_t elliptical = 0;
+  for (int i = 0; i < s.num_layers; ++i) elliptical += config.attention.IsElliptical(i);
+  const int64_t head = static_cast<int64_t>(s.num_heads) * s.head_dim;
+  return 2 * s.num_layers * head * s.max_positions * static_cast<int64_t>(c10::elementSize(dtype)) +
+         elliptical * head * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t LmSlots::bytes() const {
+  int64_t total = 0;
+  for (const auto* list : {&keys_, &values_, &metric_sum_}) {
+    for (const torch::Tensor& t : *list) {
+      if (t.defined()) total += t.numel() * static_cast<int64_t>(t.element_size());
+    }
+  }
+  return total;
+}
+
+void LmSlots::Write(int first, const LmCache& prefill) {
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    const int64_t b = prefill.keys[l].size(0), n = prefill.keys[l].size(2);
+    // Whole rows at once, padding included: positions past a row's length are masked until the
+    // step that writes them.
+    keys_[l].narrow(0, first, b).narrow(2, 0, n).copy_(prefill.keys[l]);
+    values_[l].narrow(0, first, b).narrow(2, 0, n).copy_(prefill.values[l]);
+    if (metric_sum_[l].defined()) metric_sum_[l].narrow(0, first, b).copy_(prefill.metric_sum[l]);
+  }
+}
+
+LmCache LmSlots::View(int n, int64_t positions) {
+  LmCache view;
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    view.keys.push_back(keys_[l].narrow(0, 0, n).narrow(2, 0, positions));
+    view.values.push_back(values_[l].narrow(0, 0, n).narrow(2, 0, positions));
+    view.metric_sum.push_back(metric_sum_[l].defined() ? metric_sum_[l].narrow(0, 0, n) : torch::Tensor());
+  }
+  return view;
+}
+
+LmCache LmSlots::Gather(const torch::Tensor& slots, int64_t positions) {
+  LmCache copy;
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    copy.keys.push_back(keys_[l].narrow(2, 0, positions).index_select(0, slots));
+    copy.values.push_back(values_[l].narrow(2, 0, positions).index_select(0, slots));
+    copy.metric_sum.push_back(metric_sum_[l].defined() ? metric_sum_[l].index_select(0, slots)
+                                                       : torch::Tensor());
+  }
+  return copy;
+}
+
+void LmSlots::WriteStep(const torch::Tensor& slots, const LmCache& gathered, const torch::Tensor& positions) {
+  torch::Tensor rows = torch::arange(slots.size(0), slots.options());
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l].index_put_({slots, Slice(), positions}, gathered.keys[l].index({rows, Slice(), positions}));
+    values_[l].index_put_({slots, Slice(), positions}, gathered.values[l].index({rows, Slice(), positions}));
+    if (metric_sum_[l].defined()) metric_sum_[l].index_copy_(0, slots, gathered.metric_sum[l]);
+  }
+}
+
+void LmSlots::Move(int from, int to, int64_t length) {
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l][to].narrow(1, 0, length).copy_(keys_[l][from].narrow(1, 0, length));
+    values_[l][to].narrow(1, 0, length).copy_(values_[l][from].narrow(1, 0, length));
+    if (metric_sum_[l].defined()) metric_sum_[l][to].copy_(metric_sum_[l][from]);
+  }
 }
 
 }  // namespace elliptical::model

@@ -13,6 +13,14 @@ void SetComputeThreads(int threads) {
   if (threads > 0) torch::set_num_threads(threads);
 }
 
+void SetComputeThreadsForThisThread(int threads) {
+  if (threads <= 0) return;
+  // LibTorch sizes a thread's pool from the process-wide setting on the thread's first parallel
+  // call; make that happen now, so the setting below stays this thread's own.
+  at::parallel_for(0, 1, 1, [](int64_t, int64_t) {});
+  torch::set_num_threads(threads);
+}
+
 std::string RuntimeSummary() {
   const bool cuda = torch::cuda::is_available();
   return absl::StrCat("LibTorch ", TORCH_VERSION, ", ", torch::get_num_threads(),

@@ -10,6 +10,11 @@ namespace elliptical::model {
 // (one per core).
 void SetComputeThreads(int threads);
 
+// The same for the calling thread alone, so that model instances on their own threads each get
+// their share of the cores (OpenMP keeps the thread count per thread). Call it before the
+// thread's first forward.
+void SetComputeThreadsForThisThread(int threads);
+
 // Keeps freed activation buffers in the process instead of returning them to the kernel after
 // every forward: glibc otherwise serves tensors above its mmap threshold with fresh mappings
 // whose pages fault in again each time (measured: DeiT-Tiny forward 170 -> 136 ms, one thread).

@@ -38,10 +38,12 @@ ABSL_FLAG(std::string, dtype, "",
 ABSL_FLAG(bool, tune_malloc, true,
           "Keep freed tensor memory in the process (faster CPU forwards, resident size stays at "
           "its peak); see model/runtime.h.");
-ABSL_FLAG(int, compute_threads, 0, "CPU threads per forward pass; 0 = one per core.");
-ABSL_FLAG(int, rpc_threads, 64,
-          "Most threads gRPC may use to run calls; each waiting request holds one, so this bounds "
-          "concurrency (beyond it clients queue in gRPC).");
+ABSL_FLAG(int, compute_threads, 0,
+          "CPU threads a model's forwards use in all (its instances share them; a language model's "
+          "scheduler uses them all); 0 = one per core.");
+ABSL_FLAG(int, instances, 0,
+          "Overrides every vision model's instances.count (executors fed by its one batcher); 0 "
+          "keeps each model's (default: 2 with two or more cores).");
 ABSL_FLAG(int, max_batch_size, 0,
           "Overrides every vision model's batching.max_batch_size (1 turns batching off); 0 keeps "
           "each model's.");
@@ -114,6 +116,8 @@ int Run() {
   repo_options.serving.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   repo_options.serving.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
   repo_options.serving.max_running_sequences = absl::GetFlag(FLAGS_max_running_sequences);
+  repo_options.serving.instances = absl::GetFlag(FLAGS_instances);
+  repo_options.serving.cpu_threads = absl::GetFlag(FLAGS_compute_threads);
   auto repository = ModelRepository::Create(repo_options);
   if (!repository.ok()) {
     LogError("%s", repository.status().message());
@@ -136,9 +140,8 @@ int Run() {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  grpc::ResourceQuota quota("elliptical-server");
-  quota.SetMaxThreads(absl::GetFlag(FLAGS_rpc_threads));
-  builder.SetResourceQuota(quota);
+  // The service is on gRPC's callback API: calls hold no thread while they wait, so no thread
+  // quota bounds concurrency; the models' queues do, and they answer RESOURCE_EXHAUSTED.
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {
     LogError("cannot listen on %s", address);
@@ -171,8 +174,8 @@ int Run() {
           signal == SIGTERM ? "SIGTERM" : "SIGINT", grace);
   loader.join();
   health->Shutdown();  // every service NOT_SERVING, and it stays so
-  // gRPC stops accepting calls and waits for those in progress; they are waiting on the models'
-  // batchers and schedulers, which keep running until every accepted item is done.
+  // gRPC stops accepting calls and waits for those in progress; their work is queued in the
+  // models' batchers and schedulers, which keep running until every accepted item is done.
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
   (*repository)->Shutdown();

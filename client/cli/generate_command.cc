@@ -81,7 +81,12 @@ int RunGenerate(const CallOptions& options, const std::string& prompt, const Gen
   v1::GenerationSummary summary;
   std::cout << prompt << std::flush;
   while (reader->Read(&message)) {
-    if (message.has_token()) std::cout << message.token().text() << std::flush;
+    if (message.tokens_size() > 0) {
+      for (const v1::Token& token : message.tokens()) std::cout << token.text();
+      std::cout << std::flush;
+    } else if (message.has_token()) {
+      std::cout << message.token().text() << std::flush;
+    }
     if (message.has_summary()) summary = message.summary();
   }
   std::cout << "\n";

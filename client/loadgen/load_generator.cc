@@ -62,7 +62,9 @@ Sample Call(v1::InferenceService::Stub* stub, const LoadOptions& o, Clock::time_
     auto reader = stub->Generate(&context, r);
     v1::GenerateResponse m;
     while (reader->Read(&m)) {
-      if (m.has_token() && s.tokens++ == 0) s.ttft_s = Seconds(Clock::now() - start);
+      if (!m.has_token() && m.tokens_size() == 0) continue;
+      if (s.tokens == 0) s.ttft_s = Seconds(Clock::now() - start);
+      s.tokens += std::max(1, m.tokens_size());
     }
     status = reader->Finish();
   } else if (o.rpc == "segment") {

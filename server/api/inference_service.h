@@ -1,9 +1,9 @@
-// The gRPC surface of elliptical.v1.InferenceService: validates requests, turns protos into
-// model inputs and model outputs into protos, and streams generated tokens. It holds no model
-// logic and no batching: those live in server/serving and server/generation.
+// The gRPC surface of elliptical.v1.InferenceService on gRPC's callback API: every call is a
+// reactor (vision_call.h for Classify and Segment, generate_reactor.h for Generate) that is
+// finished from the model's completion, so no thread is held per call and nothing polls. It
+// validates requests and converts protos; models, batching and generation live in
+// server/serving and server/generation.
 #pragma once
-
-#include <cstdint>
 
 #include "elliptical/v1/inference_service.grpc.pb.h"
 #include "server/input/image_decoder.h"
@@ -17,38 +17,31 @@ struct ServiceLimits {
   ImageLimits image;
 };
 
-class InferenceService final : public elliptical::v1::InferenceService::Service {
+class InferenceService final : public elliptical::v1::InferenceService::CallbackService {
  public:
   // `metrics` (optional) receives every RPC's outcome.
   InferenceService(const ModelRepository* repository, ServiceLimits limits,
                    ServerMetrics* metrics = nullptr)
       : repository_(repository), limits_(limits), metrics_(metrics) {}
 
-  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
-                          v1::ListModelsResponse* response) override;
-  grpc::Status GetModelMetadata(grpc::ServerContext* context,
-                                const v1::GetModelMetadataRequest* request,
-                                v1::GetModelMetadataResponse* response) override;
-  grpc::Status Classify(grpc::ServerContext* context, const v1::ClassifyRequest* request,
-                        v1::ClassifyResponse* response) override;
-  grpc::Status Segment(grpc::ServerContext* context, const v1::SegmentRequest* request,
-                       v1::SegmentResponse* response) override;
-  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                        grpc::ServerWriter<v1::GenerateResponse>* writer) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelMetadata(grpc::CallbackServerContext* context,
+                                             const v1::GetModelMetadataRequest* request,
+                                             v1::GetModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const v1::ClassifyRequest* request,
+                                     v1::ClassifyResponse* response) override;
+  grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
+                                    const v1::SegmentRequest* request,
+                                    v1::SegmentResponse* response) override;
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
+                                                           const v1::GenerateRequest* request) override;
 
  private:
-  grpc::Status DoClassify(grpc::ServerContext* context, const v1::ClassifyRequest* request,
-                          v1::ClassifyResponse* response);
-  grpc::Status DoSegment(grpc::ServerContext* context, const v1::SegmentRequest* request,
-                         v1::SegmentResponse* response);
-  grpc::Status DoGenerate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                          grpc::ServerWriter<v1::GenerateResponse>* writer);
-  // Records an RPC's outcome (count, duration, rejection reason) and passes its status on.
-  grpc::Status Finish(const std::string& model, const char* rpc, absl::Time start, grpc::Status status);
-  // The model label of a request: its name when the repository knows it, else "unknown", so
-  // clients cannot create series at will.
+  // The model label of a request: its name when the repository knows it, else "unknown".
   std::string ModelLabel(const std::string& name) const;
-
   absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
       const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
 

@@ -10,7 +10,7 @@
 #include "model/image.h"
 #include "model/image_segmenter.h"
 #include "server/generation/generation_scheduler.h"
-#include "server/serving/image_servables.h"
+#include "server/serving/vision_servable.h"
 #include "server/input/image_decoder.h"
 #include "server/repository/model_repository.h"
 

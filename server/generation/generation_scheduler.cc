@@ -7,6 +7,14 @@
 
 namespace elliptical::server {
 
+bool GenerationStream::Take(std::deque<Event>* out) {
+  absl::MutexLock lock(&mu_);
+  if (events_.empty()) return false;
+  for (Event& e : events_) out->push_back(std::move(e));
+  events_.clear();
+  return true;
+}
+
 bool GenerationStream::Next(absl::Duration timeout, Event* event) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !events_.empty(); };
@@ -17,19 +25,19 @@ bool GenerationStream::Next(absl::Duration timeout, Event* event) {
   return true;
 }
 
-void GenerationStream::Cancel() {
-  absl::MutexLock lock(&mu_);
-  cancelled_ = true;
+void GenerationStream::SetListener(std::function<void()> on_ready) {
+  absl::MutexLock lock(&listener_mu_);
+  on_ready_ = std::move(on_ready);
+  if (on_ready_) on_ready_();
 }
 
 void GenerationStream::Push(Event event) {
-  absl::MutexLock lock(&mu_);
-  events_.push_back(std::move(event));
-}
-
-bool GenerationStream::cancelled() const {
-  absl::MutexLock lock(&mu_);
-  return cancelled_;
+  {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(std::move(event));
+  }
+  absl::MutexLock lock(&listener_mu_);
+  if (on_ready_) on_ready_();
 }
 
 struct GenerationScheduler::Sequence {
@@ -40,7 +48,6 @@ struct GenerationScheduler::Sequence {
   std::mt19937_64 rng;
   absl::Time deadline;
   absl::Time arrived;
-  int64_t reserved_bytes = 0;
   std::unique_ptr<model::LanguageModel::Sequence> state;
   std::unique_ptr<TextStream> text;
   int generated = 0;
@@ -56,7 +63,8 @@ GenerationScheduler::GenerationScheduler(std::string name, std::shared_ptr<model
       model_(std::move(model)),
       tokenizer_(std::move(tokenizer)),
       limits_(limits),
-      observers_(std::move(observers)) {
+      observers_(std::move(observers)),
+      max_running_(std::max(1, std::min(limits.max_running, model_->cache_usage().slots))) {
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -73,7 +81,7 @@ void GenerationScheduler::Shutdown() {
 
 GenerationScheduler::Load GenerationScheduler::load() const {
   absl::MutexLock lock(&mu_);
-  return {running_count_, static_cast<int>(waiting_.size()), reserved_bytes_, limits_.max_cache_bytes};
+  return {running_count_, static_cast<int>(waiting_.size()), model_->cache_usage()};
 }
 
 absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(const GenerationParams& p) {
@@ -100,12 +108,6 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
         "the prompt has ", s->prompt.size(), " tokens; with max_new_tokens ", s->max_new_tokens,
         " that is ", total, ", beyond the model's context of ", context, " tokens"));
   }
-  s->reserved_bytes = static_cast<int64_t>(total) * model_->CacheBytesPerToken();
-  if (s->reserved_bytes > limits_.max_cache_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this request needs ", s->reserved_bytes >> 20, " MiB of KV cache; the model's budget is ",
-        limits_.max_cache_bytes >> 20, " MiB: shorten the prompt or max_new_tokens"));
-  }
   s->sampling = p.sampling;
   s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
   s->deadline = p.deadline;
@@ -119,7 +121,8 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
   if (static_cast<int>(waiting_.size()) >= limits_.max_waiting) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "model ", name_, " is overloaded: ", waiting_.size(),
-        " generations are waiting; retry later with backoff"));
+        " generations are waiting for a cache slot (limit generation.max_waiting); retry later "
+        "with backoff"));
   }
   waiting_.push_back(std::move(s));
   cv_.Signal();
@@ -183,14 +186,89 @@ void GenerationScheduler::Admit(std::vector<std::unique_ptr<Sequence>>* admitted
     }
     ++it;
   }
-  // FIFO: the oldest waits for room rather than being overtaken by smaller requests.
-  while (!waiting_.empty() && running_count_ + static_cast<int>(admitted->size()) < limits_.max_running &&
-         reserved_bytes_ + waiting_.front()->reserved_bytes <= limits_.max_cache_bytes) {
-    reserved_bytes_ += waiting_.front()->reserved_bytes;
+  // FIFO, one slot each: every sequence may grow to the whole context, so none overtakes.
+  const int free_slots = model_->free_slots();
+  while (!waiting_.empty() && running_count_ + static_cast<int>(admitted->size()) < max_running_ &&
+         static_cast<int>(admitted->size()) < free_slots) {
     admitted->push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
   running_count_ += static_cast<int>(admitted->size());
+}
+
+namespace {
+
+// The model reports its own failures as a Status; anything thrown past it is caught here so
+// that one bad step fails its sequences, not the process.
+template <typename F>
+auto Guard(const std::string& name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model ", name, ": ", e.what()));
+  } catch (...) {
+    return absl::InternalError(absl::StrCat("model ", name, ": unknown failure"));
+  }
+}
+
+}  // namespace
+
+void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitted) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& s : admitted) prompts.push_back(s->prompt);
+  std::vector<std::unique_ptr<model::LanguageModel::Sequence>> states;
+  const bool sampled = observers_.on_stats && observers_.stats_sample_rate > 0 &&
+                       std::uniform_real_distribution<double>(0, 1)(sample_rng_) <
+                           observers_.stats_sample_rate;
+  std::vector<std::vector<model::LayerStats>> stats;
+  auto logits = Guard(name_, [&] { return model_->Prefill(prompts, &states, sampled ? &stats : nullptr); });
+  if (logits.ok() && sampled) {
+    for (const auto& one : stats) observers_.on_stats(one);
+  }
+  if (!logits.ok()) LogError("model %s: prefill failed: %s", name_, logits.status().message());
+  for (size_t i = 0; i < admitted.size(); ++i) {
+    Sequence* s = admitted[i].get();
+    if (!logits.ok()) {
+      Finish(s, logits.status(), FinishReason::kLength);
+    } else {
+      s->state = std::move(states[i]);
+      Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
+    }
+    running_.push_back(std::move(admitted[i]));
+  }
+}
+
+// One decode step for every live sequence; cancelled and expired ones finish first.
+void GenerationScheduler::Step() {
+  std::vector<Sequence*> step;
+  const absl::Time now = absl::Now();
+  for (auto& s : running_) {
+    if (s->finished) continue;
+    if (s->stream->cancelled()) {
+      Finish(s.get(), absl::CancelledError("the client cancelled the request"), FinishReason::kLength);
+    } else if (now >= s->deadline) {
+      Finish(s.get(), absl::DeadlineExceededError("deadline exceeded during generation"),
+             FinishReason::kLength);
+    } else {
+      step.push_back(s.get());
+    }
+  }
+  if (step.empty()) return;
+  std::vector<model::LanguageModel::Sequence*> states;
+  std::vector<int32_t> tokens;
+  for (Sequence* s : step) {
+    states.push_back(s->state.get());
+    tokens.push_back(s->pending);
+  }
+  auto logits = Guard(name_, [&] { return model_->Step(states, tokens); });
+  if (!logits.ok()) LogError("model %s: decode step failed: %s", name_, logits.status().message());
+  for (size_t i = 0; i < step.size(); ++i) {
+    if (!logits.ok()) {
+      Finish(step[i], logits.status(), FinishReason::kLength);
+    } else {
+      Emit(step[i], Sample((*logits)[i], step[i]->sampling, &step[i]->rng));
+    }
+  }
 }
 
 void GenerationScheduler::Work() {
@@ -202,67 +280,13 @@ void GenerationScheduler::Work() {
     }
     std::vector<std::unique_ptr<Sequence>> admitted;
     Admit(&admitted);
-    if (!admitted.empty()) {
-      std::vector<std::vector<int32_t>> prompts;
-      for (const auto& s : admitted) prompts.push_back(s->prompt);
-      std::vector<std::unique_ptr<model::LanguageModel::Sequence>> states;
-      const bool sampled = observers_.on_stats && observers_.stats_sample_rate > 0 &&
-                           std::uniform_real_distribution<double>(0, 1)(sample_rng_) <
-                               observers_.stats_sample_rate;
-      std::vector<std::vector<model::LayerStats>> stats;
-      auto logits = model_->Prefill(prompts, &states, sampled ? &stats : nullptr);
-      if (logits.ok() && sampled) {
-        for (const auto& one : stats) observers_.on_stats(one);
-      }
-      for (size_t i = 0; i < admitted.size(); ++i) {
-        Sequence* s = admitted[i].get();
-        if (!logits.ok()) {
-          Finish(s, logits.status(), FinishReason::kLength);
-        } else {
-          s->state = std::move(states[i]);
-          Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
-        }
-        running_.push_back(std::move(admitted[i]));
-      }
-    }
+    if (!admitted.empty()) Prefill(std::move(admitted));
+    Step();
 
-    // One decode step for every live sequence, finished ones dropped first.
-    std::vector<Sequence*> step;
-    const absl::Time now = absl::Now();
-    for (auto& s : running_) {
-      if (s->finished) continue;
-      if (s->stream->cancelled()) {
-        Finish(s.get(), absl::CancelledError("the client cancelled the request"), FinishReason::kLength);
-      } else if (now >= s->deadline) {
-        Finish(s.get(), absl::DeadlineExceededError("deadline exceeded during generation"),
-               FinishReason::kLength);
-      } else {
-        step.push_back(s.get());
-      }
-    }
-    if (!step.empty()) {
-      std::vector<model::LanguageModel::Sequence*> states;
-      std::vector<int32_t> tokens;
-      for (Sequence* s : step) {
-        states.push_back(s->state.get());
-        tokens.push_back(s->pending);
-      }
-      auto logits = model_->Step(states, tokens);
-      for (size_t i = 0; i < step.size(); ++i) {
-        if (!logits.ok()) {
-          Finish(step[i], logits.status(), FinishReason::kLength);
-        } else {
-          Emit(step[i], Sample((*logits)[i], step[i]->sampling, &step[i]->rng));
-        }
-      }
-      if (!logits.ok()) LogError("model %s: decode step failed: %s", name_, logits.status().message());
-    }
-
-    int64_t released = 0;
+    // Finished sequences give their cache slots back here (the state's destructor).
     int removed = 0;
     for (auto it = running_.begin(); it != running_.end();) {
       if ((*it)->finished) {
-        released += (*it)->reserved_bytes;
         ++removed;
         it = running_.erase(it);
       } else {
@@ -271,7 +295,6 @@ void GenerationScheduler::Work() {
     }
     absl::MutexLock lock(&mu_);
     running_count_ -= removed;
-    reserved_bytes_ -= released;
   }
 }
 

@@ -4,11 +4,16 @@
 // sequence waits for another to finish. Each token is handed to its request's stream as soon as
 // it is sampled.
 //
-// Memory: every admitted sequence reserves cache for prompt + max_new_tokens tokens up front;
-// admission waits while the reservations would exceed the cache budget, and a request that
-// could never fit is refused. The waiting queue is bounded: beyond it, RESOURCE_EXHAUSTED.
+// Memory: the model's KV cache is allocated once, at load, as slots of a whole context each
+// (model/language_model.h). A sequence is admitted when a slot is free and holds it until it
+// finishes; a request longer than the context is refused. The waiting queue is bounded: beyond
+// it, RESOURCE_EXHAUSTED.
+//
+// Nothing here blocks on a client: tokens go into the request's GenerationStream, whose reader
+// is told through a callback (the gRPC reactor writes them when the wire is ready).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -29,8 +34,8 @@
 namespace elliptical::server {
 
 struct GenerationLimits {
-  int max_running = 16;             // sequences decoded together
-  int max_waiting = 64;             // admitted to the queue, not yet running
+  int max_running = 16;             // sequences decoded together (cache slots wanted)
+  int max_waiting = 4096;           // accepted, waiting for a slot
   int64_t max_cache_bytes = 512LL << 20;
   int default_max_new_tokens = 64;
   int max_new_tokens_limit = 1024;  // larger requests are INVALID_ARGUMENT
@@ -47,7 +52,8 @@ struct GenerationParams {
 
 enum class FinishReason { kLength, kEndOfSequence, kStopSequence };
 
-// One request's channel from the scheduler thread to the thread that writes its RPC stream.
+// One request's channel from the scheduler thread to whoever writes its RPC stream.
+// Thread-safety: every method may be called from any thread.
 class GenerationStream {
  public:
   struct Event {
@@ -64,19 +70,27 @@ class GenerationStream {
     absl::Duration total;
   };
 
-  // Waits up to `timeout` for the next event; false when none arrived.
+  // Moves the events queued so far into `out` (appending); false when there were none.
+  bool Take(std::deque<Event>* out);
+  // Waits up to `timeout` for the next event (for tests and simple readers).
   bool Next(absl::Duration timeout, Event* event);
+  // `on_ready` runs once now and then on the scheduler thread after each event is queued; it
+  // must not block. The reader clears it (nullptr) before it goes away; once that returns, it
+  // is never called again.
+  void SetListener(std::function<void()> on_ready);
   // The client went away: the scheduler frees the sequence's slot at its next step.
-  void Cancel();
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
  private:
   friend class GenerationScheduler;
   void Push(Event event);
-  bool cancelled() const;
 
   mutable absl::Mutex mu_;
   std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex listener_mu_;  // held while the listener runs, so clearing it waits for a call
+  std::function<void()> on_ready_ ABSL_GUARDED_BY(listener_mu_);
+  std::atomic<bool> cancelled_{false};
 };
 
 // Optional observers of a GenerationScheduler, called on its thread: every request's final
@@ -94,8 +108,11 @@ class GenerationScheduler {
                       GenerationObservers observers = {});
   ~GenerationScheduler();
 
+  // `model` has its cache allocated (LanguageModel::AllocateCache); at most that many sequences
+  // run at once.
+  //
   // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long, bad parameters),
-  // RESOURCE_EXHAUSTED (queue full, or more cache than the budget), UNAVAILABLE (shutting down).
+  // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (shutting down).
   absl::StatusOr<std::shared_ptr<GenerationStream>> Submit(const GenerationParams& params);
 
   // Stops accepting; every queued and running sequence still completes. Idempotent.
@@ -104,8 +121,7 @@ class GenerationScheduler {
   struct Load {
     int running = 0;
     int waiting = 0;
-    int64_t reserved_cache_bytes = 0;
-    int64_t cache_budget_bytes = 0;
+    model::CacheUsage cache;
   };
   Load load() const;
 
@@ -119,6 +135,8 @@ class GenerationScheduler {
   void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
   // Emits `token` for `s`; returns true when the sequence is finished.
   bool Emit(Sequence* s, const SampledToken& token);
+  void Prefill(std::vector<std::unique_ptr<Sequence>> admitted);
+  void Step();
   void Finish(Sequence* s, absl::Status status, FinishReason reason);
 
   const std::string name_;
@@ -132,7 +150,7 @@ class GenerationScheduler {
   absl::CondVar cv_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
   int running_count_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  const int max_running_;  // the limit, or the cache's slots if fewer
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::unique_ptr<Sequence>> running_;  // the worker thread's only
   std::thread worker_;

@@ -31,12 +31,13 @@ LoadPoller::~LoadPoller() {
 
 void LoadPoller::Sample() {
   for (const ModelRepository::ModelLoad& load : repository_->Loads()) {
-    if (load.generation) {
-      const GenerationScheduler::Load& g = *load.generation;
-      metrics_->SetGenerationLoad(load.name, g.running, g.waiting, g.reserved_cache_bytes,
-                                  g.cache_budget_bytes);
+    if (const auto& g = load.load.generation) {
+      const int64_t reserved =
+          g->cache_slots > 0 ? g->cache_bytes_allocated / g->cache_slots * g->cache_slots_used : 0;
+      metrics_->SetGenerationLoad(load.name, g->running, g->waiting, reserved, g->cache_bytes_allocated,
+                                  g->cache_slots_used);
     } else {
-      metrics_->SetQueueDepth(load.name, load.queued_items);
+      metrics_->SetQueueDepth(load.name, load.load.queued_items);
     }
   }
   metrics_->SetProcess(ResidentMemoryBytes(), model::DeviceMemoryAllocatedBytes());

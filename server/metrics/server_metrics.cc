@@ -64,8 +64,11 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       generated_tokens_(BuildCounter().Name("elliptical_generated_tokens_total").Help("Tokens generated.").Register(*registry_)),
       running_(BuildGauge().Name("elliptical_running_sequences").Help("Sequences in the running decode batch.").Register(*registry_)),
       waiting_(BuildGauge().Name("elliptical_waiting_sequences").Help("Sequences waiting for admission.").Register(*registry_)),
-      cache_bytes_(BuildGauge().Name("elliptical_kv_cache_reserved_bytes").Help("KV cache reserved by admitted sequences.").Register(*registry_)),
-      cache_budget_(BuildGauge().Name("elliptical_kv_cache_budget_bytes").Help("KV cache budget of the model.").Register(*registry_)),
+      cache_bytes_(BuildGauge().Name("elliptical_kv_cache_reserved_bytes").Help("KV cache held by the slots of running sequences.").Register(*registry_)),
+      cache_budget_(BuildGauge().Name("elliptical_kv_cache_budget_bytes").Help("KV cache allocated when the model loaded.").Register(*registry_)),
+      cache_slots_used_(BuildGauge().Name("elliptical_kv_cache_slots_used").Help("KV cache slots held by running sequences.").Register(*registry_)),
+      instance_batches_(BuildCounter().Name("elliptical_instance_batches_total").Help("Batches computed, by model and instance.").Register(*registry_)),
+      instance_busy_(BuildCounter().Name("elliptical_instance_busy_seconds_total").Help("Time spent computing batches, by model and instance.").Register(*registry_)),
       attention_metric_(BuildHistogram().Name("elliptical_attention_metric").Help("Entries of the elliptical metric m (max-scaled, in (0, 1]) in sampled inputs, by model and layer.").Register(*registry_)),
       effective_dimension_(BuildHistogram().Name("elliptical_attention_effective_dimension").Help("(sum m)^2 / (d sum m^2) per head in sampled inputs: 1 is isotropic.").Register(*registry_)),
       token_cosine_(BuildHistogram().Name("elliptical_token_cosine_similarity").Help("Mean pairwise cosine similarity of a layer's output tokens in sampled inputs: near 1 is representation collapse.").Register(*registry_)),
@@ -120,6 +123,7 @@ ServerMetrics::PerModel& ServerMetrics::Model(const std::string& model) {
   m.waiting = &waiting_.Add(labels);
   m.cache_bytes = &cache_bytes_.Add(labels);
   m.cache_budget = &cache_budget_.Add(labels);
+  m.cache_slots_used = &cache_slots_used_.Add(labels);
   return m;
 }
 
@@ -149,11 +153,20 @@ void ServerMetrics::RecordQueueWait(const std::string& model, absl::Duration wai
   Model(model).queue_wait->Observe(Seconds(wait));
 }
 
-void ServerMetrics::RecordBatch(const std::string& model, int batch_size, absl::Duration compute) {
+void ServerMetrics::RecordBatch(const std::string& model, int instance, int batch_size,
+                                absl::Duration compute) {
   absl::MutexLock lock(&mu_);
   PerModel& m = Model(model);
   m.batch_size->Observe(batch_size);
   m.compute->Observe(Seconds(compute));
+  auto key = std::make_pair(model, instance);
+  auto it = instances_.find(key);
+  if (it == instances_.end()) {
+    const prometheus::Labels labels = {{"model", model}, {"instance", std::to_string(instance)}};
+    it = instances_.emplace(key, PerInstance{&instance_batches_.Add(labels), &instance_busy_.Add(labels)}).first;
+  }
+  it->second.batches->Increment();
+  it->second.busy_seconds->Increment(Seconds(compute));
 }
 
 void ServerMetrics::SetQueueDepth(const std::string& model, int items) {
@@ -179,13 +192,14 @@ void ServerMetrics::RecordGeneration(const std::string& model, int prompt_tokens
 }
 
 void ServerMetrics::SetGenerationLoad(const std::string& model, int running, int waiting,
-                                      int64_t cache_bytes, int64_t cache_budget_bytes) {
+                                      int64_t cache_bytes, int64_t cache_budget_bytes, int slots_used) {
   absl::MutexLock lock(&mu_);
   PerModel& m = Model(model);
   m.running->Set(running);
   m.waiting->Set(waiting);
   m.cache_bytes->Set(static_cast<double>(cache_bytes));
   m.cache_budget->Set(static_cast<double>(cache_budget_bytes));
+  m.cache_slots_used->Set(slots_used);
 }
 
 void ServerMetrics::RecordAttentionStats(const std::string& model,

@@ -48,15 +48,17 @@ class ServerMetrics {
   // Why a request was turned away or abandoned: queue_full, deadline, cancelled, unavailable.
   void RecordRejection(const std::string& model, const std::string& reason);
   void RecordQueueWait(const std::string& model, absl::Duration wait);
-  void RecordBatch(const std::string& model, int batch_size, absl::Duration compute);
+  // One batch computed by `instance` of the model.
+  void RecordBatch(const std::string& model, int instance, int batch_size, absl::Duration compute);
   void SetQueueDepth(const std::string& model, int items);
   void AddInFlight(const std::string& model, const std::string& rpc, int delta);
 
   // Generation.
   void RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,
                         absl::Duration time_to_first_token, absl::Duration total);
+  // The KV cache: bytes the live sequences' slots hold, bytes allocated at load, slots in use.
   void SetGenerationLoad(const std::string& model, int running, int waiting, int64_t cache_bytes,
-                         int64_t cache_budget_bytes);
+                         int64_t cache_allocated_bytes, int slots_used);
 
   // Attention-scale statistics of one input, per layer.
   void RecordAttentionStats(const std::string& model, const std::vector<model::LayerStats>& layers);
@@ -82,6 +84,11 @@ class ServerMetrics {
     prometheus::Gauge* waiting = nullptr;
     prometheus::Gauge* cache_bytes = nullptr;
     prometheus::Gauge* cache_budget = nullptr;
+    prometheus::Gauge* cache_slots_used = nullptr;
+  };
+  struct PerInstance {
+    prometheus::Counter* batches = nullptr;
+    prometheus::Counter* busy_seconds = nullptr;
   };
   struct PerLayer {
     prometheus::Histogram* metric = nullptr;
@@ -113,6 +120,9 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& waiting_;
   prometheus::Family<prometheus::Gauge>& cache_bytes_;
   prometheus::Family<prometheus::Gauge>& cache_budget_;
+  prometheus::Family<prometheus::Gauge>& cache_slots_used_;
+  prometheus::Family<prometheus::Counter>& instance_batches_;
+  prometheus::Family<prometheus::Counter>& instance_busy_;
   prometheus::Family<prometheus::Histogram>& attention_metric_;
   prometheus::Family<prometheus::Histogram>& effective_dimension_;
   prometheus::Family<prometheus::Histogram>& token_cosine_;
@@ -122,6 +132,7 @@ class ServerMetrics {
   absl::Mutex mu_;
   std::map<std::string, PerModel> models_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int>, PerLayer> layers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int>, PerInstance> instances_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace elliptical::server

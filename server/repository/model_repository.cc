@@ -4,7 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "model/config_schema.h"
 #include "server/log.h"
+#include "server/serving/servable_registry.h"
 
 namespace elliptical::server {
 
@@ -38,89 +41,32 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options
   return repo;
 }
 
-GenerationObservers ModelRepository::MakeGenerationObservers(const std::string& name) const {
-  GenerationObservers observers;
-  ServerMetrics* metrics = options_.metrics;
-  if (!metrics) return observers;
-  observers.on_finish = [metrics, name](const GenerationStream::Event& e) {
-    if (e.status.ok()) {
-      metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens, e.time_to_first_token,
-                                e.total);
-    }
-  };
-  observers.stats_sample_rate = options_.attention_stats_sample_rate;
-  observers.on_stats = [metrics, name](const std::vector<model::LayerStats>& stats) {
-    metrics->RecordAttentionStats(name, stats);
-  };
-  return observers;
-}
-
 absl::Status ModelRepository::LoadOne(Entry* staged) {
   const std::string& dir_path = staged->snapshot.directory;
   auto dir = model::ReadModelDirectory(dir_path);
   if (!dir.ok()) return dir.status();
   staged->snapshot.family = dir->family;
+  // A misspelled key would otherwise be ignored and the model served with a default.
+  model::KeySchema schema = model::FamilyKeys(dir->family);
+  model::Merge(model::ServingKeys(), &schema);
+  ELLIPTICAL_RETURN_IF_ERROR(model::CheckKnownKeys(dir->config, schema, dir_path + "/config.json"));
   auto serving = ParseServingConfig(dir->config, options_.serving);
   if (!serving.ok()) {
     return absl::Status(serving.status().code(),
                         absl::StrCat(dir_path, "/config.json: ", serving.status().message()));
   }
-  const std::string& name = staged->snapshot.name;
-  ServerMetrics* metrics = options_.metrics;
-  BatcherObserver batches;
-  StatsSampling sampling;
-  if (metrics) {
-    batches.on_batch = [metrics, name](int size, absl::Duration compute) {
-      metrics->RecordBatch(name, size, compute);
-    };
-    sampling.rate = options_.attention_stats_sample_rate;
-    sampling.on_stats = [metrics, name](const std::vector<model::LayerStats>& stats) {
-      metrics->RecordAttentionStats(name, stats);
-    };
-  }
-  switch (dir->family) {
-    case model::ModelFamily::kImageClassifier: {
-      auto m = model::ImageClassifier::Load(dir_path, options_.load);
-      if (!m.ok()) return m.status();
-      staged->snapshot.description = (*m)->description();
-      staged->classifier = std::make_shared<ClassifierServable>(
-          name, std::shared_ptr<model::ImageClassifier>(*std::move(m)), serving->batching,
-          &model::ImageClassifier::ClassifyPrepared, /*same_size_batches=*/false, batches, sampling);
-      return absl::OkStatus();
-    }
-    case model::ModelFamily::kSegmenter: {
-      auto m = model::ImageSegmenter::Load(dir_path, options_.load);
-      if (!m.ok()) return m.status();
-      staged->snapshot.description = (*m)->description();
-      staged->segmenter = std::make_shared<SegmenterServable>(
-          name, std::shared_ptr<model::ImageSegmenter>(*std::move(m)), serving->batching,
-          &model::ImageSegmenter::SegmentPrepared, /*same_size_batches=*/true, batches, sampling);
-      return absl::OkStatus();
-    }
-    case model::ModelFamily::kLanguageModel: {
-      auto m = model::LanguageModel::Load(dir_path, options_.load);
-      if (!m.ok()) return m.status();
-      const std::string& tokenizer_path = (*m)->config().tokenizer_path;
-      if (tokenizer_path.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            dir_path, "/config.json names no \"tokenizer\"; Generate needs a SentencePiece model"));
-      }
-      std::string error;
-      std::unique_ptr<Tokenizer> tokenizer = Tokenizer::Load(tokenizer_path, &error);
-      if (!tokenizer) return absl::InvalidArgumentError(error);
-      if (tokenizer->vocab_size() > (*m)->config().vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the tokenizer has ", tokenizer->vocab_size(), " pieces but the model's vocab_size is ",
-            (*m)->config().vocab_size));
-      }
-      staged->snapshot.description = (*m)->description();
-      staged->generator = std::make_shared<GenerationScheduler>(
-          name, std::shared_ptr<model::LanguageModel>(*std::move(m)), std::move(tokenizer),
-          serving->generation, MakeGenerationObservers(name));
-      return absl::OkStatus();
-    }
-  }
-  return absl::InternalError("unknown model family");
+  ServableContext context;
+  context.name = staged->snapshot.name;
+  context.dir = *std::move(dir);
+  context.serving = *std::move(serving);
+  context.load = options_.load;
+  context.metrics = options_.metrics;
+  context.attention_stats_sample_rate = options_.attention_stats_sample_rate;
+  auto servable = LoadServable(context);
+  if (!servable.ok()) return servable.status();
+  staged->snapshot.description = (*servable)->description();
+  staged->servable = *std::move(servable);
+  return absl::OkStatus();
 }
 
 void ModelRepository::LoadAll() {
@@ -201,40 +147,11 @@ absl::StatusOr<const ModelRepository::Entry*> ModelRepository::Ready(const std::
   return &entry;
 }
 
-absl::StatusOr<std::shared_ptr<ClassifierServable>> ModelRepository::GetClassifier(
-    const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto entry = Ready(name, model::ModelFamily::kImageClassifier);
-  if (!entry.ok()) return entry.status();
-  return (*entry)->classifier;
-}
-
-absl::StatusOr<std::shared_ptr<SegmenterServable>> ModelRepository::GetSegmenter(
-    const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto entry = Ready(name, model::ModelFamily::kSegmenter);
-  if (!entry.ok()) return entry.status();
-  return (*entry)->segmenter;
-}
-
-absl::StatusOr<std::shared_ptr<GenerationScheduler>> ModelRepository::GetGenerator(
-    const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto entry = Ready(name, model::ModelFamily::kLanguageModel);
-  if (!entry.ok()) return entry.status();
-  return (*entry)->generator;
-}
-
 std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
   absl::MutexLock lock(&mu_);
   std::vector<ModelLoad> out;
   for (const auto& [name, entry] : models_) {
-    ModelLoad load;
-    load.name = name;
-    if (entry.classifier) load.queued_items = entry.classifier->queued_items();
-    if (entry.segmenter) load.queued_items = entry.segmenter->queued_items();
-    if (entry.generator) load.generation = entry.generator->load();
-    if (entry.classifier || entry.segmenter || entry.generator) out.push_back(std::move(load));
+    if (entry.servable) out.push_back({name, entry.servable->load()});
   }
   return out;
 }
@@ -246,9 +163,7 @@ void ModelRepository::Shutdown() {
     for (const auto& [name, entry] : models_) entries.push_back(entry);
   }
   for (Entry& e : entries) {
-    if (e.classifier) e.classifier->Shutdown();
-    if (e.segmenter) e.segmenter->Shutdown();
-    if (e.generator) e.generator->Shutdown();
+    if (e.servable) e.servable->Shutdown();
   }
 }
 

@@ -14,12 +14,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/strings/str_cat.h"
 #include "model/image_classifier.h"
 #include "model/model_dir.h"
-#include "server/generation/generation_scheduler.h"
 #include "server/metrics/server_metrics.h"
 #include "server/repository/serving_config.h"
-#include "server/serving/image_servables.h"
+#include "server/serving/servable.h"
 
 namespace elliptical::server {
 
@@ -57,11 +57,18 @@ class ModelRepository {
   // Whether a model of that name is in the repository (cheap: for every call's metric labels).
   bool Contains(const std::string& name) const;
 
-  // NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed load (with the
-  // reason), FAILED_PRECONDITION when the model is of another family.
-  absl::StatusOr<std::shared_ptr<ClassifierServable>> GetClassifier(const std::string& name) const;
-  absl::StatusOr<std::shared_ptr<SegmenterServable>> GetSegmenter(const std::string& name) const;
-  absl::StatusOr<std::shared_ptr<GenerationScheduler>> GetGenerator(const std::string& name) const;
+  // The servable of a ready model, as the family's type T (ClassifierServable, ...: each names
+  // its T::kFamily). NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed
+  // load (with the reason), FAILED_PRECONDITION when the model is of another family.
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<T>> Get(const std::string& name) const {
+    absl::MutexLock lock(&mu_);
+    auto entry = Ready(name, T::kFamily);
+    if (!entry.ok()) return entry.status();
+    std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>((*entry)->servable);
+    if (!typed) return absl::InternalError(absl::StrCat("model \"", name, "\" has an unexpected servable"));
+    return typed;
+  }
 
   // Drains every model: queued and running work completes, new work is refused.
   void Shutdown();
@@ -69,8 +76,7 @@ class ModelRepository {
   // The instantaneous load of every ready model, for the metrics gauges.
   struct ModelLoad {
     std::string name;
-    int queued_items = 0;                      // vision models
-    std::optional<GenerationScheduler::Load> generation;  // language models
+    ServableLoad load;
   };
   std::vector<ModelLoad> Loads() const;
 
@@ -80,14 +86,11 @@ class ModelRepository {
  private:
   struct Entry {
     ModelSnapshot snapshot;
-    std::shared_ptr<ClassifierServable> classifier;
-    std::shared_ptr<SegmenterServable> segmenter;
-    std::shared_ptr<GenerationScheduler> generator;
+    std::shared_ptr<Servable> servable;  // once ready
   };
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
   absl::Status LoadOne(Entry* staged);
-  GenerationObservers MakeGenerationObservers(const std::string& name) const;
   // The ready entry named `name`, or why there is none; `family` is the one the caller needs.
   absl::StatusOr<const Entry*> Ready(const std::string& name, model::ModelFamily family) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

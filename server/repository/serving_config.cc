@@ -1,5 +1,8 @@
 #include "server/repository/serving_config.h"
 
+#include <algorithm>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +17,13 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
     const nlohmann::json g = config.value("generation", nlohmann::json::object());
     out.batching.max_batch_size = b.value("max_batch_size", out.batching.max_batch_size);
     out.batching.max_queue_delay =
-        absl::Microseconds(b.value("max_queue_delay_ms", 2.0) * 1000.0);
+        absl::Microseconds(b.value("max_queue_delay_ms", 0.0) * 1000.0);
     out.batching.max_queued_items = b.value("max_queue_size", out.batching.max_queued_items);
+    out.batching.max_priority_wait =
+        absl::Microseconds(b.value("low_priority_max_wait_ms", 100.0) * 1000.0);
+    const nlohmann::json inst = config.value("instances", nlohmann::json::object());
+    out.instances.count = inst.value("count", 0);
+    out.instances.threads = inst.value("threads", 0);
     GenerationLimits& l = out.generation;
     l.max_running = g.value("max_running", l.max_running);
     l.max_waiting = g.value("max_waiting", l.max_waiting);
@@ -30,11 +38,25 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
     out.batching.max_queue_delay = absl::Microseconds(overrides.max_queue_delay_us);
   }
   if (overrides.max_running_sequences > 0) out.generation.max_running = overrides.max_running_sequences;
+  if (overrides.instances > 0) out.instances.count = overrides.instances;
+  // Default: two instances once there are two cores, each with its share of them: a forward
+  // of a small ViT does not scale to every core, while two forwards side by side keep both busy.
+  const int cores = overrides.cpu_threads > 0
+                        ? overrides.cpu_threads
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (out.instances.count == 0) out.instances.count = cores >= 2 ? 2 : 1;
+  if (out.instances.threads == 0) out.instances.threads = std::max(1, cores / out.instances.count);
+  if (out.instances.count < 1 || out.instances.count > 64 || out.instances.threads < 0 ||
+      out.instances.threads > 1024) {
+    return absl::InvalidArgumentError("instances: count must be 1 to 64 and threads 0 to 1024");
+  }
   const BatchingOptions& b = out.batching;
   const GenerationLimits& l = out.generation;
-  if (b.max_batch_size < 1 || b.max_queued_items < 1 || b.max_queue_delay < absl::ZeroDuration()) {
+  if (b.max_batch_size < 1 || b.max_queued_items < 1 || b.max_queue_delay < absl::ZeroDuration() ||
+      b.max_priority_wait < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
-        "batching: max_batch_size and max_queue_size must be positive, max_queue_delay_ms >= 0");
+        "batching: max_batch_size and max_queue_size must be positive, max_queue_delay_ms and "
+        "low_priority_max_wait_ms >= 0");
   }
   if (l.max_running < 1 || l.max_waiting < 1 || l.max_cache_bytes < 1 || l.default_max_new_tokens < 1 ||
       l.max_new_tokens_limit < l.default_max_new_tokens) {

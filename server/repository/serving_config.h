@@ -1,9 +1,13 @@
 // How the server runs a model, read from the model's config.json next to what the model itself
 // reads: the batching policy of vision models and the generation limits of language models.
 //
-//   "batching":   {"max_batch_size": 8, "max_queue_delay_ms": 2, "max_queue_size": 256}
-//   "generation": {"max_running": 16, "max_waiting": 64, "max_cache_mb": 512,
-//                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024, ...}
+//   "batching":   {"max_batch_size": 8, "max_queue_delay_ms": 0, "max_queue_size": 256,
+//                  "low_priority_max_wait_ms": 100}
+//   "instances":  {"count": 2, "threads": 1}       (vision models; default from the cores)
+//   "generation": {"max_running": 16, "max_waiting": 4096, "max_cache_mb": 512,
+//                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024}
+//
+// Every default is here; model/config_schema.cc lists the keys, and unknown ones are refused.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -19,10 +23,19 @@ struct ServingOverrides {
   int max_batch_size = 0;         // 0: keep
   int max_queue_delay_us = -1;    // < 0: keep
   int max_running_sequences = 0;  // 0: keep
+  int instances = 0;              // 0: keep
+  int cpu_threads = 0;            // threads all instances of a model share; 0: one per core
+};
+
+// Model instances (Triton's instance groups): executors fed by the model's one batcher.
+struct InstanceOptions {
+  int count = 1;
+  int threads = 0;  // intra-op threads of each; 0: LibTorch's default
 };
 
 struct ServingConfig {
   BatchingOptions batching;
+  InstanceOptions instances;
   GenerationLimits generation;
 };
 

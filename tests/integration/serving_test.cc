@@ -85,10 +85,14 @@ class ServingTest : public ::testing::Test {
     Generated out;
     v1::GenerateResponse message;
     while (reader->Read(&message)) {
-      if (message.has_token()) {
-        out.text += message.token().text();
-        out.arrivals.push_back(Clock::now());
-        if (on_token) on_token(&context, static_cast<int>(out.arrivals.size()));
+      if (message.has_summary()) {
+        out.text += message.token().text();  // held-back text only
+      } else {
+        for (const v1::Token& token : message.tokens()) {  // several when the server coalesced
+          out.text += token.text();
+          out.arrivals.push_back(Clock::now());
+          if (on_token) on_token(&context, static_cast<int>(out.arrivals.size()));
+        }
       }
       if (message.has_summary()) out.summary = message.summary();
     }
@@ -160,7 +164,8 @@ TEST_F(ServingTest, FullQueueIsRefusedWithResourceExhausted) {
   grpc::Status s = Classify("vit-slow", 1, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(s.error_message().find("overloaded"), std::string::npos) << s.error_message();
-  EXPECT_TRUE(first.get().ok()) << "the accepted request must still complete";
+  grpc::Status accepted = first.get();
+  EXPECT_TRUE(accepted.ok()) << "the accepted request must still complete: " << accepted.error_message() << server_->log();
 }
 
 TEST_F(ServingTest, SegmentReturnsAMaskPerImage) {
@@ -209,7 +214,8 @@ TEST_F(ServingTest, ANewRequestJoinsWhileAnotherGenerates) {
   Generated shorter = Generate(Prompt("lm", "Hello", 10));
   const auto short_done = Clock::now();
   Generated longer = long_run.get();
-  ASSERT_TRUE(shorter.status.ok() && longer.status.ok());
+  ASSERT_TRUE(shorter.status.ok()) << shorter.status.error_message();
+  ASSERT_TRUE(longer.status.ok()) << longer.status.error_message();
   EXPECT_EQ(shorter.arrivals.size(), 10u);
   // The short request did not wait for the long one to finish.
   EXPECT_LT(short_done, longer.arrivals.back());
@@ -368,7 +374,7 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
     auto reader = stub->Generate(&context, r);
     v1::GenerateResponse m;
     int tokens = 0;
-    while (reader->Read(&m)) tokens += m.has_token() ? 1 : 0;
+    while (reader->Read(&m)) tokens += m.has_summary() ? 0 : m.tokens_size();
     grpc::Status s = reader->Finish();
     return std::make_pair(s, tokens);
   });
@@ -392,6 +398,37 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
   EXPECT_TRUE(gen_status.ok()) << gen_status.error_message();
   EXPECT_EQ(tokens, 200);
   EXPECT_EQ(terminated.get(), 0) << server.log();
+  fs::remove_all(repo);
+}
+
+}  // namespace
+}  // namespace elliptical
+
+namespace elliptical {
+namespace {
+
+TEST(ServingConfig, AMisspelledKeyFailsTheLoadNamingItAndTheFile) {
+  namespace fs = std::filesystem;
+  const fs::path repo = fs::path(testing::BuildDir()) / ("misspelled_repo_" + std::to_string(getpid()));
+  fs::remove_all(repo);
+  const fs::path vit = fs::path(testing::FixturesDir()) / "models" / "vit-test";
+  testing::AddModel(repo, "vit-typo", vit, {{"batching", {{"max_batch_sise", 4}}}});
+  testing::AddModel(repo, "vit-ok", vit, {{"batching", {{"max_batch_size", 4}}}});
+  ServerProcess server(testing::ServerBinary(), {"--model_repository=" + repo.string(), "--compute_threads=1"});
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto stub = v1::InferenceService::NewStub(server.channel());
+  grpc::ClientContext context;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub->ListModels(&context, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 2);
+  const v1::ModelSummary& ok = list.models(0);
+  const v1::ModelSummary& typo = list.models(1);
+  EXPECT_EQ(ok.status().state(), v1::MODEL_STATE_READY);
+  EXPECT_EQ(typo.status().state(), v1::MODEL_STATE_FAILED);
+  const std::string& reason = typo.status().reason();
+  EXPECT_NE(reason.find("vit-typo/config.json"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("\"batching.max_batch_sise\""), std::string::npos) << reason;
+  EXPECT_NE(reason.find("did you mean \"max_batch_size\""), std::string::npos) << reason;
   fs::remove_all(repo);
 }
 

@@ -1,6 +1,6 @@
 // The decoder LM against the independent Python reference (tests/reference/elliptical_lm.py):
 // both scale modes, post-LN and pre-LN, positions, padding; the KV cache against recomputation;
-// and generation through the LanguageModel interface.
+// and generation through the LanguageModel interface, its cache slots included.
 #include <gtest/gtest.h>
 
 #include "model/decoder_lm.h"
@@ -96,22 +96,45 @@ TEST(DecoderLm, CachedDecodingEqualsRecomputingThePrefix) {
   for (const char* model : {"lm-post", "lm-pre"}) {
     DecoderLm net = LoadNet(model);
     const int64_t vocab = net->config().vocab_size;
-    // Three prompts of different lengths, then six tokens each, decoded together.
+    // Three prompts of different lengths, then six tokens each, decoded together in slots 0..2
+    // of a cache with a spare slot (views of part of the storage, as the server steps).
     torch::Tensor full = torch::randint(vocab, {3, 14}, torch::TensorOptions().dtype(torch::kInt64));
-    torch::Tensor prompt_lengths = torch::tensor({5, 2, 8}, torch::kInt64);
-    LmCache cache;
-    net->forward(full, prompt_lengths, ScaleMode::kPrefix, &cache);
+    torch::Tensor pos = torch::tensor({5, 2, 8}, torch::kInt64);
+    LmSlots slots(net->config(), 4, torch::TensorOptions(torch::kFloat32));
+    LmCache prefill;
+    net->forward(full, pos, ScaleMode::kPrefix, &prefill);
+    slots.Write(0, prefill);
+    const int64_t bytes = slots.bytes();
     for (int step = 0; step < 6; ++step) {
-      torch::Tensor pos = cache.lengths.clone();
+      LmCache view = slots.View(3, pos.max().item<int64_t>() + 1);
+      view.lengths = pos;
       torch::Tensor next = full.gather(1, pos.unsqueeze(1)).squeeze(1);
-      torch::Tensor logits = net->Decode(next, &cache);
+      torch::Tensor logits = net->Decode(next, &view);
       torch::Tensor recomputed = net->forward(full, pos + 1, ScaleMode::kPrefix);
       for (int64_t b = 0; b < 3; ++b) {
         ExpectTensorNear(logits[b], recomputed[b][pos[b].item<int64_t>()],
                          std::string(model) + " step " + std::to_string(step) + " row " + std::to_string(b));
       }
+      pos = pos + 1;
     }
+    EXPECT_EQ(slots.bytes(), bytes);
   }
+}
+
+CacheOptions Slots(int sequences, int64_t bytes = CacheOptions().max_bytes) {
+  CacheOptions options;
+  options.max_sequences = sequences;
+  options.max_bytes = bytes;
+  return options;
+}
+
+std::unique_ptr<LanguageModel> LoadLm(const std::string& model, CacheOptions cache = {}) {
+  auto lm = LanguageModel::Load(Dir() + "/models/" + model, {});
+  EXPECT_TRUE(lm.ok()) << lm.status();
+  if (!lm.ok()) return nullptr;
+  absl::Status allocated = (*lm)->AllocateCache(cache);
+  EXPECT_TRUE(allocated.ok()) << allocated;
+  return *std::move(lm);
 }
 
 std::vector<int32_t> Greedy(LanguageModel& lm, std::vector<int32_t> prompt, int steps) {
@@ -130,51 +153,190 @@ std::vector<int32_t> Greedy(LanguageModel& lm, std::vector<int32_t> prompt, int 
   return out;
 }
 
+// The next-token scores of `text` computed from scratch (a prefill alone, i.e. a full forward).
+void ExpectScoresOf(LanguageModel& lm, const std::vector<int32_t>& text, const LanguageModel::Logits& got,
+                    const std::string& what) {
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> alone;
+  auto want = lm.Prefill({text}, &alone);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_EQ(got.size(), (*want)[0].size());
+  for (size_t v = 0; v < got.size(); ++v) {
+    ASSERT_NEAR(got[v], (*want)[0][v], 1e-4 * std::max(1.0f, std::abs((*want)[0][v]))) << what << " token " << v;
+  }
+}
+
 TEST(LanguageModel, SequencesFromDifferentBatchesStepTogether) {
   for (const char* model : {"lm-post", "lm-desc"}) {  // prefix (cached) and segment modes
-    auto lm = LanguageModel::Load(Dir() + "/models/" + model, {});
-    ASSERT_TRUE(lm.ok()) << lm.status();
+    auto lm = LoadLm(model);
+    ASSERT_TRUE(lm);
     std::vector<std::unique_ptr<LanguageModel::Sequence>> first, second;
-    ASSERT_TRUE((*lm)->Prefill({{1, 2, 3, 4, 5}}, &first).ok());
-    ASSERT_TRUE((*lm)->Prefill({{7, 8}, {9, 10, 11}}, &second).ok());
+    ASSERT_TRUE(lm->Prefill({{1, 2, 3, 4, 5}}, &first).ok());
+    ASSERT_TRUE(lm->Prefill({{7, 8}, {9, 10, 11}}, &second).ok());
     std::vector<LanguageModel::Sequence*> all = {first[0].get(), second[0].get(), second[1].get()};
     std::vector<std::vector<int32_t>> texts = {{1, 2, 3, 4, 5}, {7, 8}, {9, 10, 11}};
     for (int step = 0; step < 4; ++step) {
       std::vector<int32_t> next = {int32_t(12 + step), int32_t(20 + step), int32_t(30 + step)};
-      auto logits = (*lm)->Step(all, next);
+      auto logits = lm->Step(all, next);
       ASSERT_TRUE(logits.ok()) << logits.status();
       for (size_t i = 0; i < all.size(); ++i) {
         texts[i].push_back(next[i]);
         EXPECT_EQ(all[i]->length(), static_cast<int>(texts[i].size()));
-        // The same sequence started alone gives the same next-token scores.
-        std::vector<std::unique_ptr<LanguageModel::Sequence>> alone;
-        auto want = (*lm)->Prefill({texts[i]}, &alone);
-        ASSERT_TRUE(want.ok());
-        for (size_t v = 0; v < (*want)[0].size(); ++v) {
-          ASSERT_NEAR((*logits)[i][v], (*want)[0][v], 1e-4 * std::max(1.0f, std::abs((*want)[0][v])))
-              << model << " sequence " << i << " step " << step << " token " << v;
-        }
+        ExpectScoresOf(*lm, texts[i], (*logits)[i],
+                       std::string(model) + " sequence " + std::to_string(i) + " step " + std::to_string(step));
       }
     }
   }
 }
 
-TEST(LanguageModel, GreedyGenerationIsDeterministic) {
-  auto lm = LanguageModel::Load(Dir() + "/models/lm-pre", {});
+// Releasing a middle sequence moves the last slot into its place; the moved sequence and the
+// others keep stepping (in a scrambled order, and as a subset that gathers its slots).
+TEST(LanguageModel, SequencesKeepTheirCacheWhenAnotherIsReleased) {
+  for (const char* model : {"lm-post", "lm-pre", "lm-desc"}) {
+    auto lm = LoadLm(model);
+    ASSERT_TRUE(lm);
+    std::vector<std::vector<int32_t>> texts = {{1, 2, 3}, {4, 5, 6, 7, 8, 9}, {10, 11}, {12, 13, 14, 15}};
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+    ASSERT_TRUE(lm->Prefill(texts, &seqs).ok());
+    int32_t token = 16;
+    auto step = [&](const std::vector<size_t>& which, const std::string& what) {
+      std::vector<LanguageModel::Sequence*> batch;
+      std::vector<int32_t> next;
+      for (size_t i : which) {
+        batch.push_back(seqs[i].get());
+        next.push_back(token++ % lm->config().vocab_size);
+      }
+      auto logits = lm->Step(batch, next);
+      ASSERT_TRUE(logits.ok()) << logits.status();
+      for (size_t j = 0; j < which.size(); ++j) {
+        texts[which[j]].push_back(next[j]);
+        ExpectScoresOf(*lm, texts[which[j]], (*logits)[j],
+                       std::string(model) + " " + what + " sequence " + std::to_string(which[j]));
+      }
+    };
+    step({0, 1, 2, 3}, "all");
+    seqs[1].reset();
+    EXPECT_EQ(lm->cache_usage().slots_used, 3);
+    step({3, 0, 2}, "after the release");
+    step({2, 3}, "a subset");  // slots 1 and 2: not a prefix of the slots, so gathered
+    step({2, 3, 0}, "after the subset");
+    seqs[0].reset();
+    step({2, 3}, "after a second release");
+  }
+}
+
+TEST(LanguageModel, CacheIsAllocatedOnceAndSlotsAreCounted) {
+  auto lm = LoadLm("lm-post", Slots(5, 1LL << 30));
+  ASSERT_TRUE(lm);
+  const LmConfig& c = lm->config();
+  const LmShape& s = c.shape;
+  int64_t elliptical = 0;
+  for (int i = 0; i < s.num_layers; ++i) elliptical += c.attention.IsElliptical(i);
+  const int64_t per_slot = s.max_positions * lm->CacheBytesPerToken() +
+                           elliptical * s.num_heads * s.head_dim * static_cast<int64_t>(sizeof(float));
+  CacheUsage usage = lm->cache_usage();
+  EXPECT_EQ(usage.slots, 5);
+  EXPECT_EQ(usage.slot_tokens, s.max_positions);
+  EXPECT_EQ(usage.bytes_allocated, 5 * per_slot);
+  EXPECT_EQ(usage.slots_used, 0);
+  EXPECT_EQ(lm->free_slots(), 5);
+
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  ASSERT_TRUE(lm->Prefill({{1, 2, 3}, {4, 5}, {6}}, &seqs).ok());
+  EXPECT_EQ(lm->free_slots(), 2);
+  EXPECT_EQ(lm->cache_usage().bytes_used, 6 * lm->CacheBytesPerToken());
+  std::vector<LanguageModel::Sequence*> live = {seqs[0].get(), seqs[1].get(), seqs[2].get()};
+  for (int step = 0; step < 40; ++step) ASSERT_TRUE(lm->Step(live, {7, 8, 9}).ok());
+  usage = lm->cache_usage();
+  EXPECT_EQ(usage.bytes_allocated, 5 * per_slot);
+  EXPECT_EQ(usage.bytes_used, (6 + 3 * 40) * lm->CacheBytesPerToken());
+  const int64_t sums = per_slot - s.max_positions * lm->CacheBytesPerToken();
+  EXPECT_EQ(seqs[1]->cache_bytes(), 42 * lm->CacheBytesPerToken() + sums);
+
+  seqs[1].reset();
+  EXPECT_EQ(lm->cache_usage().slots_used, 2);
+  EXPECT_EQ(lm->free_slots(), 3);
+  EXPECT_EQ(lm->cache_usage().bytes_used, (3 + 1 + 2 * 40) * lm->CacheBytesPerToken());
+  seqs.clear();
+  EXPECT_EQ(lm->free_slots(), 5);
+  EXPECT_EQ(lm->cache_usage().bytes_used, 0);
+  EXPECT_EQ(lm->cache_usage().bytes_allocated, 5 * per_slot);
+  EXPECT_EQ(lm->AllocateCache({}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(LanguageModel, BudgetBoundsTheSlots) {
+  auto lm = LanguageModel::Load(Dir() + "/models/lm-post", {});
   ASSERT_TRUE(lm.ok()) << lm.status();
-  EXPECT_EQ(Greedy(**lm, {3, 1, 4, 1, 5}, 8), Greedy(**lm, {3, 1, 4, 1, 5}, 8));
+  const int64_t per_slot = (*lm)->config().shape.max_positions * (*lm)->CacheBytesPerToken();
+  absl::Status small = (*lm)->AllocateCache(Slots(4, per_slot / 2));
+  EXPECT_EQ(small.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(small.message().find("bytes"), std::string::npos) << small;
+  EXPECT_EQ((*lm)->free_slots(), 0);
+  ASSERT_TRUE((*lm)->AllocateCache(Slots(4, per_slot * 5 / 2)).ok());
+  EXPECT_EQ((*lm)->cache_usage().slots, 2);
+}
+
+TEST(LanguageModel, PrefillNeedsAFreeSlotPerPrompt) {
+  for (const char* model : {"lm-post", "lm-desc"}) {
+    auto unallocated = LanguageModel::Load(Dir() + "/models/" + model, {});
+    ASSERT_TRUE(unallocated.ok());
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+    EXPECT_EQ((*unallocated)->Prefill({{1}}, &seqs).status().code(), absl::StatusCode::kResourceExhausted);
+
+    auto lm = LoadLm(model, Slots(2));
+    ASSERT_TRUE(lm);
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> held;
+    ASSERT_TRUE(lm->Prefill({{1, 2}}, &held).ok());
+    auto full = lm->Prefill({{3}, {4}}, &seqs);
+    EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+    EXPECT_EQ(lm->free_slots(), 1);
+    EXPECT_EQ(held[0]->length(), 2);
+    ASSERT_TRUE(lm->Prefill({{3}}, &seqs).ok());
+    EXPECT_EQ(lm->free_slots(), 0);
+    // What the vector held is released only once the prefill succeeds: it makes no room for it.
+    EXPECT_EQ(lm->Prefill({{5}}, &seqs).status().code(), absl::StatusCode::kResourceExhausted);
+    held.clear();
+    ASSERT_TRUE(lm->Prefill({{5}}, &seqs).ok());
+    EXPECT_EQ(lm->free_slots(), 1);
+  }
+}
+
+TEST(LanguageModel, StepRefusesTheSameSequenceTwice) {
+  auto lm = LoadLm("lm-post");
+  ASSERT_TRUE(lm);
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  ASSERT_TRUE(lm->Prefill({{1, 2}}, &seqs).ok());
+  std::vector<LanguageModel::Sequence*> twice = {seqs[0].get(), seqs[0].get()};
+  EXPECT_EQ(lm->Step(twice, {3, 4}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(seqs[0]->length(), 2);
+}
+
+TEST(LanguageModel, SequencesMayOutliveTheModel) {
+  auto lm = LoadLm("lm-post");
+  ASSERT_TRUE(lm);
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  ASSERT_TRUE(lm->Prefill({{1, 2}, {3}}, &seqs).ok());
+  lm.reset();
+  seqs.erase(seqs.begin());  // moves the other's slot in a cache nobody else holds
+  EXPECT_EQ(seqs[0]->length(), 1);
+}
+
+TEST(LanguageModel, GreedyGenerationIsDeterministic) {
+  auto lm = LoadLm("lm-pre");
+  ASSERT_TRUE(lm);
+  EXPECT_EQ(Greedy(*lm, {3, 1, 4, 1, 5}, 8), Greedy(*lm, {3, 1, 4, 1, 5}, 8));
 }
 
 TEST(LanguageModel, RejectsWhatItCannotRun) {
-  auto lm = LanguageModel::Load(Dir() + "/models/lm-post", {});
-  ASSERT_TRUE(lm.ok()) << lm.status();
+  auto lm = LoadLm("lm-post");
+  ASSERT_TRUE(lm);
   std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
-  EXPECT_EQ((*lm)->Prefill({{}}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
-  auto bad = (*lm)->Prefill({{1, (*lm)->config().vocab_size}}, &seqs);
+  EXPECT_EQ(lm->Prefill({{}}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad = lm->Prefill({{1, lm->config().vocab_size}}, &seqs);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("outside the vocabulary"), std::string::npos);
-  std::vector<int32_t> too_long((*lm)->config().shape.max_positions + 1, 1);
-  EXPECT_EQ((*lm)->Prefill({too_long}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<int32_t> too_long(lm->config().shape.max_positions + 1, 1);
+  EXPECT_EQ(lm->Prefill({too_long}, &seqs).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(lm->free_slots(), lm->cache_usage().slots);
 }
 
 TEST(LanguageModel, ScoresTokensInBothModes) {

@@ -61,6 +61,7 @@ TEST(Precision, LanguageModelDecodesInBfloat16) {
   auto bf16 = LanguageModel::Load(dir, {"cpu", "bfloat16"});
   ASSERT_TRUE(fp32.ok() && bf16.ok()) << bf16.status();
   for (auto* lm : {fp32->get(), bf16->get()}) {
+    ASSERT_TRUE(lm->AllocateCache({}).ok());
     std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
     auto first = lm->Prefill({{1, 2, 3}, {4, 5}}, &seqs);
     ASSERT_TRUE(first.ok()) << first.status();

@@ -1,163 +1,235 @@
-// The dynamic batcher alone, with a batch function that records what it was given: batch
-// formation, the queue delay, compatibility keys, FIFO order, splitting, overload, deadlines,
-// cancellation and draining.
+// The batcher's threads with a batch function the test controls: Schedule returns before any
+// work runs, work queues while every instance is busy and then runs as one batch, instances run
+// side by side, the queue delay follows a fake clock, exceptions become INTERNAL, and shutdown
+// runs everything accepted. Events are ordered with notifications, never with sleeps; a wait
+// that times out fails the test instead of hanging it.
+#include <algorithm>
 #include <atomic>
-#include <future>
-#include <thread>
+#include <deque>
+#include <memory>
+#include <stdexcept>
 
 #include <gtest/gtest.h>
 
+#include "absl/synchronization/notification.h"
 #include "server/batching/dynamic_batcher.h"
+#include "tests/support/fake_clock.h"
 
 namespace elliptical::server {
 namespace {
 
 using Batcher = DynamicBatcher<int, int>;
+constexpr absl::Duration kPatience = absl::Seconds(30);
 
-// Doubles each item; remembers every batch; can be held to let a queue build up.
-struct Recorder {
-  absl::Mutex mu;
-  std::vector<std::vector<int>> batches;
-  std::atomic<bool> hold{false};
-
+// A batch function whose calls can be held at their start until the test releases them.
+class Model {
+ public:
   Batcher::RunBatch Fn() {
-    return [this](const std::vector<const int*>& items) -> absl::StatusOr<std::vector<int>> {
-      while (hold) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return [this](const std::vector<const int*>& items, int instance) -> absl::StatusOr<std::vector<int>> {
       std::vector<int> seen, out;
       for (const int* i : items) {
         seen.push_back(*i);
         out.push_back(2 * *i);
       }
-      absl::MutexLock lock(&mu);
-      batches.push_back(seen);
+      absl::Notification* gate = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        batches_.push_back(seen);
+        instances_.push_back(instance);
+        ++entered_;
+        if (!gates_.empty()) {
+          gate = gates_.front();
+          gates_.pop_front();
+        }
+      }
+      if (gate) EXPECT_TRUE(gate->WaitForNotificationWithTimeout(kPatience));
+      if (!seen.empty() && seen[0] < 0) throw std::runtime_error("negative input");
       return out;
     };
   }
+  // The next call to start waits for the returned gate.
+  absl::Notification* HoldNext() {
+    absl::MutexLock lock(&mu_);
+    owned_.push_back(std::make_unique<absl::Notification>());
+    gates_.push_back(owned_.back().get());
+    return owned_.back().get();
+  }
+  bool AwaitEntered(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entered_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), kPatience);
+  }
+  std::vector<std::vector<int>> batches() {
+    absl::MutexLock lock(&mu_);
+    return batches_;
+  }
+  std::vector<int> instances() {
+    absl::MutexLock lock(&mu_);
+    return instances_;
+  }
+  ~Model() {
+    for (const auto& g : owned_) {
+      if (!g->HasBeenNotified()) g->Notify();
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::vector<int>> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> instances_ ABSL_GUARDED_BY(mu_);
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<absl::Notification*> gates_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<absl::Notification>> owned_;  // outlive every batcher thread
 };
 
-absl::Time Never() { return absl::InfiniteFuture(); }
+// One task's outcome, waited for with a notification.
+struct Result {
+  absl::Notification done;
+  absl::StatusOr<std::vector<int>> value = absl::UnknownError("not done");
+  BatchTiming timing;
+  bool Wait() { return done.WaitForNotificationWithTimeout(kPatience); }
+};
 
-TEST(DynamicBatcher, ConcurrentRequestsShareABatchAndGetTheirOwnResults) {
-  Recorder r;
-  Batcher b("m", {.max_batch_size = 4, .max_queue_delay = absl::Seconds(5), .max_queued_items = 100}, r.Fn());
-  std::vector<std::future<absl::StatusOr<std::vector<int>>>> calls;
-  for (int i = 0; i < 4; ++i) {
-    calls.push_back(std::async(std::launch::async, [&b, i] {
-      BatchTiming t;
-      auto out = b.Run({i}, 0, Never(), nullptr, &t);
-      EXPECT_EQ(t.batch_size, 4);
-      return out;
-    }));
-  }
-  for (int i = 0; i < 4; ++i) {
-    auto out = calls[i].get();
-    ASSERT_TRUE(out.ok());
-    EXPECT_EQ(*out, std::vector<int>{2 * i});
-  }
-  EXPECT_EQ(r.batches.size(), 1u) << "a full batch runs without waiting for the delay";
+Batcher::Task MakeTask(std::vector<int> items, Result* r, uint64_t key = 0) {
+  Batcher::Task t;
+  t.items = std::move(items);
+  t.key = key;
+  t.on_done = [r](absl::StatusOr<std::vector<int>> v, const BatchTiming& timing) {
+    r->value = std::move(v);
+    r->timing = timing;
+    r->done.Notify();
+  };
+  return t;
 }
 
-TEST(DynamicBatcher, PartialBatchRunsAfterTheQueueDelay) {
-  Recorder r;
-  Batcher b("m", {.max_batch_size = 8, .max_queue_delay = absl::Milliseconds(50), .max_queued_items = 100}, r.Fn());
-  const absl::Time start = absl::Now();
-  auto out = b.Run({1, 2, 3}, 0, Never(), nullptr, nullptr);
-  const absl::Duration took = absl::Now() - start;
-  ASSERT_TRUE(out.ok());
-  EXPECT_EQ(*out, (std::vector<int>{2, 4, 6}));
-  EXPECT_GE(took, absl::Milliseconds(45));
-  EXPECT_LT(took, absl::Seconds(2));
+Batcher::Options Options(int max_batch, int instances = 1, const Clock* clock = Clock::Real()) {
+  Batcher::Options o;
+  o.batching.max_batch_size = max_batch;
+  o.batching.max_queued_items = 100;
+  o.instances = instances;
+  o.clock = clock;
+  return o;
 }
 
-TEST(DynamicBatcher, LargeRequestSpansBatchesInOrder) {
-  Recorder r;
-  Batcher b("m", {.max_batch_size = 3, .max_queue_delay = absl::ZeroDuration(), .max_queued_items = 100}, r.Fn());
-  auto out = b.Run({1, 2, 3, 4, 5, 6, 7}, 0, Never(), nullptr, nullptr);
-  ASSERT_TRUE(out.ok());
-  EXPECT_EQ(*out, (std::vector<int>{2, 4, 6, 8, 10, 12, 14}));
-  ASSERT_EQ(r.batches.size(), 3u);
-  EXPECT_EQ(r.batches[0], (std::vector<int>{1, 2, 3}));
-  EXPECT_EQ(r.batches[2], (std::vector<int>{7}));
+TEST(DynamicBatcher, ScheduleReturnsBeforeTheWorkRunsAndTheCallbackGetsTheResults) {
+  Model model;
+  absl::Notification* gate = model.HoldNext();
+  Batcher b("m", Options(8), model.Fn());
+  Result r;
+  ASSERT_TRUE(b.Schedule(MakeTask({21}, &r)).ok());
+  ASSERT_TRUE(model.AwaitEntered(1));
+  EXPECT_FALSE(r.done.HasBeenNotified()) << "the batch is still held";
+  gate->Notify();
+  ASSERT_TRUE(r.Wait());
+  ASSERT_TRUE(r.value.ok()) << r.value.status();
+  EXPECT_EQ(*r.value, std::vector<int>{42});
 }
 
-TEST(DynamicBatcher, DifferentKeysNeverShareABatchAndTheOldestGoesFirst) {
-  Recorder r;
-  r.hold = true;
-  Batcher b("m", {.max_batch_size = 8, .max_queue_delay = absl::ZeroDuration(), .max_queued_items = 100}, r.Fn());
-  auto blocker = std::async(std::launch::async, [&] { return b.Run({0}, 9, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the worker holds batch {0}
-  auto a = std::async(std::launch::async, [&] { return b.Run({10, 11}, 1, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto c = std::async(std::launch::async, [&] { return b.Run({20}, 2, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto d = std::async(std::launch::async, [&] { return b.Run({12}, 1, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  r.hold = false;
-  ASSERT_TRUE(blocker.get().ok() && a.get().ok() && c.get().ok() && d.get().ok());
-  ASSERT_EQ(r.batches.size(), 3u);
-  EXPECT_EQ(r.batches[1], (std::vector<int>{10, 11, 12})) << "key 1 was oldest: it goes first, with its later item";
-  EXPECT_EQ(r.batches[2], (std::vector<int>{20}));
+TEST(DynamicBatcher, WorkArrivingWhileTheInstanceComputesRunsAsOneBatchAfterIt) {
+  Model model;
+  absl::Notification* gate = model.HoldNext();
+  Batcher b("m", Options(8), model.Fn());
+  Result first, r[3];
+  ASSERT_TRUE(b.Schedule(MakeTask({1}, &first)).ok());
+  ASSERT_TRUE(model.AwaitEntered(1));  // the only instance is busy
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(b.Schedule(MakeTask({10 + i}, &r[i])).ok());
+  EXPECT_EQ(b.queued_items(), 3);
+  gate->Notify();
+  for (Result& x : r) ASSERT_TRUE(x.Wait());
+  ASSERT_TRUE(first.Wait());
+  const auto batches = model.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0], std::vector<int>{1}) << "an idle instance did not wait for company";
+  EXPECT_EQ(batches[1], (std::vector<int>{10, 11, 12}));
+  EXPECT_EQ(r[0].timing.batch_size, 3);
 }
 
-TEST(DynamicBatcher, FullQueueIsResourceExhaustedAndAcceptedWorkCompletes) {
-  Recorder r;
-  r.hold = true;
-  Batcher b("m", {.max_batch_size = 1, .max_queue_delay = absl::ZeroDuration(), .max_queued_items = 2}, r.Fn());
-  auto running = std::async(std::launch::async, [&] { return b.Run({1}, 0, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  auto queued = std::async(std::launch::async, [&] { return b.Run({2, 3}, 0, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  auto refused = b.Run({4}, 0, Never(), nullptr, nullptr);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(refused.status().message().find("overloaded"), std::string::npos);
-  r.hold = false;
-  EXPECT_TRUE(running.get().ok());
-  EXPECT_TRUE(queued.get().ok());
+TEST(DynamicBatcher, TwoInstancesComputeTwoBatchesAtOnce) {
+  Model model;
+  absl::Notification* a = model.HoldNext();
+  absl::Notification* c = model.HoldNext();
+  Batcher b("m", Options(1, /*instances=*/2), model.Fn());
+  Result r1, r2;
+  ASSERT_TRUE(b.Schedule(MakeTask({1}, &r1)).ok());
+  ASSERT_TRUE(b.Schedule(MakeTask({2}, &r2)).ok());
+  // Both calls are inside the batch function at the same time: one instance alone would hang
+  // here (and fail at the timeout).
+  ASSERT_TRUE(model.AwaitEntered(2));
+  EXPECT_EQ(b.busy_instances(), 2);
+  a->Notify();
+  c->Notify();
+  ASSERT_TRUE(r1.Wait() && r2.Wait());
+  auto instances = model.instances();
+  std::sort(instances.begin(), instances.end());
+  EXPECT_EQ(instances, (std::vector<int>{0, 1}));
 }
 
-TEST(DynamicBatcher, ExpiredAndCancelledRequestsNeverTakeASlot) {
-  Recorder r;
-  r.hold = true;
-  Batcher b("m", {.max_batch_size = 8, .max_queue_delay = absl::ZeroDuration(), .max_queued_items = 100}, r.Fn());
-  auto running = std::async(std::launch::async, [&] { return b.Run({1}, 0, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  std::atomic<bool> cancel{false};
-  auto expiring = std::async(std::launch::async, [&] {
-    return b.Run({2}, 0, absl::Now() + absl::Milliseconds(20), nullptr, nullptr);
-  });
-  auto cancelled = std::async(std::launch::async, [&] {
-    return b.Run({3}, 0, Never(), [&] { return cancel.load(); }, nullptr);
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  cancel = true;
-  EXPECT_EQ(expiring.get().status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(cancelled.get().status().code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(b.queued_items(), 0);
-  r.hold = false;
-  EXPECT_TRUE(running.get().ok());
+TEST(DynamicBatcher, AConfiguredQueueDelayHoldsAPartialBatchUntilTheClockPassesIt) {
+  FakeClock clock;
+  Model model;
+  Batcher::Options o = Options(4, 1, &clock);
+  o.batching.max_queue_delay = absl::Milliseconds(10);
+  Batcher b("m", o, model.Fn());
+  Result r1, r2;
+  ASSERT_TRUE(b.Schedule(MakeTask({1}, &r1)).ok());
+  clock.Advance(absl::Milliseconds(4));
+  ASSERT_TRUE(b.Schedule(MakeTask({2}, &r2)).ok());
+  clock.Advance(absl::Milliseconds(5));  // 9 ms: not yet
+  EXPECT_FALSE(r1.done.HasBeenNotified());
+  clock.Advance(absl::Milliseconds(1));
+  ASSERT_TRUE(r1.Wait() && r2.Wait());
+  ASSERT_EQ(model.batches().size(), 1u);
+  EXPECT_EQ(model.batches()[0], (std::vector<int>{1, 2}));
+  EXPECT_EQ(r1.timing.queue, absl::Milliseconds(10));
+}
+
+TEST(DynamicBatcher, AnExceptionFailsItsBatchWithInternalAndTheInstanceKeepsServing) {
+  Model model;
+  Batcher b("m", Options(1), model.Fn());
+  Result bad, good;
+  ASSERT_TRUE(b.Schedule(MakeTask({-1}, &bad)).ok());
+  ASSERT_TRUE(bad.Wait());
+  EXPECT_EQ(bad.value.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(bad.value.status().message().find("negative input"), std::string::npos);
+  ASSERT_TRUE(b.Schedule(MakeTask({3}, &good)).ok());
+  ASSERT_TRUE(good.Wait());
+  ASSERT_TRUE(good.value.ok());
+  EXPECT_EQ(*good.value, std::vector<int>{6});
+}
+
+TEST(DynamicBatcher, CancelAnswersAQueuedTaskAtOnceWithoutRunningIt) {
+  Model model;
+  absl::Notification* gate = model.HoldNext();
+  Batcher b("m", Options(8), model.Fn());
+  Result busy, victim;
+  ASSERT_TRUE(b.Schedule(MakeTask({1}, &busy)).ok());
+  ASSERT_TRUE(model.AwaitEntered(1));
+  auto handle = b.Schedule(MakeTask({7}, &victim));
+  ASSERT_TRUE(handle.ok());
+  b.Cancel(*handle);
+  ASSERT_TRUE(victim.done.HasBeenNotified()) << "answered in Cancel, not after the busy batch";
+  EXPECT_EQ(victim.value.status().code(), absl::StatusCode::kCancelled);
+  gate->Notify();
+  ASSERT_TRUE(busy.Wait());
   b.Shutdown();
-  ASSERT_EQ(r.batches.size(), 1u) << "items 2 and 3 must not have run";
+  for (const auto& batch : model.batches()) EXPECT_EQ(std::count(batch.begin(), batch.end(), 7), 0);
 }
 
-TEST(DynamicBatcher, ShutdownRunsEverythingQueuedThenRefuses) {
-  Recorder r;
-  Batcher b("m", {.max_batch_size = 2, .max_queue_delay = absl::Seconds(30), .max_queued_items = 100}, r.Fn());
-  auto queued = std::async(std::launch::async, [&] { return b.Run({5}, 0, Never(), nullptr, nullptr); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // waiting out its 30 s delay
-  b.Shutdown();
-  auto out = queued.get();
-  ASSERT_TRUE(out.ok()) << "an accepted item is not lost on shutdown";
-  EXPECT_EQ(*out, std::vector<int>{10});
-  EXPECT_EQ(b.Run({6}, 0, Never(), nullptr, nullptr).status().code(), absl::StatusCode::kUnavailable);
-}
-
-TEST(DynamicBatcher, BatchErrorReachesEveryRequestInIt) {
-  Batcher b("m", {.max_batch_size = 4, .max_queue_delay = absl::ZeroDuration(), .max_queued_items = 100},
-            [](const std::vector<const int*>&) -> absl::StatusOr<std::vector<int>> {
-              return absl::InternalError("device lost");
-            });
-  auto out = b.Run({1, 2}, 0, Never(), nullptr, nullptr);
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kInternal);
+TEST(DynamicBatcher, ShutdownRunsEverythingAcceptedThenRefuses) {
+  FakeClock clock;  // a queue delay that never passes: only the drain can run the tasks
+  Model model;
+  Batcher::Options o = Options(8, 2, &clock);
+  o.batching.max_queue_delay = absl::Hours(1);
+  auto b = std::make_unique<Batcher>("m", o, model.Fn());
+  Result r[5];
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(b->Schedule(MakeTask({i}, &r[i])).ok());
+  b->Shutdown();
+  for (Result& x : r) {
+    ASSERT_TRUE(x.done.HasBeenNotified());
+    EXPECT_TRUE(x.value.ok()) << x.value.status();
+  }
+  Result late;
+  EXPECT_EQ(b->Schedule(MakeTask({9}, &late)).status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

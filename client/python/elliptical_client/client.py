@@ -90,12 +90,17 @@ class Generation:
         try:
             for message in self._stream:
                 final = message.HasField("summary")
-                if message.HasField("token"):
+                if final:
                     # The final message's token, if any, only releases held-back text.
-                    if not final:
-                        self.token_ids.append(message.token.id)
-                    if message.token.text:
+                    if message.HasField("token") and message.token.text:
                         yield message.token.text
+                else:
+                    # A message carries every token produced while the previous one was sent.
+                    tokens = message.tokens or ([message.token] if message.HasField("token") else [])
+                    for token in tokens:
+                        self.token_ids.append(token.id)
+                        if token.text:
+                            yield token.text
                 if final:
                     s = message.summary
                     self.summary = GenerationSummary(

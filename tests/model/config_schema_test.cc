@@ -1,0 +1,135 @@
+#include "model/config_schema.h"
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/model_dir.h"
+#include "tests/support/fixtures.h"
+
+namespace elliptical::model {
+namespace {
+
+using nlohmann::json;
+
+// What the server will check a config.json against.
+KeySchema ServedKeys(ModelFamily family) {
+  KeySchema schema = FamilyKeys(family);
+  Merge(ServingKeys(), &schema);
+  return schema;
+}
+
+absl::Status Check(const json& config, ModelFamily family) {
+  return CheckKnownKeys(config, ServedKeys(family), "m/config.json");
+}
+
+TEST(ConfigSchema, MisspelledNestedKeyNamesPathFileAndSuggestion) {
+  const absl::Status s = Check(
+      json::parse(R"({"family": "image_classifier", "batching": {"max_batch_sise": 4}})"),
+      ModelFamily::kImageClassifier);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "m/config.json: unknown key \"batching.max_batch_sise\"; did you mean \"max_batch_size\"? "
+            "(known here: low_priority_max_wait_ms, max_batch_size, max_queue_delay_ms, max_queue_size)");
+}
+
+TEST(ConfigSchema, TranspositionIsOneEdit) {
+  const absl::Status s =
+      Check(json::parse(R"({"vit": {"patch_size": 4, "emebd_dim": 8}})"), ModelFamily::kSegmenter);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("unknown key \"vit.emebd_dim\"; did you mean \"embed_dim\"?"),
+            std::string::npos)
+      << s;
+}
+
+TEST(ConfigSchema, UnknownTopLevelKeyFails) {
+  const absl::Status near = Check(json::parse(R"({"family": "segmenter", "lables": "labels.txt"})"),
+                                  ModelFamily::kSegmenter);
+  EXPECT_EQ(near.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(near.message().find("m/config.json: unknown key \"lables\"; did you mean \"labels\"?"),
+            std::string::npos)
+      << near;
+
+  // Nothing within two edits: no guess, but the keys that would be understood.
+  const absl::Status far =
+      Check(json::parse(R"({"description": "a model"})"), ModelFamily::kLanguageModel);
+  EXPECT_EQ(far.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(far.message().find("unknown key \"description\" (known here: attention, batching, "),
+            std::string::npos)
+      << far;
+  EXPECT_EQ(far.message().find("did you mean"), std::string::npos) << far;
+}
+
+TEST(ConfigSchema, KeysBelongToTheirFamily) {
+  EXPECT_FALSE(Check(json::parse(R"({"decoder": {"type": "linear"}})"), ModelFamily::kImageClassifier).ok());
+  EXPECT_FALSE(Check(json::parse(R"({"lm": {}})"), ModelFamily::kSegmenter).ok());
+  EXPECT_FALSE(Check(json::parse(R"({"vit": {}})"), ModelFamily::kLanguageModel).ok());
+  // scale_mode is the language model's; the server's generation limits are everyone's.
+  EXPECT_FALSE(Check(json::parse(R"({"generation": {"scale_mode": "prefix"}})"),
+                     ModelFamily::kImageClassifier)
+                   .ok());
+  EXPECT_TRUE(Check(json::parse(R"({"generation": {"scale_mode": "prefix", "max_running": 2}})"),
+                    ModelFamily::kLanguageModel)
+                  .ok());
+}
+
+TEST(ConfigSchema, NonObjectWhereAnObjectIsExpectedFails) {
+  const absl::Status number = Check(json::parse(R"({"vit": 32})"), ModelFamily::kImageClassifier);
+  EXPECT_EQ(number.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(number.message(), "m/config.json: \"vit\" must be an object, not 32");
+  const absl::Status null = Check(json::parse(R"({"batching": null})"), ModelFamily::kSegmenter);
+  EXPECT_EQ(null.message(), "m/config.json: \"batching\" must be an object, not null");
+  EXPECT_FALSE(CheckKnownKeys(json::array(), ServedKeys(ModelFamily::kSegmenter), "f").ok());
+}
+
+TEST(ConfigSchema, LeavesAreNotDescendedInto) {
+  EXPECT_TRUE(Check(json::parse(R"({"preprocess": {"mean": [0.5, 0.5, 0.5]},
+                                    "attention": {"elliptical_layers": [1, 2], "score_scale": null}})"),
+                    ModelFamily::kImageClassifier)
+                  .ok());
+}
+
+TEST(ConfigSchema, MergeUnitesObjectsAndKeepsLeavesLeaves) {
+  KeySchema into = KeySchema::Of({"a"}).With("s", KeySchema::Of({"x"})).With("t", KeySchema::Of({"y"}));
+  Merge(KeySchema::Of({"b", "t"}).With("s", KeySchema::Of({"z"})), &into);
+  EXPECT_TRUE(CheckKnownKeys(json::parse(R"({"a": 1, "b": 2, "s": {"x": 1, "z": 2}, "t": 3})"), into, "f").ok());
+  EXPECT_FALSE(CheckKnownKeys(json::parse(R"({"s": {"w": 1}})"), into, "f").ok());
+}
+
+// Every config.json under `root`, checked as the server will; returns the families seen.
+std::set<ModelFamily> CheckAllUnder(const std::filesystem::path& root) {
+  std::set<ModelFamily> families;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    if (entry.path().filename() != "config.json") continue;
+    auto dir = ReadModelDirectory(entry.path().parent_path().string());
+    if (!dir.ok()) {
+      ADD_FAILURE() << dir.status();
+      continue;
+    }
+    families.insert(dir->family);
+    const absl::Status s = CheckKnownKeys(dir->config, ServedKeys(dir->family), entry.path().string());
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  return families;
+}
+
+const std::set<ModelFamily> kAllFamilies = {ModelFamily::kImageClassifier, ModelFamily::kSegmenter,
+                                            ModelFamily::kLanguageModel};
+
+TEST(ConfigSchema, ShippedModelsPass) {
+  EXPECT_EQ(CheckAllUnder(std::filesystem::path(ELLIPTICAL_SOURCE_DIR) / "models"), kAllFamilies);
+}
+
+TEST(ConfigSchema, GeneratedFixturesPass) {
+  const std::filesystem::path fixtures = std::filesystem::path(testing::BuildDir()) / "fixtures";
+  ASSERT_TRUE(std::filesystem::is_directory(fixtures))
+      << fixtures << " is missing: run the fixture scripts (ctest does) or set ELLIPTICAL_BUILD_DIR";
+  EXPECT_EQ(CheckAllUnder(fixtures), kAllFamilies);
+}
+
+}  // namespace
+}  // namespace elliptical::model
