@@ -15,9 +15,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "bench/report.h"
-#include "model/decoder_lm.h"
-#include "model/safetensors.h"
-#include "model/weights.h"
+#include "model/nets/decoder_lm.h"
+#include "model/config/safetensors.h"
+#include "model/io/weights.h"
 
 ABSL_FLAG(std::string, model, "", "language_model directory");
 ABSL_FLAG(std::string, tokens, "", "file of whitespace-separated token ids (held-out text)");

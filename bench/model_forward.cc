@@ -19,10 +19,10 @@
 #include "bench/report.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "model/decoder_lm.h"
-#include "model/device.h"
-#include "model/runtime.h"
-#include "model/vit.h"
+#include "model/nets/decoder_lm.h"
+#include "model/io/device.h"
+#include "model/api/runtime.h"
+#include "model/nets/vit.h"
 
 ABSL_FLAG(std::string, models, "deit_tiny,deit_small,lm16", "deit_tiny, deit_small, lm16");
 ABSL_FLAG(std::string, batches, "1,8,64", "batch sizes");
@@ -168,7 +168,7 @@ int Run() {
     return 2;
   }
   if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
-  // As the server does (model/runtime.h); --tune_malloc=false measures glibc's defaults.
+  // As the server does (model/api/runtime.h); --tune_malloc=false measures glibc's defaults.
   if (absl::GetFlag(FLAGS_tune_malloc)) model::TuneCpuAllocator();
   std::vector<AttentionMode> modes;
   for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {

@@ -62,7 +62,7 @@ message(STATUS "LibTorch ${Torch_VERSION} from ${TORCH_INSTALL_PREFIX}")
 add_library(elliptical_torch INTERFACE)
 # OFF links LibTorch's CPU libraries only, so that a CPU deployment (the CPU container image)
 # need not carry the GB of CUDA libraries libtorch_cuda pulls in. libc10_cuda stays: small, and
-# model/runtime.cc reads its allocator statistics (only when CUDA is available, never without).
+# model/api/runtime.cc reads its allocator statistics (only when CUDA is available, never without).
 option(ELLIPTICAL_CUDA "Link LibTorch's CUDA libraries (OFF: a CPU-only server)" ON)
 if(ELLIPTICAL_CUDA)
   target_link_libraries(elliptical_torch INTERFACE ${TORCH_LIBRARIES})

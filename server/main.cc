@@ -19,7 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "model/runtime.h"
+#include "model/api/runtime.h"
 #include "server/api/inference_service.h"
 #include "server/log.h"
 #include "server/metrics/load_poller.h"
@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, dtype, "",
           "Overrides every model's dtype: float32, float16, bfloat16 (empty: as configured).");
 ABSL_FLAG(bool, tune_malloc, true,
           "Keep freed tensor memory in the process (faster CPU forwards, resident size stays at "
-          "its peak); see model/runtime.h.");
+          "its peak); see model/api/runtime.h.");
 ABSL_FLAG(int, compute_threads, 0,
           "CPU threads a model's forwards use in all (its instances share them; a language model's "
           "scheduler uses them all); 0 = one per core.");

@@ -75,10 +75,13 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(grpc::CallbackServe
   return Answer(context, grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
-                                                     const v1::ClassifyRequest* request,
-                                                     v1::ClassifyResponse* response) {
-  auto* call = new VisionCall(metrics_, ModelLabel(request->model_name()), "Classify");
+// Classify and Segment: validate, decode, submit to the model's servable, and finish the call
+// from the servable's callback with `fill(results, labels)` filling the response.
+template <typename ServableT, typename Request, typename Response, typename Fill>
+grpc::ServerUnaryReactor* InferenceService::ServeVision(grpc::CallbackServerContext* context, const char* rpc,
+                                                        const Request* request, Response* response,
+                                                        Fill fill) {
+  auto* call = new VisionCall(metrics_, ModelLabel(request->model_name()), rpc);
   auto fail = [call](const absl::Status& s) {
     call->Start(nullptr, [&s]() -> absl::StatusOr<std::shared_ptr<PendingCall>> { return s; });
     return call;
@@ -88,25 +91,19 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
   if (!priority.ok()) return fail(priority.status());
   auto images = DecodeImages(request->images());
   if (!images.ok()) return fail(images.status());
-  auto classifier = repository_->Get<ClassifierServable>(request->model_name());
-  if (!classifier.ok()) return fail(classifier.status());
+  auto servable = repository_->Get<ServableT>(request->model_name());
+  if (!servable.ok()) return fail(servable.status());
 
-  CallOptions options{Deadline(context), *priority};
-  const uint32_t k = request->top_k() == 0 ? kDefaultTopK : request->top_k();
-  const bool stats = request->return_attention_stats();
-  std::shared_ptr<ClassifierServable> servable = *classifier;
-  call->Start(servable, [&, servable]() {
-    return servable->Submit(
-        *images, stats, options,
-        [call, request, response, labels = &servable->description().labels, k, stats, metrics = metrics_](
-            absl::StatusOr<std::vector<model::Classification>> results, const ServeTiming& timing) {
+  const CallOptions options{Deadline(context), *priority};
+  std::shared_ptr<ServableT> model = *servable;
+  call->Start(model, [&, model]() {
+    return model->Submit(
+        *images, request->return_attention_stats(), options,
+        [call, request, response, labels = &model->description().labels, fill, metrics = metrics_](
+            auto results, const ServeTiming& timing) {
           if (!results.ok()) return call->Done(ToGrpcStatus(results.status()));
           response->set_model_name(request->model_name());
-          for (const model::Classification& result : *results) {
-            v1::Classification* out = response->add_classifications();
-            FillTopClasses(result.probabilities, *labels, k, out);
-            if (stats) FillAttentionStats(result.stats, out->mutable_attention_stats());
-          }
+          fill(*results, *labels);
           FillTiming(timing, response->mutable_timing());
           if (metrics) metrics->RecordQueueWait(request->model_name(), timing.batch.queue);
           call->Done(grpc::Status::OK);
@@ -115,43 +112,35 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
   return call;
 }
 
+grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
+                                                     const v1::ClassifyRequest* request,
+                                                     v1::ClassifyResponse* response) {
+  const uint32_t k = request->top_k() == 0 ? kDefaultTopK : request->top_k();
+  return ServeVision<ClassifierServable>(
+      context, "Classify", request, response,
+      [request, response, k](const std::vector<model::Classification>& results,
+                             const std::vector<std::string>& labels) {
+        for (const model::Classification& result : results) {
+          v1::Classification* out = response->add_classifications();
+          FillTopClasses(result.probabilities, labels, k, out);
+          if (request->return_attention_stats()) FillAttentionStats(result.stats, out->mutable_attention_stats());
+        }
+      });
+}
+
 grpc::ServerUnaryReactor* InferenceService::Segment(grpc::CallbackServerContext* context,
                                                     const v1::SegmentRequest* request,
                                                     v1::SegmentResponse* response) {
-  auto* call = new VisionCall(metrics_, ModelLabel(request->model_name()), "Segment");
-  auto fail = [call](const absl::Status& s) {
-    call->Start(nullptr, [&s]() -> absl::StatusOr<std::shared_ptr<PendingCall>> { return s; });
-    return call;
-  };
-  if (request->model_name().empty()) return fail(absl::InvalidArgumentError(NoModelName().error_message()));
-  auto priority = PriorityFromProto(request->priority());
-  if (!priority.ok()) return fail(priority.status());
-  auto images = DecodeImages(request->images());
-  if (!images.ok()) return fail(images.status());
-  auto segmenter = repository_->Get<SegmenterServable>(request->model_name());
-  if (!segmenter.ok()) return fail(segmenter.status());
-
-  CallOptions options{Deadline(context), *priority};
-  const bool stats = request->return_attention_stats();
-  std::shared_ptr<SegmenterServable> servable = *segmenter;
-  call->Start(servable, [&, servable]() {
-    return servable->Submit(
-        *images, stats, options,
-        [call, request, response, labels = &servable->description().labels, stats, metrics = metrics_](
-            absl::StatusOr<std::vector<model::Segmentation>> results, const ServeTiming& timing) {
-          if (!results.ok()) return call->Done(ToGrpcStatus(results.status()));
-          response->set_model_name(request->model_name());
-          for (const model::Segmentation& result : *results) {
-            v1::SegmentationMask* mask = response->add_masks();
-            FillMask(result, *labels, mask);
-            if (stats) FillAttentionStats(result.stats, mask->mutable_attention_stats());
-          }
-          FillTiming(timing, response->mutable_timing());
-          if (metrics) metrics->RecordQueueWait(request->model_name(), timing.batch.queue);
-          call->Done(grpc::Status::OK);
-        });
-  });
-  return call;
+  return ServeVision<SegmenterServable>(
+      context, "Segment", request, response,
+      [request, response](const std::vector<model::Segmentation>& results,
+                          const std::vector<std::string>& labels) {
+        for (const model::Segmentation& result : results) {
+          v1::SegmentationMask* mask = response->add_masks();
+          FillMask(result, labels, mask);
+          if (request->return_attention_stats()) FillAttentionStats(result.stats, mask->mutable_attention_stats());
+        }
+      });
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(

@@ -40,6 +40,9 @@ class InferenceService final : public elliptical::v1::InferenceService::Callback
                                                            const v1::GenerateRequest* request) override;
 
  private:
+  template <typename ServableT, typename Request, typename Response, typename Fill>
+  grpc::ServerUnaryReactor* ServeVision(grpc::CallbackServerContext* context, const char* rpc,
+                                        const Request* request, Response* response, Fill fill);
   // The model label of a request: its name when the repository knows it, else "unknown".
   std::string ModelLabel(const std::string& name) const;
   absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(

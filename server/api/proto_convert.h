@@ -6,9 +6,9 @@
 
 #include "absl/status/statusor.h"
 #include "elliptical/v1/inference_service.pb.h"
-#include "model/attention_stats.h"
-#include "model/image.h"
-#include "model/image_segmenter.h"
+#include "model/api/attention_stats.h"
+#include "model/api/image.h"
+#include "model/api/image_segmenter.h"
 #include "server/generation/generation_scheduler.h"
 #include "server/serving/vision_servable.h"
 #include "server/input/image_decoder.h"

@@ -5,7 +5,7 @@
 // it is sampled.
 //
 // Memory: the model's KV cache is allocated once, at load, as slots of a whole context each
-// (model/language_model.h). A sequence is admitted when a slot is free and holds it until it
+// (model/api/language_model.h). A sequence is admitted when a slot is free and holds it until it
 // finishes; a request longer than the context is refused. The waiting queue is bounded: beyond
 // it, RESOURCE_EXHAUSTED.
 //
@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "model/language_model.h"
+#include "model/api/language_model.h"
 #include "server/generation/sampler.h"
 #include "server/generation/tokenizer.h"
 

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "model/image.h"
+#include "model/api/image.h"
 
 namespace elliptical::server {
 

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "model/runtime.h"
+#include "model/api/runtime.h"
 
 namespace elliptical::server {
 

@@ -6,7 +6,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
-#include "model/runtime.h"
+#include "model/api/runtime.h"
 
 namespace elliptical::server {
 namespace {

@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "model/attention_stats.h"
+#include "model/api/attention_stats.h"
 
 namespace elliptical::server {
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "model/config_schema.h"
+#include "model/config/config_schema.h"
 #include "server/log.h"
 #include "server/serving/servable_registry.h"
 

@@ -7,7 +7,7 @@
 //   "generation": {"max_running": 16, "max_waiting": 4096, "max_cache_mb": 512,
 //                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024}
 //
-// Every default is here; model/config_schema.cc lists the keys, and unknown ones are refused.
+// Every default is here; model/config/config_schema.cc lists the keys, and unknown ones are refused.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "model/model_description.h"
+#include "model/api/model_description.h"
 
 namespace elliptical::server {
 

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "model/runtime.h"
+#include "model/api/runtime.h"
 #include "server/serving/language_servable.h"
 #include "server/serving/vision_servable.h"
 

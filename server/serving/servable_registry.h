@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/image_classifier.h"
-#include "model/model_dir.h"
+#include "model/api/image_classifier.h"
+#include "model/config/model_dir.h"
 #include "server/metrics/server_metrics.h"
 #include "server/repository/serving_config.h"
 #include "server/serving/servable.h"

@@ -14,8 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "model/image_classifier.h"
-#include "model/image_segmenter.h"
+#include "model/api/image_classifier.h"
+#include "model/api/image_segmenter.h"
 #include "server/batching/dynamic_batcher.h"
 #include "server/serving/servable.h"
 

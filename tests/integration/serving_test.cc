@@ -113,7 +113,7 @@ class ServingTest : public ::testing::Test {
 std::string* ServingTest::repo_ = nullptr;
 ServerProcess* ServingTest::server_ = nullptr;
 
-TEST_F(ServingTest, ConcurrentRequestsShareBatchesAndGetTheirOwnAnswers) {
+TEST_F(ServingTest, ConcurrentRequestsGetTheirOwnAnswers) {
   v1::ClassifyResponse alone;
   ASSERT_TRUE(Classify("vit-single", 4, &alone).ok());
   EXPECT_EQ(alone.timing().batch_size(), 1u);
@@ -126,11 +126,9 @@ TEST_F(ServingTest, ConcurrentRequestsShareBatchesAndGetTheirOwnAnswers) {
       return std::make_pair(s, r);
     }));
   }
-  uint32_t largest = 0;
   for (auto& call : calls) {
     auto [status, response] = call.get();
     ASSERT_TRUE(status.ok()) << status.error_message();
-    largest = std::max(largest, response.timing().batch_size());
     ASSERT_EQ(response.classifications_size(), 4);
     for (int i = 0; i < 4; ++i) {
       const auto& got = response.classifications(i).classes(0);
@@ -141,9 +139,8 @@ TEST_F(ServingTest, ConcurrentRequestsShareBatchesAndGetTheirOwnAnswers) {
                   2 * elliptical::testing::TransformerReorderTolerance(3, 96));
     }
   }
-  // Four requests of four images each, batches of four items: the items of different requests
-  // met in a batch, or at least each request filled one.
-  EXPECT_EQ(largest, 4u);
+  // How batches form is the batcher's, tested deterministically in
+  // tests/server/dynamic_batcher_test.cc; here each request got its own answers.
 }
 
 TEST_F(ServingTest, RequestExpiringInTheQueueNeverRuns) {
@@ -159,7 +156,8 @@ TEST_F(ServingTest, FullQueueIsRefusedWithResourceExhausted) {
     v1::ClassifyResponse r;
     return Classify("vit-slow", 2, &r);  // fills the queue of two items for 1.5 s
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Its two items are queued: the server says so (sampled once a second).
+  ASSERT_TRUE(testing::AwaitMetric(server_->metrics_port(), "elliptical_queue_items{model=\"vit-slow\"}", 2));
   v1::ClassifyResponse response;
   grpc::Status s = Classify("vit-slow", 1, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -378,9 +376,35 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
     grpc::Status s = reader->Finish();
     return std::make_pair(s, tokens);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all accepted, none finished
+  // Every call reached the server (in flight or already answered) before SIGTERM.
+  const auto accepted = [&server] {
+    const int m = server.metrics_port();
+    auto value = [m](const std::string& series) {
+      const double v = testing::MetricValue(m, series);
+      return std::isnan(v) ? 0.0 : v;
+    };
+    return value("elliptical_in_flight_requests{model=\"vit-batched\",rpc=\"Classify\"}") +
+                   value("elliptical_requests_total{code=\"OK\",model=\"vit-batched\",rpc=\"Classify\"}") ==
+               6 &&
+           value("elliptical_in_flight_requests{model=\"lm\",rpc=\"Generate\"}") == 1;
+  };
+  for (int i = 0; i < 600 && !accepted(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(accepted()) << server.log();
   auto terminated = std::async(std::launch::async, [&server] { return server.Terminate(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  {
+    // Health turns NOT_SERVING when the drain starts; a call after that is refused.
+    auto health = grpc::health::v1::Health::NewStub(server.channel());
+    bool draining = false;
+    for (int i = 0; i < 600 && !draining; ++i) {
+      grpc::ClientContext c;
+      c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      grpc::health::v1::HealthCheckResponse r;
+      grpc::Status hs = health->Check(&c, {}, &r);
+      draining = !hs.ok() || r.status() != grpc::health::v1::HealthCheckResponse::SERVING;
+      if (!draining) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(draining);
+  }
   {
     v1::ClassifyRequest late;
     late.set_model_name("vit-batched");

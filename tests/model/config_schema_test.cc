@@ -1,4 +1,4 @@
-#include "model/config_schema.h"
+#include "model/config/config_schema.h"
 
 #include <filesystem>
 #include <set>
@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "model/model_dir.h"
+#include "model/config/model_dir.h"
 #include "tests/support/fixtures.h"
 
 namespace elliptical::model {

@@ -1,5 +1,5 @@
 // The elliptical metric and attention against values worked out by hand from ELLIPTICAL.md.
-#include "model/elliptical_attention.h"
+#include "model/nets/elliptical_attention.h"
 
 #include <cmath>
 

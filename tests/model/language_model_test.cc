@@ -3,10 +3,10 @@
 // and generation through the LanguageModel interface, its cache slots included.
 #include <gtest/gtest.h>
 
-#include "model/decoder_lm.h"
-#include "model/elliptical_attention.h"
-#include "model/language_model.h"
-#include "model/weights.h"
+#include "model/nets/decoder_lm.h"
+#include "model/nets/elliptical_attention.h"
+#include "model/api/language_model.h"
+#include "model/io/weights.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"
 #include "tests/support/tensor_expect.h"

@@ -2,9 +2,9 @@
 // float16) and stays close to float32. The elliptical metric itself is always float32.
 #include <gtest/gtest.h>
 
-#include "model/image_classifier.h"
-#include "model/image_segmenter.h"
-#include "model/language_model.h"
+#include "model/api/image_classifier.h"
+#include "model/api/image_segmenter.h"
+#include "model/api/language_model.h"
 #include "server/input/image_decoder.h"
 #include "tests/support/fixtures.h"
 

@@ -3,10 +3,10 @@
 // sliding windows; and the batch invariance a server relies on.
 #include <gtest/gtest.h>
 
-#include "model/image_preprocess.h"
-#include "model/image_segmenter.h"
-#include "model/segmenter_net.h"
-#include "model/weights.h"
+#include "model/nets/image_preprocess.h"
+#include "model/api/image_segmenter.h"
+#include "model/nets/segmenter_net.h"
+#include "model/io/weights.h"
 #include "server/input/image_decoder.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"

@@ -3,9 +3,9 @@
 // are checked together against the library users' checkpoints come from.
 #include <gtest/gtest.h>
 
-#include "model/classifier_config.h"
-#include "model/vit.h"
-#include "model/weights.h"
+#include "model/config/classifier_config.h"
+#include "model/nets/vit.h"
+#include "model/io/weights.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/tensor_expect.h"
 

@@ -2,7 +2,7 @@
 // (tests/reference/elliptical_vit.py), and the properties a batching server relies on.
 #include <gtest/gtest.h>
 
-#include "model/image_classifier.h"
+#include "model/api/image_classifier.h"
 #include "server/input/image_decoder.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"

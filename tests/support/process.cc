@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -176,6 +177,26 @@ int ServerProcess::Terminate(double timeout_s) {
   const int code = WaitFor(pid_, timeout_s);
   if (code != -1) pid_ = -1;
   return code;
+}
+
+double MetricValue(int metrics_port, const std::string& series) {
+  CommandResult r = RunCommand({"curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"}, 10);
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return std::nan("");
+}
+
+bool AwaitMetric(int metrics_port, const std::string& series, double value, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (MetricValue(metrics_port, series) == value) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 }  // namespace elliptical::testing

@@ -34,6 +34,13 @@ class ChildProcess {
   std::string dir_;
 };
 
+// The value of one series on a server's /metrics, written as exposed
+// ("elliptical_queue_items{model=\"m\"}"); NaN when absent.
+double MetricValue(int metrics_port, const std::string& series);
+// Polls /metrics until `series` equals `value` (a condition the server reports, not a guess
+// at how long something takes); false after `timeout_s`.
+bool AwaitMetric(int metrics_port, const std::string& series, double value, double timeout_s = 30);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreeLoopbackPort();
 

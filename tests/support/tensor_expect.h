@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "model/safetensors.h"
-#include "model/weights.h"
+#include "model/config/safetensors.h"
+#include "model/io/weights.h"
 
 namespace elliptical::testing {
 

@@ -1,0 +1,51 @@
+#include "model/api/runtime.h"
+
+#include <malloc.h>
+
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace elliptical::model {
+
+void SetComputeThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
+void SetComputeThreadsForThisThread(int threads) {
+  if (threads <= 0) return;
+  // LibTorch sizes a thread's pool from the process-wide setting on the thread's first parallel
+  // call; make that happen now, so the setting below stays this thread's own.
+  at::parallel_for(0, 1, 1, [](int64_t, int64_t) {});
+  torch::set_num_threads(threads);
+}
+
+std::string RuntimeSummary() {
+  const bool cuda = torch::cuda::is_available();
+  return absl::StrCat("LibTorch ", TORCH_VERSION, ", ", torch::get_num_threads(),
+                      " CPU compute threads, CUDA ",
+                      cuda ? absl::StrCat(torch::cuda::device_count(), " device(s)")
+                           : std::string("not available"));
+}
+
+void TuneCpuAllocator() {
+  // 32 MiB is glibc's largest mmap threshold: every smaller tensor comes from the heap; and the
+  // heap is trimmed only beyond 512 MiB free at its top.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
+std::string TorchVersion() { return TORCH_VERSION; }
+
+int64_t DeviceMemoryAllocatedBytes() {
+  if (!torch::cuda::is_available()) return 0;
+  int64_t total = 0;
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d));
+    total += stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].current;
+  }
+  return total;
+}
+
+}  // namespace elliptical::model

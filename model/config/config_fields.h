@@ -1,0 +1,42 @@
+// Fields that every model family's config.json shares (weights file, dtype, device, labels,
+// image normalisation), parsed in one place so each family validates them the same way.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "model/config/model_dir.h"
+
+namespace elliptical::model {
+
+struct RuntimeFields {
+  std::string weights_path;  // <directory>/<"weights">
+  std::string dtype = "float32";
+  std::string device = "auto";
+};
+
+absl::StatusOr<RuntimeFields> ParseRuntimeFields(const ModelDirectory& dir);
+
+// Reads the "labels" file when the config names one (one label per line) and checks it holds
+// `num_classes` labels; without one, labels are "class_<i>".
+absl::StatusOr<std::vector<std::string>> ParseLabels(const ModelDirectory& dir, int num_classes);
+
+struct Normalisation {
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // ImageNet statistics, timm's default
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+};
+
+// The optional "preprocess" object: {"mean": [r, g, b], "std": [r, g, b]}.
+absl::StatusOr<Normalisation> ParseNormalisation(const nlohmann::json& config);
+
+// Prefixes an error with "<directory>/config.json: " so the user knows which file to fix.
+absl::Status ConfigError(const ModelDirectory& dir, const absl::Status& status);
+
+// Fails unless `dir` holds a model of `family`.
+absl::Status ExpectFamily(const ModelDirectory& dir, ModelFamily family);
+
+}  // namespace elliptical::model

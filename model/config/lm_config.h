@@ -1,0 +1,55 @@
+// A decoder-only language model directory (docs/model_formats.md, "language_model"): the
+// paper's post-LN LM and a pre-LN variant, sinusoidal or learned positions, tied or untied
+// output, and how the elliptical metric is estimated while generating (ScaleMode).
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/config/attention_config.h"
+#include "model/config/config_fields.h"
+
+namespace elliptical::model {
+
+enum class NormPlacement { kPost, kPre };
+enum class Activation { kRelu, kGelu };
+enum class PositionEncoding { kSinusoidal, kLearned };
+// kDescending is Transformer-XL's absolute positions (token t of L is at L-1-t).
+enum class PositionOrder { kAscending, kDescending };
+// How m is estimated over a sequence (ELLIPTICAL.md, "Generation with a KV cache").
+//   kSegment: mean over every token of the sequence (the reference; no KV cache possible).
+//   kPrefix: the query at position t uses the mean over positions 0..t (KV-cache friendly).
+enum class ScaleMode { kSegment, kPrefix };
+
+struct LmShape {
+  int d_model = 128;
+  int num_layers = 16;
+  int num_heads = 8;
+  int head_dim = 16;
+  int d_inner = 2048;
+  NormPlacement norm = NormPlacement::kPost;
+  Activation activation = Activation::kRelu;
+  double layer_norm_eps = 1e-5;
+  PositionEncoding positions = PositionEncoding::kSinusoidal;
+  PositionOrder position_order = PositionOrder::kAscending;
+  int max_positions = 2048;
+  double embed_scale = 1.0;
+  bool tie_embeddings = true;
+  bool output_bias = true;
+};
+
+struct LmConfig {
+  std::string directory;
+  RuntimeFields runtime;
+  std::string tokenizer_path;  // empty when the directory has no tokenizer
+  int vocab_size = 0;
+  LmShape shape;
+  AttentionConfig attention;
+  ScaleMode scale_mode = ScaleMode::kPrefix;
+};
+
+absl::StatusOr<LmConfig> ReadLmConfig(const std::string& directory);
+
+absl::string_view ScaleModeName(ScaleMode mode);
+
+}  // namespace elliptical::model

@@ -1,0 +1,42 @@
+#include "model/io/module_loader.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "model/io/device.h"
+#include "model/config/safetensors.h"
+#include "model/io/weights.h"
+
+namespace elliptical::model {
+
+absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options) {
+  if (!options.device.empty()) runtime.device = options.device;
+  if (!options.dtype.empty()) runtime.dtype = options.dtype;
+  Placement p;
+  ELLIPTICAL_ASSIGN_OR_RETURN(p.device, ResolveDevice(runtime.device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(p.dtype, ResolveDtype(runtime.dtype, p.device));
+  return p;
+}
+
+absl::Status PlaceAndLoad(torch::nn::Module& module, const Placement& placement,
+                          const std::string& weights_path) {
+  ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(weights_path));
+  module.to(placement.device, placement.dtype);
+  module.eval();
+  if (absl::Status s = LoadWeights(module, weights); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(weights_path, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+ModelDescription DescribeModule(ModelFamily family, const Placement& placement,
+                                const AttentionConfig& attention, const torch::nn::Module& module) {
+  ModelDescription d;
+  d.family = family;
+  d.device = placement.device.str();
+  d.dtype = DtypeName(placement.dtype);
+  d.attention = attention;
+  for (const auto& p : module.parameters()) d.num_parameters += p.numel();
+  return d;
+}
+
+}  // namespace elliptical::model

@@ -1,0 +1,113 @@
+#include "model/nets/vit.h"
+
+namespace elliptical::model {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x, const torch::Tensor& token_mask) {
+  torch::Tensor unit = F::normalize(x.to(torch::kFloat32), F::NormalizeFuncOptions().dim(-1));
+  torch::Tensor n;  // (B,) tokens counted
+  if (token_mask.defined()) {
+    unit = unit * token_mask.unsqueeze(-1).to(torch::kFloat32);
+    n = token_mask.sum(1).to(torch::kFloat32);
+  } else {
+    n = torch::full({x.size(0)}, static_cast<double>(x.size(1)), unit.options());
+  }
+  torch::Tensor total = unit.sum(1);  // (B, C)
+  torch::Tensor pairs = n * (n - 1);
+  // A single token is trivially "collapsed": report 1 rather than 0/0.
+  return torch::where(pairs > 0, ((total * total).sum(-1) - n) / pairs.clamp_min(1.0),
+                      torch::ones_like(n));
+}
+
+MlpImpl::MlpImpl(int in_dim, int hidden_dim) {
+  fc1 = register_module("fc1", torch::nn::Linear(in_dim, hidden_dim));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden_dim, in_dim));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2->forward(F::gelu(fc1->forward(x)));  // exact (erf) GELU, as timm's nn.GELU
+}
+
+BlockImpl::BlockImpl(const ViTConfig& c) {
+  auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.layer_norm_eps);
+  norm1 = register_module("norm1", torch::nn::LayerNorm(ln));
+  attn = register_module("attn", SelfAttention(c.embed_dim, c.num_heads, c.qkv_bias));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(ln));
+  mlp = register_module("mlp", Mlp(c.embed_dim, c.mlp_hidden_dim()));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& v_prev,
+                                 const AttentionConfig& attention, torch::Tensor* values,
+                                 torch::Tensor* metric) {
+  SelfAttentionImpl::Output a = attn->forward(norm1->forward(x), v_prev, attention);
+  *values = a.values;
+  *metric = a.metric;
+  torch::Tensor h = x + a.out;
+  return h + mlp->forward(norm2->forward(h));
+}
+
+PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_channels, c.embed_dim, c.patch_size)
+                                    .stride(c.patch_size)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
+  return proj->forward(images).flatten(2).transpose(1, 2);  // (B, C, G, G) -> (B, G*G, C)
+}
+
+VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, AttentionConfig attention,
+                                             int num_classes)
+    : config_(config), attention_(std::move(attention)) {
+  patch_embed = register_module("patch_embed", PatchEmbed(config));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, config.embed_dim}));
+  pos_embed =
+      register_parameter("pos_embed", torch::zeros({1, 1 + config.num_patches(), config.embed_dim}));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < config.depth; ++i) blocks->push_back(Block(config));
+  norm = register_module(
+      "norm", torch::nn::LayerNorm(
+                  torch::nn::LayerNormOptions({config.embed_dim}).eps(config.layer_norm_eps)));
+  if (num_classes > 0) head = register_module("head", torch::nn::Linear(config.embed_dim, num_classes));
+}
+
+torch::Tensor VisionTransformerImpl::PositionEmbedding(int64_t grid_h, int64_t grid_w) const {
+  const int64_t g = config_.grid_size();
+  if (grid_h == g && grid_w == g) return pos_embed;
+  const int64_t c = config_.embed_dim;
+  torch::Tensor grid = pos_embed.narrow(1, 1, g * g).reshape({1, g, g, c}).permute({0, 3, 1, 2});
+  // Interpolate in float32: bilinear weights in half precision drift visibly on big grids.
+  grid = F::interpolate(grid.to(torch::kFloat32),
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{grid_h, grid_w})
+                            .mode(torch::kBilinear)
+                            .align_corners(false))
+             .to(pos_embed.scalar_type());
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, grid_h * grid_w, c});
+  return torch::cat({pos_embed.narrow(1, 0, 1), grid}, 1);
+}
+
+torch::Tensor VisionTransformerImpl::ForwardFeatures(const torch::Tensor& images,
+                                                     std::vector<LayerTrace>* trace) {
+  const int64_t p = config_.patch_size;
+  torch::Tensor x = patch_embed->forward(images);  // (B, P, C)
+  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) +
+      PositionEmbedding(images.size(2) / p, images.size(3) / p);  // (B, 1+P, C)
+  torch::Tensor values;  // previous block's attention values (B, H, N, D)
+  for (int i = 0; i < config_.depth; ++i) {
+    const torch::Tensor v_prev = attention_.IsElliptical(i) ? values : torch::Tensor();
+    torch::Tensor metric;
+    x = blocks[i]->as<Block>()->forward(x, v_prev, attention_, &values, &metric);
+    if (trace) trace->push_back({metric, MeanTokenCosineSimilarity(x)});
+  }
+  return norm->forward(x);
+}
+
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images,
+                                             std::vector<LayerTrace>* trace) {
+  torch::Tensor features = ForwardFeatures(images, trace);
+  return head->forward(features.select(1, 0));  // class token
+}
+
+}  // namespace elliptical::model
