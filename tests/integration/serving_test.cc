@@ -366,7 +366,8 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
     v1::GenerateRequest r;
     r.set_model_name("lm");
     r.set_prompt("Drain me");
-    r.set_max_new_tokens(200);
+    // Long enough to be still running when SIGTERM comes, whatever the machine's speed.
+    r.set_max_new_tokens(1800);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     auto reader = stub->Generate(&context, r);
@@ -376,7 +377,8 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
     grpc::Status s = reader->Finish();
     return std::make_pair(s, tokens);
   });
-  // Every call reached the server (in flight or already answered) before SIGTERM.
+  // Every call reached the server (in flight or already answered), and the generation is still
+  // running, before SIGTERM.
   const auto accepted = [&server] {
     const int m = server.metrics_port();
     auto value = [m](const std::string& series) {
@@ -420,7 +422,7 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
   }
   auto [gen_status, tokens] = generation.get();
   EXPECT_TRUE(gen_status.ok()) << gen_status.error_message();
-  EXPECT_EQ(tokens, 200);
+  EXPECT_EQ(tokens, 1800);
   EXPECT_EQ(terminated.get(), 0) << server.log();
   fs::remove_all(repo);
 }
