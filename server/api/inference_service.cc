@@ -83,7 +83,7 @@ grpc::ServerUnaryReactor* InferenceService::ServeVision(grpc::CallbackServerCont
                                                         Fill fill) {
   auto* call = new VisionCall(metrics_, ModelLabel(request->model_name()), rpc);
   auto fail = [call](const absl::Status& s) {
-    call->Start(nullptr, [&s]() -> absl::StatusOr<std::shared_ptr<PendingCall>> { return s; });
+    call->Reject(s);
     return call;
   };
   if (request->model_name().empty()) return fail(absl::InvalidArgumentError(NoModelName().error_message()));

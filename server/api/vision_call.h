@@ -21,6 +21,9 @@ class VisionCall final : public grpc::ServerUnaryReactor {
   VisionCall(ServerMetrics* metrics, std::string model_label, const char* rpc)
       : outcome_(metrics, std::move(model_label), rpc) {}
 
+  // Finishes the call with `error` before anything was submitted.
+  void Reject(const absl::Status& error) { FinishNow(ToGrpcStatus(error)); }
+
   // Submits through `submit` (which schedules the work and returns its handle, or an error
   // that finishes the call now). The servable must outlive the pending work: `keep` holds it.
   void Start(std::shared_ptr<const void> keep,

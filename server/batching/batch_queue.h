@@ -184,17 +184,8 @@ class BatchQueue {
     }
   }
 
-  // Finishes every waiting task with `why` (used when a batcher cannot run them at all).
-  void FailAll(const absl::Status& why, std::vector<Completion>* finished) {
-    while (!queue_.empty()) {
-      if (auto c = Cancel(queue_.front()->id, why)) finished->push_back(std::move(*c));
-    }
-  }
-
   int queued_items() const { return queued_items_; }
-  int queued_tasks() const { return static_cast<int>(queue_.size()); }
   bool empty() const { return queue_.empty(); }
-  const BatchingOptions& options() const { return options_; }
 
  private:
   Completion Finish(Request& r) {

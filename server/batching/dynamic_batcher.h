@@ -11,7 +11,6 @@
 // Thread-safety: Schedule, Cancel and the accessors may be called from any thread.
 #pragma once
 
-#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/exception_guard.h"
 #include "server/batching/batch_queue.h"
 #include "server/batching/clock.h"
 
@@ -106,7 +106,6 @@ class DynamicBatcher {
     return busy_;
   }
   int instances() const { return static_cast<int>(threads_.size()); }
-  const BatchingOptions& options() const { return options_.batching; }
 
  private:
   using Queue = BatchQueue<Item, Result>;
@@ -136,7 +135,8 @@ class DynamicBatcher {
       if (!batch) continue;
 
       const absl::Time start = options_.clock->Now();
-      absl::StatusOr<std::vector<Result>> results = Guarded(batch->items(), instance);
+      absl::StatusOr<std::vector<Result>> results =
+          GuardExceptions(name_, "the batch", [&] { return run_(batch->items(), instance); });
       const absl::Duration compute = options_.clock->Now() - start;
       if (options_.observer.on_batch) {
         options_.observer.on_batch(instance, static_cast<int>(batch->slots.size()), compute);
@@ -150,16 +150,6 @@ class DynamicBatcher {
       }
       batch.reset();
       DeliverAll(&done);
-    }
-  }
-
-  absl::StatusOr<std::vector<Result>> Guarded(const std::vector<const Item*>& items, int instance) {
-    try {
-      return run_(items, instance);
-    } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat("model ", name_, ": the batch failed: ", e.what()));
-    } catch (...) {
-      return absl::InternalError(absl::StrCat("model ", name_, ": the batch failed"));
     }
   }
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/exception_guard.h"
 #include "server/generation/text_stream.h"
 #include "server/log.h"
 
@@ -196,23 +197,6 @@ void GenerationScheduler::Admit(std::vector<std::unique_ptr<Sequence>>* admitted
   running_count_ += static_cast<int>(admitted->size());
 }
 
-namespace {
-
-// The model reports its own failures as a Status; anything thrown past it is caught here so
-// that one bad step fails its sequences, not the process.
-template <typename F>
-auto Guard(const std::string& name, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("model ", name, ": ", e.what()));
-  } catch (...) {
-    return absl::InternalError(absl::StrCat("model ", name, ": unknown failure"));
-  }
-}
-
-}  // namespace
-
 void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitted) {
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& s : admitted) prompts.push_back(s->prompt);
@@ -221,7 +205,8 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
                        std::uniform_real_distribution<double>(0, 1)(sample_rng_) <
                            observers_.stats_sample_rate;
   std::vector<std::vector<model::LayerStats>> stats;
-  auto logits = Guard(name_, [&] { return model_->Prefill(prompts, &states, sampled ? &stats : nullptr); });
+  auto logits = GuardExceptions(name_, "prefill",
+                                [&] { return model_->Prefill(prompts, &states, sampled ? &stats : nullptr); });
   if (logits.ok() && sampled) {
     for (const auto& one : stats) observers_.on_stats(one);
   }
@@ -260,7 +245,7 @@ void GenerationScheduler::Step() {
     states.push_back(s->state.get());
     tokens.push_back(s->pending);
   }
-  auto logits = Guard(name_, [&] { return model_->Step(states, tokens); });
+  auto logits = GuardExceptions(name_, "decode step", [&] { return model_->Step(states, tokens); });
   if (!logits.ok()) LogError("model %s: decode step failed: %s", name_, logits.status().message());
   for (size_t i = 0; i < step.size(); ++i) {
     if (!logits.ok()) {

@@ -153,13 +153,11 @@ class VisionServable final : public Servable {
     }
     void Sealed() { MaybeFinish(/*sealing=*/true); }
     void Abandon() {
-      std::vector<uint64_t> handles;
       {
         absl::MutexLock lock(&mu_);
         abandoned_ = true;
-        handles = handles_;
       }
-      for (uint64_t h : handles) batcher_->Cancel(h);
+      Cancel();
     }
     void Cancel() override {
       std::vector<uint64_t> handles;
