@@ -34,6 +34,10 @@ BUILD_PACKAGES=(
   libsentencepiece-dev
   prometheus curl
   bible-kjv bible-kjv-text
+  # scripts/check_sanitized.sh: clang with its sanitizer runtimes (a Recommends of clang, which
+  # --no-install-recommends skips), libFuzzer, llvm-symbolizer for the reports' stack traces,
+  # and dpkg-dev for `apt-get source` (the Abseil sources of the TSan build).
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14 dpkg-dev
 )
 RUNTIME_PACKAGES=(
   ca-certificates

@@ -25,6 +25,7 @@
 #include "server/metrics/load_poller.h"
 #include "server/metrics/server_metrics.h"
 #include "server/repository/model_repository.h"
+#include "server/security/server_security.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (127.0.0.1 for local only).");
 ABSL_FLAG(int, port, 8500, "gRPC port; 0 picks a free one (see --port_file).");
@@ -53,8 +54,19 @@ ABSL_FLAG(int, max_queue_delay_us, -1,
 ABSL_FLAG(int, max_running_sequences, 0,
           "Overrides every language model's generation.max_running (1 = one sequence at a time); "
           "0 keeps each model's.");
-ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify request may carry.");
-ABSL_FLAG(int64_t, max_image_pixels, 64ll << 20, "Largest decoded image, in pixels.");
+// Request limits (server/api/request_limits.h): a request beyond one is refused at the edge.
+ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify or Segment request may carry.");
+ABSL_FLAG(int64_t, max_image_pixels, 16ll << 20, "Largest decoded image, in pixels.");
+ABSL_FLAG(int64_t, max_request_pixels, 32ll << 20,
+          "Most decoded pixels of all images of one request (RESOURCE_EXHAUSTED beyond).");
+ABSL_FLAG(int64_t, max_inflight_pixels, 64ll << 20,
+          "Most decoded pixels held by all vision requests in progress together, about 15 bytes "
+          "each on the CPU (RESOURCE_EXHAUSTED beyond).");
+ABSL_FLAG(uint32_t, max_top_k, 1u << 20,
+          "Largest top_k accepted (smaller values beyond the classes or vocabulary are capped).");
+ABSL_FLAG(int64_t, max_prompt_bytes, 256 << 10, "Longest Generate prompt, in bytes.");
+ABSL_FLAG(int, max_stop_sequences, 16, "Most stop sequences of one Generate request.");
+ABSL_FLAG(int, max_stop_sequence_bytes, 256, "Longest stop sequence, in bytes.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message, in bytes.");
 ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Address of the Prometheus /metrics endpoint.");
 ABSL_FLAG(int, metrics_port, 8501, "Port of the Prometheus /metrics endpoint; 0 picks a free one; -1 disables it.");
@@ -64,6 +76,21 @@ ABSL_FLAG(double, attention_stats_sample_rate, 0.01,
           "Fraction of vision batches whose attention-scale statistics feed the metrics.");
 ABSL_FLAG(double, grace_period_s, 30.0,
           "On SIGTERM, how long accepted calls may run before they are cancelled.");
+// Security (server/security/, docs/deploying.md#security).
+ABSL_FLAG(std::string, tls_cert_file, "", "TLS: the server's PEM certificate chain; empty: plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "", "TLS: the PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "mTLS: PEM CA certificates that client certificates must chain to.");
+ABSL_FLAG(std::string, tls_client_auth, "",
+          "Client certificates: none, request (verified when sent) or require; empty: require "
+          "with --tls_client_ca_file, none without.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens, one per line ('#' comments); when set, every call needs "
+          "'authorization: Bearer <token>'.");
+ABSL_FLAG(std::string, auth_exempt, "health",
+          "Services answered without a token: comma-separated health, reflection, or none.");
+ABSL_FLAG(std::string, metrics_auth_file, "",
+          "user:password lines; when set, /metrics needs HTTP basic auth (401 without).");
 
 namespace elliptical::server {
 namespace {
@@ -86,12 +113,32 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Security flags and files are checked first: a typo fails start-up at once, naming them.
+  security::SecurityOptions security_options;
+  security_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  security_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  security_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  security_options.tls_client_auth = absl::GetFlag(FLAGS_tls_client_auth);
+  security_options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  security_options.auth_exempt = absl::GetFlag(FLAGS_auth_exempt);
+  security_options.metrics_auth_file = absl::GetFlag(FLAGS_metrics_auth_file);
+  absl::StatusOr<security::ServerSecurity> server_security =
+      security::BuildServerSecurity(security_options);
+  if (!server_security.ok()) {
+    LogError("%s", server_security.status().message());
+    return 1;
+  }
+  LogInfo("security: %s", server_security->summary);
+  if (std::string w = security::ExposureWarning(absl::GetFlag(FLAGS_host), *server_security); !w.empty()) {
+    LogWarning("%s", w);
+  }
+
   // The metrics endpoint comes up first, so a port conflict fails fast, before models load.
   std::unique_ptr<ServerMetrics> metrics;
   if (absl::GetFlag(FLAGS_metrics_port) >= 0) {
     auto started = ServerMetrics::Start(
         absl::StrCat(absl::GetFlag(FLAGS_metrics_host), ":", absl::GetFlag(FLAGS_metrics_port)),
-        kVersion);
+        kVersion, server_security->metrics_auth);
     if (!started.ok()) {
       LogError("%s", started.status().message());
       return 1;
@@ -124,9 +171,15 @@ int Run() {
     return 1;
   }
 
-  ServiceLimits limits;
+  RequestLimits limits;
   limits.max_images_per_request = absl::GetFlag(FLAGS_max_images_per_request);
-  limits.image.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  limits.max_request_pixels = absl::GetFlag(FLAGS_max_request_pixels);
+  limits.max_inflight_pixels = absl::GetFlag(FLAGS_max_inflight_pixels);
+  limits.max_top_k = absl::GetFlag(FLAGS_max_top_k);
+  limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
+  limits.max_stop_sequences = absl::GetFlag(FLAGS_max_stop_sequences);
+  limits.max_stop_sequence_bytes = absl::GetFlag(FLAGS_max_stop_sequence_bytes);
   InferenceService service(repository->get(), limits, metrics.get());
   std::unique_ptr<LoadPoller> poller;
   if (metrics) poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1));
@@ -137,7 +190,7 @@ int Run() {
   int bound_port = 0;
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(address, server_security->credentials, &bound_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // The service is on gRPC's callback API: calls hold no thread while they wait, so no thread
@@ -174,16 +227,23 @@ int Run() {
           signal == SIGTERM ? "SIGTERM" : "SIGINT", grace);
   loader.join();
   health->Shutdown();  // every service NOT_SERVING, and it stays so
-  // gRPC stops accepting calls and waits for those in progress; their work is queued in the
-  // models' batchers and schedulers, which keep running until every accepted item is done.
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(static_cast<int64_t>(grace * 1000)));
+  // New inference calls are refused (UNAVAILABLE); accepted ones finish, their work queued in
+  // the models' batchers and schedulers. Then gRPC closes every connection at once: waiting
+  // for idle clients to acknowledge a graceful goodbye could take 20 s each (call_tracker.h).
+  service.calls()->BeginDrain();
+  const absl::Time drained_by = absl::Now() + absl::Seconds(grace);
+  if (!service.calls()->WaitUntilIdle(drained_by)) {
+    LogWarning("%d calls still running after %.1f s: cancelling them", service.calls()->active(), grace);
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   (*repository)->Shutdown();
   poller.reset();
   LogInfo("stopped");
   // Stopping civetweb (the metrics endpoint) takes seconds of polling timeouts; the process is
-  // exiting, so leave it to the OS.
-  (void)metrics.release();
+  // exiting, so leave it to the OS. Kept by a static: leak checkers (the ASan build's) see it as
+  // reachable, not lost.
+  static ServerMetrics* const kept_until_exit = metrics.release();
+  (void)kept_until_exit;
   return 0;
 }
 
@@ -195,5 +255,6 @@ int main(int argc, char** argv) {
       "Serves elliptical-attention models over gRPC.\n"
       "  elliptical-server --model_repository=models --port=8500");
   absl::ParseCommandLine(argc, argv);
+  elliptical::server::RouteProtobufLog();
   return elliptical::server::Run();
 }

@@ -7,9 +7,7 @@
 
 namespace elliptical::client {
 
-std::shared_ptr<grpc::Channel> Connect(const CallOptions& options) {
-  return grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
-}
+std::shared_ptr<grpc::Channel> Connect(const CallOptions& options) { return options.channel; }
 
 void SetDeadline(const CallOptions& options, grpc::ClientContext* context) {
   context->set_deadline(std::chrono::system_clock::now() +
@@ -26,6 +24,8 @@ const char* CodeName(grpc::StatusCode code) {
     case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
     case grpc::StatusCode::INTERNAL: return "INTERNAL";
     case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
     default: return "error";
   }
 }
@@ -44,6 +44,9 @@ int Report(const CallOptions& options, const grpc::Status& status) {
       break;
     default:
       std::cerr << status.error_message() << " (" << CodeName(status.error_code()) << ")\n";
+  }
+  if (const std::string hint = SecurityHint(options.channel_options, status); !hint.empty()) {
+    std::cerr << "hint: " << hint << "\n";
   }
   return 1;
 }

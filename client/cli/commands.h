@@ -3,13 +3,18 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "client/common/channel.h"
 
 namespace elliptical::client {
 
 struct CallOptions {
   std::string server;
+  ChannelOptions channel_options;          // how to reach `server` (TLS, token)
+  std::shared_ptr<grpc::Channel> channel;  // made from channel_options once, in main
   std::string model;
   double timeout_s = 30;
 };

@@ -5,6 +5,7 @@
 //   elliptical-client generate [--max_new_tokens=64] [--temperature=0.8] "PROMPT"
 //   elliptical-client models
 //   elliptical-client health
+//   elliptical-client --tls_ca_file=ca.pem --token_file=token.txt models   (TLS and a token)
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/commands.h"
+#include "client/common/channel_flags.h"
 
 ABSL_FLAG(std::string, server, "localhost:8500", "Address of the server.");
 ABSL_FLAG(std::string, model, "",
@@ -47,7 +49,8 @@ constexpr char kUsage[] =
     "  elliptical-client [flags] metadata MODEL      a model's shape, attention and labels\n"
     "  elliptical-client [flags] health              the server's health status\n"
     "\n"
-    "Flags go before or after the command; --helpfull lists them all.";
+    "TLS: --tls_ca_file=CA.pem (mTLS: also --tls_cert_file, --tls_key_file); a token:\n"
+    "--token_file=FILE. Flags go before or after the command; --helpfull lists them all.";
 
 }  // namespace
 
@@ -65,6 +68,13 @@ int main(int argc, char** argv) {
   options.server = absl::GetFlag(FLAGS_server);
   options.timeout_s = absl::GetFlag(FLAGS_timeout_s);
   options.model = absl::GetFlag(FLAGS_model);
+  options.channel_options = elliptical::client::ChannelOptionsFromFlags(options.server);
+  auto channel = elliptical::client::MakeChannel(options.channel_options);
+  if (!channel.ok()) {
+    std::cerr << "error: " << channel.status().message() << "\n";
+    return 2;
+  }
+  options.channel = *std::move(channel);
 
   if (command == "classify") {
     return elliptical::client::RunClassify(options, args, absl::GetFlag(FLAGS_top_k),

@@ -3,6 +3,7 @@
 //   elliptical-loadgen --rpc=classify --model=digits-vit --image=docs/examples/digit-3.png \
 //                      --mode=closed --sweep=1,4,16,32 --duration_s=10 --out=sweep.json
 //   elliptical-loadgen --rpc=generate --model=lm --mode=open --rate=20 --requests=500
+//   elliptical-loadgen ... --tls_ca_file=ca.pem --token_file=token.txt   (TLS and a token)
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,6 +14,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "client/common/channel_flags.h"
 #include "client/loadgen/load_generator.h"
 
 ABSL_FLAG(std::string, server, "localhost:8500", "server address");
@@ -74,7 +76,14 @@ int main(int argc, char** argv) {
   }
   if (points.empty()) points.push_back(o.open_loop ? o.rate : o.concurrency);
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  const elliptical::client::ChannelOptions channel_options =
+      elliptical::client::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_server));
+  auto made = elliptical::client::MakeChannel(channel_options);
+  if (!made.ok()) {
+    std::cerr << "error: " << made.status().message() << "\n";
+    return 2;
+  }
+  const std::shared_ptr<grpc::Channel> channel = *std::move(made);
   std::string json = "[";
   bool any_ok = false;
   for (size_t i = 0; i < points.size(); ++i) {

@@ -55,8 +55,9 @@ class ViTClassifier final : public ImageClassifier {
   }
 
   absl::StatusOr<std::vector<Classification>> ClassifyPrepared(
-      absl::Span<const PreparedImage* const> images, bool with_stats) override {
+      absl::Span<const PreparedImage* const> images, bool with_stats, const StopCheck& stop) override {
     if (images.empty()) return std::vector<Classification>();
+    if (ShouldStop(stop)) return absl::CancelledError("stopped: no caller waits for this batch");
     try {
       c10::InferenceMode inference;
       torch::Tensor batch = ToDevice(images, device_, dtype_);

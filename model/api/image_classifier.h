@@ -14,6 +14,7 @@
 #include "model/api/image.h"
 #include "model/api/load_options.h"
 #include "model/api/model_description.h"
+#include "model/api/stop_check.h"
 
 namespace elliptical::model {
 
@@ -36,8 +37,9 @@ class ImageClassifier {
   virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
 
   // Classifies prepared images as one batch; each result depends on its own image only.
+  // CANCELLED, without computing, when `stop` says nobody waits.
   virtual absl::StatusOr<std::vector<Classification>> ClassifyPrepared(
-      absl::Span<const PreparedImage* const> images, bool with_stats) = 0;
+      absl::Span<const PreparedImage* const> images, bool with_stats, const StopCheck& stop = {}) = 0;
 
   // Prepare + ClassifyPrepared.
   absl::StatusOr<std::vector<Classification>> Classify(absl::Span<const RgbImage> images,

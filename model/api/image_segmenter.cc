@@ -50,7 +50,7 @@ class Segmenter final : public ImageSegmenter {
   }
 
   absl::StatusOr<std::vector<Segmentation>> SegmentPrepared(absl::Span<const PreparedImage* const> images,
-                                                            bool with_stats) override {
+                                                            bool with_stats, const StopCheck& stop) override {
     if (images.empty()) return std::vector<Segmentation>();
     const int64_t b = static_cast<int64_t>(images.size());
     const int64_t h = images[0]->pixels.size(2), w = images[0]->pixels.size(3);
@@ -62,7 +62,9 @@ class Segmenter final : public ImageSegmenter {
     try {
       c10::InferenceMode inference;
       std::vector<LayerTrace> trace;
-      torch::Tensor logits = net_->SegmentImage(ToDevice(images, device_, dtype_), with_stats ? &trace : nullptr);
+      torch::Tensor logits =
+          net_->SegmentImage(ToDevice(images, device_, dtype_), with_stats ? &trace : nullptr, stop);
+      if (!logits.defined()) return absl::CancelledError("stopped: no caller waits for this batch");
       torch::Tensor classes = logits.argmax(1).to(torch::kCPU, torch::kInt32).contiguous();  // (B, H, W)
       std::vector<std::vector<std::vector<LayerStats>>> per_image(b);  // [image][window][layer]
       if (with_stats) {

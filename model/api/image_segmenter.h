@@ -14,6 +14,7 @@
 #include "model/api/image.h"
 #include "model/api/image_classifier.h"
 #include "model/api/model_description.h"
+#include "model/api/stop_check.h"
 
 namespace elliptical::model {
 
@@ -34,9 +35,11 @@ class ImageSegmenter {
   virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
 
   // Segments prepared images of one size as a batch, at their own resolution: windows of the
-  // model's training size slide over larger images. Each result depends on its own image only.
+  // model's training size slide over larger images, a bounded group of windows per forward.
+  // Each result depends on its own image only. CANCELLED when `stop`, asked before each group,
+  // says nobody waits.
   virtual absl::StatusOr<std::vector<Segmentation>> SegmentPrepared(
-      absl::Span<const PreparedImage* const> images, bool with_stats) = 0;
+      absl::Span<const PreparedImage* const> images, bool with_stats, const StopCheck& stop = {}) = 0;
 
   // Prepare + SegmentPrepared, image by image (images may differ in size).
   absl::StatusOr<std::vector<Segmentation>> Segment(absl::Span<const RgbImage> images, bool with_stats);

@@ -1,10 +1,38 @@
 #include "model/config/model_dir.h"
 
+#include <cmath>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 
 namespace elliptical::model {
+namespace {
+
+// Every number of a config is a size, a count, a rate or a small constant. The parsers read ints
+// with nlohmann's value(), which wraps an integer beyond int's range into another value and
+// turns a float beyond it into undefined behaviour; one check here, before any parser, refuses
+// them all with the key's path.
+absl::Status CheckNumbers(const nlohmann::json& value, const std::string& path,
+                          const std::string& file) {
+  if (value.is_object()) {
+    for (const auto& item : value.items()) {
+      const std::string child = path.empty() ? item.key() : absl::StrCat(path, ".", item.key());
+      if (absl::Status s = CheckNumbers(item.value(), child, file); !s.ok()) return s;
+    }
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (absl::Status s = CheckNumbers(value[i], absl::StrCat(path, "[", i, "]"), file); !s.ok()) {
+        return s;
+      }
+    }
+  } else if (value.is_number() && !(std::abs(value.get<double>()) < 2147483648.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": \"", path, "\" is ", value.dump(),
+                                                   "; numbers in a config lie within +-2^31"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::string_view FamilyName(ModelFamily family) {
   switch (family) {
@@ -21,10 +49,16 @@ absl::StatusOr<ModelDirectory> ReadModelDirectory(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat("no config.json in model directory ", path));
   ModelDirectory dir;
   dir.path = path;
-  dir.config = nlohmann::json::parse(in, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (dir.config.is_discarded() || !dir.config.is_object()) {
+  try {
+    dir.config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    // Its text gives the line and column of the first error.
+    return absl::InvalidArgumentError(absl::StrCat(config_path, " is not valid JSON: ", e.what()));
+  }
+  if (!dir.config.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, " is not a JSON object"));
   }
+  if (absl::Status s = CheckNumbers(dir.config, "", config_path); !s.ok()) return s;
   const std::string family = dir.config.value("family", "");
   if (family == "image_classifier") {
     dir.family = ModelFamily::kImageClassifier;

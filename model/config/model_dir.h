@@ -20,7 +20,8 @@ struct ModelDirectory {
   nlohmann::json config;
 };
 
-// Reads and parses <path>/config.json and its "family" field.
+// Reads and parses <path>/config.json and its "family" field. Refuses a number beyond +-2^31
+// anywhere in it (the parsers read ints; such a value would wrap or be undefined behaviour).
 absl::StatusOr<ModelDirectory> ReadModelDirectory(const std::string& path);
 
 }  // namespace elliptical::model

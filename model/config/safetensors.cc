@@ -102,11 +102,22 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::vector<uint8_t> byte
     if (!dtype.ok()) return error(where + std::string(dtype.status().message()));
     SafetensorsEntry entry;
     entry.dtype = *dtype;
-    uint64_t numel = 1;
+    // The byte count of dtype x shape, refused when it does not fit 64 bits: a wrapped product
+    // would pass the size check below for a tensor far larger than its bytes.
+    uint64_t bytes = DtypeSize(entry.dtype);
+    bool overflow = false, empty = false;
     for (const auto& dim : desc["shape"]) {
-      if (!dim.is_number_unsigned()) return error(where + "shape has a non-integer dimension");
+      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > uint64_t{INT64_MAX}) {
+        return error(where + "shape has a dimension that is not an integer in [0, 2^63)");
+      }
       entry.shape.push_back(dim.get<int64_t>());
-      numel *= dim.get<uint64_t>();
+      empty |= dim.get<uint64_t>() == 0;
+      overflow |= __builtin_mul_overflow(bytes, dim.get<uint64_t>(), &bytes);
+    }
+    if (empty) bytes = 0;
+    if (overflow && !empty) {
+      return error(absl::StrCat(where, "shape [", absl::StrJoin(entry.shape, ", "), "] of ",
+                                DtypeName(entry.dtype), " needs more than 2^64 bytes"));
     }
     const auto& offsets = desc["data_offsets"];
     if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
@@ -118,11 +129,10 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::vector<uint8_t> byte
       return error(absl::StrCat(where, "data_offsets [", begin, ", ", end,
                                 "] fall outside the data section of ", data_size, " bytes"));
     }
-    if (end - begin != numel * DtypeSize(entry.dtype)) {
+    if (end - begin != bytes) {
       return error(absl::StrCat(where, "holds ", end - begin, " bytes but shape [",
                                 absl::StrJoin(entry.shape, ", "), "] of ",
-                                DtypeName(entry.dtype), " needs ",
-                                numel * DtypeSize(entry.dtype)));
+                                DtypeName(entry.dtype), " needs ", bytes));
     }
     entry.data = absl::MakeConstSpan(data_begin + begin, end - begin);
     file.entries_.emplace(name, std::move(entry));

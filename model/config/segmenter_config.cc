@@ -50,7 +50,8 @@ absl::Status ParseInference(const nlohmann::json& json, SegmenterConfig* config)
   try {
     config->window_size = json.value("window_size", config->encoder.image_size);
     // Windows overlapping by a third, as in Segmenter's evaluation.
-    config->window_stride = json.value("window_stride", config->window_size * 2 / 3);
+    config->window_stride =
+        json.value("window_stride", static_cast<int>(int64_t{config->window_size} * 2 / 3));
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("inference: ", e.what()));
   }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace elliptical::model {
@@ -13,8 +14,12 @@ absl::StatusOr<VisionFields> ParseVisionFields(const ModelDirectory& dir) {
   } catch (const nlohmann::json::exception& e) {
     return ConfigError(dir, absl::InvalidArgumentError(e.what()));
   }
-  if (f.num_classes <= 0) {
-    return ConfigError(dir, absl::InvalidArgumentError("num_classes must be a positive integer"));
+  // Without a labels file one label is made per class, before the weights are read: a bound
+  // keeps a mistyped count from taking the server's memory down at load.
+  constexpr int kMaxClasses = 1 << 20;
+  if (f.num_classes <= 0 || f.num_classes > kMaxClasses) {
+    return ConfigError(dir, absl::InvalidArgumentError(absl::StrCat(
+                                "num_classes must be a positive integer up to ", kMaxClasses)));
   }
   ELLIPTICAL_ASSIGN_OR_RETURN(f.labels, ParseLabels(dir, f.num_classes));
   auto vit = ParseViTConfig(dir.config.value("vit", nlohmann::json::object()));

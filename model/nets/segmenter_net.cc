@@ -12,6 +12,22 @@ std::vector<int64_t> WindowStarts(int64_t size, int64_t window, int64_t stride) 
   return starts;
 }
 
+// The per-layer traces of several forwards as one, rows in forward order.
+static std::vector<LayerTrace> ConcatTraces(const std::vector<std::vector<LayerTrace>>& parts) {
+  if (parts.size() == 1) return parts.front();
+  std::vector<LayerTrace> out(parts.front().size());
+  for (size_t layer = 0; layer < out.size(); ++layer) {
+    std::vector<torch::Tensor> metric, cosine;
+    for (const auto& part : parts) {
+      if (part[layer].metric.defined()) metric.push_back(part[layer].metric);
+      cosine.push_back(part[layer].token_cosine);
+    }
+    if (!metric.empty()) out[layer].metric = torch::cat(metric, 0);
+    out[layer].token_cosine = torch::cat(cosine, 0);
+  }
+  return out;
+}
+
 LinearDecoderImpl::LinearDecoderImpl(int embed_dim, int num_classes) {
   head = register_module("head", torch::nn::Linear(embed_dim, num_classes));
 }
@@ -104,35 +120,49 @@ torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& images,
   return masks.index({Slice(), Slice(), Slice(0, h), Slice(0, w)});
 }
 
-torch::Tensor SegmenterNetImpl::SegmentImage(const torch::Tensor& images,
-                                             std::vector<LayerTrace>* trace) {
+torch::Tensor SegmenterNetImpl::SegmentImage(const torch::Tensor& images, std::vector<LayerTrace>* trace,
+                                             const StopCheck& stop) {
   const int64_t b = images.size(0), h = images.size(2), w = images.size(3);
   const int64_t win_h = std::min<int64_t>(config_.window_size, h);
   const int64_t win_w = std::min<int64_t>(config_.window_size, w);
   const std::vector<int64_t> rows = WindowStarts(h, win_h, config_.window_stride);
   const std::vector<int64_t> cols = WindowStarts(w, win_w, config_.window_stride);
+  if (ShouldStop(stop)) return torch::Tensor();
   if (rows.size() == 1 && cols.size() == 1) return forward(images, trace).to(torch::kFloat32);
 
-  // Every window of every image has the same shape, so they all run as one batch: window i of
-  // image j is row i * b + j.
-  std::vector<torch::Tensor> windows;
+  std::vector<std::pair<int64_t, int64_t>> starts;
   for (int64_t r : rows) {
-    for (int64_t c : cols) {
+    for (int64_t c : cols) starts.emplace_back(r, c);
+  }
+  // Windows of one shape run as batches of at most kMaxWindowRowsPerForward rows (window i of
+  // image j is row i * b + j): one forward's activations stay bounded whatever the image size,
+  // and a request nobody waits for stops after the group in progress.
+  const size_t group = static_cast<size_t>(std::max<int64_t>(1, kMaxWindowRowsPerForward / b));
+  torch::Tensor sum, count;
+  std::vector<std::vector<LayerTrace>> traces;
+  for (size_t first = 0; first < starts.size(); first += group) {
+    if (first > 0 && ShouldStop(stop)) return torch::Tensor();
+    const size_t last = std::min(starts.size(), first + group);
+    std::vector<torch::Tensor> windows;
+    for (size_t i = first; i < last; ++i) {
+      const auto [r, c] = starts[i];
       windows.push_back(images.index({Slice(), Slice(), Slice(r, r + win_h), Slice(c, c + win_w)}));
     }
-  }
-  torch::Tensor logits = forward(torch::cat(windows, 0), trace).to(torch::kFloat32);
-  torch::Tensor sum = torch::zeros({b, logits.size(1), h, w}, logits.options());
-  torch::Tensor count = torch::zeros({1, 1, h, w}, logits.options());
-  int64_t i = 0;
-  for (int64_t r : rows) {
-    for (int64_t c : cols) {
+    if (trace) traces.emplace_back();
+    torch::Tensor logits = forward(torch::cat(windows, 0), trace ? &traces.back() : nullptr).to(torch::kFloat32);
+    if (!sum.defined()) {
+      sum = torch::zeros({b, logits.size(1), h, w}, logits.options());
+      count = torch::zeros({1, 1, h, w}, logits.options());
+    }
+    for (size_t i = first; i < last; ++i) {
+      const auto [r, c] = starts[i];
       auto region = std::initializer_list<torch::indexing::TensorIndex>{
           Slice(), Slice(), Slice(r, r + win_h), Slice(c, c + win_w)};
-      sum.index(region).add_(logits.narrow(0, i++ * b, b));
+      sum.index(region).add_(logits.narrow(0, static_cast<int64_t>(i - first) * b, b));
       count.index(region).add_(1.0);
     }
   }
+  if (trace) *trace = ConcatTraces(traces);
   return sum / count;
 }
 

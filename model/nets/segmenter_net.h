@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "model/config/segmenter_config.h"
+#include "model/api/stop_check.h"
 #include "model/nets/vit.h"
 
 namespace elliptical::model {
@@ -40,6 +41,9 @@ class MaskTransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MaskTransformer);
 
+// Most window rows (windows x images) one forward of SegmentImage runs.
+inline constexpr int64_t kMaxWindowRowsPerForward = 64;
+
 class SegmenterNetImpl : public torch::nn::Module {
  public:
   explicit SegmenterNetImpl(const SegmenterConfig& config);
@@ -51,7 +55,9 @@ class SegmenterNetImpl : public torch::nn::Module {
   // Whole images (B, 3, H, W) of one size, any size: one window when they fit, else overlapping
   // windows whose logits are averaged (docs/model_formats.md). Returns (B, K, H, W) float32. The
   // trace, when asked for, holds window i of image j at batch row i * B + j.
-  torch::Tensor SegmentImage(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
+  // Undefined when `stop`, asked before each group of windows, says to stop.
+  torch::Tensor SegmentImage(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr,
+                             const StopCheck& stop = {});
 
   const SegmenterConfig& config() const { return config_; }
 

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "elliptical/v1/inference_service.pb.h"
+#include "server/api/call_tracker.h"
 #include "server/api/rpc_outcome.h"
 #include "server/generation/generation_scheduler.h"
 
@@ -20,8 +21,8 @@ namespace elliptical::server {
 
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  GenerateReactor(ServerMetrics* metrics, std::string model_label)
-      : outcome_(metrics, std::move(model_label), "Generate") {}
+  GenerateReactor(ServerMetrics* metrics, std::string model_label, CallTracker* calls)
+      : scope_(calls), outcome_(metrics, std::move(model_label), "Generate") {}
 
   // Either finishes the call with `error`, or starts streaming `stream` (whose owner `keep`
   // stays alive until the call is done).
@@ -43,6 +44,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void Perform(const Action& action);
   void OnEvents();
 
+  CallTracker::Scope scope_;
   RpcOutcome outcome_;
   std::shared_ptr<const void> keep_;
   std::shared_ptr<GenerationStream> stream_;

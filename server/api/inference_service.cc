@@ -1,10 +1,13 @@
 #include "server/api/inference_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/exception_guard.h"
 #include "server/api/generate_reactor.h"
 #include "server/api/grpc_status.h"
 #include "server/api/proto_convert.h"
+#include "server/api/request_validation.h"
 #include "server/api/vision_call.h"
+#include "server/log.h"
 #include "server/serving/language_servable.h"
 #include "server/serving/vision_servable.h"
 
@@ -12,14 +15,6 @@ namespace elliptical::server {
 namespace {
 
 constexpr int kDefaultTopK = 5;
-
-grpc::Status InvalidArgument(absl::string_view message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
-}
-
-grpc::Status NoModelName() {
-  return InvalidArgument("model_name is empty; ListModels shows the models served");
-}
 
 absl::Time Deadline(const grpc::CallbackServerContext* context) {
   const auto deadline = context->deadline();
@@ -30,14 +25,12 @@ absl::Time Deadline(const grpc::CallbackServerContext* context) {
   return absl::InfiniteFuture();
 }
 
-absl::StatusOr<Priority> PriorityFromProto(int priority) {
+// The request was validated: every value is one of the enum's.
+Priority PriorityFromProto(int priority) {
   switch (priority) {
-    case v1::PRIORITY_UNSPECIFIED:
-    case v1::PRIORITY_NORMAL: return Priority::kNormal;
     case v1::PRIORITY_LOW: return Priority::kLow;
     case v1::PRIORITY_HIGH: return Priority::kHigh;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat("priority ", priority, " is not one of the Priority values"));
+    default: return Priority::kNormal;
   }
 }
 
@@ -68,46 +61,82 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(grpc::CallbackServerContext* context,
                                                              const v1::GetModelMetadataRequest* request,
                                                              v1::GetModelMetadataResponse* response) {
-  if (request->model_name().empty()) return Answer(context, InvalidArgument("model_name is empty"));
+  if (absl::Status s = ValidateModelName(request->model_name(), limits_); !s.ok()) {
+    return Answer(context, ToGrpcStatus(s));
+  }
   auto snapshot = repository_->Describe(request->model_name());
   if (!snapshot.ok()) return Answer(context, ToGrpcStatus(snapshot.status()));
   FillMetadata(*snapshot, response);
   return Answer(context, grpc::Status::OK);
 }
 
-// Classify and Segment: validate, decode, submit to the model's servable, and finish the call
-// from the servable's callback with `fill(results, labels)` filling the response.
-template <typename ServableT, typename Request, typename Response, typename Fill>
+absl::Status InferenceService::Refusal() const {
+  if (!calls_.draining()) return absl::OkStatus();
+  return absl::UnavailableError("the server is shutting down; retry on another replica");
+}
+
+// Classify and Segment: validate, lease the pixels, decode, submit to the model's servable, and
+// finish the call from the servable's callback with `fill(results, labels)` filling the
+// response. An exception anywhere before the submission fails the call with INTERNAL.
+template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
 grpc::ServerUnaryReactor* InferenceService::ServeVision(grpc::CallbackServerContext* context, const char* rpc,
                                                         const Request* request, Response* response,
-                                                        Fill fill) {
-  auto* call = new VisionCall(metrics_, ModelLabel(request->model_name()), rpc);
-  auto fail = [call](const absl::Status& s) {
-    call->Reject(s);
-    return call;
+                                                        Validate validate, Fill fill) {
+  const std::string label = ModelLabel(request->model_name());
+  auto* call = new VisionCall(metrics_, label, rpc, &calls_);
+  struct Ready {
+    std::shared_ptr<ServableT> model;
+    std::vector<model::RgbImage> images;
+    std::shared_ptr<PixelBudget::Lease> lease;
   };
-  if (request->model_name().empty()) return fail(absl::InvalidArgumentError(NoModelName().error_message()));
-  auto priority = PriorityFromProto(request->priority());
-  if (!priority.ok()) return fail(priority.status());
-  auto images = DecodeImages(request->images());
-  if (!images.ok()) return fail(images.status());
-  auto servable = repository_->Get<ServableT>(request->model_name());
-  if (!servable.ok()) return fail(servable.status());
+  absl::StatusOr<Ready> ready = GuardExceptions(label, rpc, [&]() -> absl::StatusOr<Ready> {
+    if (absl::Status s = Refusal(); !s.ok()) return s;
+    auto cost = validate(*request, limits_);
+    if (!cost.ok()) return cost.status();
+    auto servable = repository_->Get<ServableT>(request->model_name());
+    if (!servable.ok()) return servable.status();
+    auto lease = pixels_.Acquire(cost->pixels);
+    if (!lease.ok()) return lease.status();
+    auto images = DecodeImages(request->images());
+    if (!images.ok()) return images.status();
+    return Ready{*std::move(servable), *std::move(images),
+                 std::make_shared<PixelBudget::Lease>(*std::move(lease))};
+  });
+  if (!ready.ok()) {
+    if (ready.status().code() == absl::StatusCode::kInternal) {
+      static LogLimiter limiter;
+      LogErrorLimited(&limiter, "%s %s: %s", rpc, label, ready.status().message());
+    }
+    call->Reject(ready.status());
+    return call;
+  }
 
-  const CallOptions options{Deadline(context), *priority};
-  std::shared_ptr<ServableT> model = *servable;
-  call->Start(model, [&, model]() {
-    return model->Submit(
-        *images, request->return_attention_stats(), options,
-        [call, request, response, labels = &model->description().labels, fill, metrics = metrics_](
-            auto results, const ServeTiming& timing) {
-          if (!results.ok()) return call->Done(ToGrpcStatus(results.status()));
-          response->set_model_name(request->model_name());
-          fill(*results, *labels);
-          FillTiming(timing, response->mutable_timing());
-          if (metrics) metrics->RecordQueueWait(request->model_name(), timing.batch.queue);
-          call->Done(grpc::Status::OK);
-        });
+  const CallOptions options{Deadline(context), PriorityFromProto(request->priority())};
+  std::shared_ptr<ServableT> model = ready->model;
+  call->Start(model, [&, model]() -> absl::StatusOr<std::shared_ptr<PendingCall>> {
+    return GuardExceptions(label, rpc, [&] {
+      return model->Submit(
+          ready->images, request->return_attention_stats(), options,
+          [call, request, response, labels = &model->description().labels, fill, metrics = metrics_,
+           lease = ready->lease](auto results, const ServeTiming& timing) {
+            lease->Release();  // the images and their tensors are no longer needed
+            if (!results.ok()) return call->Done(ToGrpcStatus(results.status()));
+            // On a model instance thread: nothing may escape into the batcher.
+            absl::Status filled = GuardExceptions(request->model_name(), "the response", [&] {
+              response->set_model_name(request->model_name());
+              fill(*results, *labels);
+              FillTiming(timing, response->mutable_timing());
+              return absl::OkStatus();
+            });
+            if (!filled.ok()) {
+              static LogLimiter limiter;
+              LogErrorLimited(&limiter, "%s", filled.message());
+              return call->Done(ToGrpcStatus(filled));
+            }
+            if (metrics) metrics->RecordQueueWait(request->model_name(), timing.batch.queue);
+            call->Done(grpc::Status::OK);
+          });
+    });
   });
   return call;
 }
@@ -117,7 +146,7 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
                                                      v1::ClassifyResponse* response) {
   const uint32_t k = request->top_k() == 0 ? kDefaultTopK : request->top_k();
   return ServeVision<ClassifierServable>(
-      context, "Classify", request, response,
+      context, "Classify", request, response, ValidateClassify,
       [request, response, k](const std::vector<model::Classification>& results,
                              const std::vector<std::string>& labels) {
         for (const model::Classification& result : results) {
@@ -132,7 +161,7 @@ grpc::ServerUnaryReactor* InferenceService::Segment(grpc::CallbackServerContext*
                                                     const v1::SegmentRequest* request,
                                                     v1::SegmentResponse* response) {
   return ServeVision<SegmenterServable>(
-      context, "Segment", request, response,
+      context, "Segment", request, response, ValidateSegment,
       [request, response](const std::vector<model::Segmentation>& results,
                           const std::vector<std::string>& labels) {
         for (const model::Segmentation& result : results) {
@@ -145,46 +174,50 @@ grpc::ServerUnaryReactor* InferenceService::Segment(grpc::CallbackServerContext*
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  auto* reactor = new GenerateReactor(metrics_, ModelLabel(request->model_name()));
-  if (request->model_name().empty()) {
-    reactor->Reject(NoModelName());
+  const std::string label = ModelLabel(request->model_name());
+  auto* reactor = new GenerateReactor(metrics_, label, &calls_);
+  struct Ready {
+    std::shared_ptr<LanguageServable> model;
+    std::shared_ptr<GenerationStream> stream;
+  };
+  absl::StatusOr<Ready> ready = GuardExceptions(label, "Generate", [&]() -> absl::StatusOr<Ready> {
+    if (absl::Status s = Refusal(); !s.ok()) return s;
+    if (absl::Status s = ValidateGenerate(*request, limits_); !s.ok()) return s;
+    auto servable = repository_->Get<LanguageServable>(request->model_name());
+    if (!servable.ok()) return servable.status();
+    GenerationParams params;
+    params.prompt = request->prompt();
+    params.max_new_tokens = static_cast<int>(request->max_new_tokens());
+    params.sampling.temperature = request->temperature();
+    params.sampling.top_k = static_cast<int>(request->top_k());
+    params.sampling.top_p = request->top_p();
+    params.seed = request->seed();
+    params.stop.assign(request->stop().begin(), request->stop().end());
+    params.deadline = Deadline(context);
+    auto stream = (*servable)->Submit(params);
+    if (!stream.ok()) return stream.status();
+    return Ready{*std::move(servable), *std::move(stream)};
+  });
+  if (!ready.ok()) {
+    if (ready.status().code() == absl::StatusCode::kInternal) {
+      static LogLimiter limiter;
+      LogErrorLimited(&limiter, "Generate %s: %s", label, ready.status().message());
+    }
+    reactor->Reject(ToGrpcStatus(ready.status()));
     return reactor;
   }
-  auto servable = repository_->Get<LanguageServable>(request->model_name());
-  if (!servable.ok()) {
-    reactor->Reject(ToGrpcStatus(servable.status()));
-    return reactor;
-  }
-  GenerationParams params;
-  params.prompt = request->prompt();
-  params.max_new_tokens = static_cast<int>(std::min<uint32_t>(request->max_new_tokens(), 1u << 30));
-  params.sampling.temperature = request->temperature();
-  params.sampling.top_k = static_cast<int>(std::min<uint32_t>(request->top_k(), 1u << 30));
-  params.sampling.top_p = request->top_p();
-  params.seed = request->seed();
-  params.stop.assign(request->stop().begin(), request->stop().end());
-  params.deadline = Deadline(context);
-  auto stream = (*servable)->Submit(params);
-  if (!stream.ok()) {
-    reactor->Reject(ToGrpcStatus(stream.status()));
-    return reactor;
-  }
-  reactor->Start(*servable, *std::move(stream));
+  reactor->Start(ready->model, std::move(ready->stream));
   return reactor;
 }
 
 absl::StatusOr<std::vector<model::RgbImage>> InferenceService::DecodeImages(
     const google::protobuf::RepeatedPtrField<v1::Image>& images) const {
-  if (images.empty()) return absl::InvalidArgumentError("the request holds no images");
-  if (images.size() > limits_.max_images_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat("the request holds ", images.size(),
-                                                   " images; the limit is ",
-                                                   limits_.max_images_per_request, " per request"));
-  }
   std::vector<model::RgbImage> out;
   out.reserve(images.size());
+  ImageLimits image_limits;
+  image_limits.max_pixels = limits_.max_image_pixels;
   for (int i = 0; i < images.size(); ++i) {
-    auto image = ImageFromProto(images[i], i, limits_.image);
+    auto image = ImageFromProto(images[i], i, image_limits);
     if (!image.ok()) return image.status();
     out.push_back(*std::move(image));
   }

@@ -6,23 +6,23 @@
 #pragma once
 
 #include "elliptical/v1/inference_service.grpc.pb.h"
-#include "server/input/image_decoder.h"
+#include "server/api/call_tracker.h"
+#include "server/api/request_limits.h"
+#include "server/input/pixel_budget.h"
 #include "server/metrics/server_metrics.h"
 #include "server/repository/model_repository.h"
 
 namespace elliptical::server {
 
-struct ServiceLimits {
-  int max_images_per_request = 64;
-  ImageLimits image;
-};
-
 class InferenceService final : public elliptical::v1::InferenceService::CallbackService {
  public:
   // `metrics` (optional) receives every RPC's outcome.
-  InferenceService(const ModelRepository* repository, ServiceLimits limits,
+  InferenceService(const ModelRepository* repository, RequestLimits limits,
                    ServerMetrics* metrics = nullptr)
-      : repository_(repository), limits_(limits), metrics_(metrics) {}
+      : repository_(repository), limits_(limits), metrics_(metrics), pixels_(limits.max_inflight_pixels) {}
+
+  // The inference calls in progress; shutdown drains them (main.cc).
+  CallTracker* calls() { return &calls_; }
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
@@ -40,17 +40,21 @@ class InferenceService final : public elliptical::v1::InferenceService::Callback
                                                            const v1::GenerateRequest* request) override;
 
  private:
-  template <typename ServableT, typename Request, typename Response, typename Fill>
+  template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
   grpc::ServerUnaryReactor* ServeVision(grpc::CallbackServerContext* context, const char* rpc,
-                                        const Request* request, Response* response, Fill fill);
+                                        const Request* request, Response* response, Validate validate,
+                                        Fill fill);
   // The model label of a request: its name when the repository knows it, else "unknown".
   std::string ModelLabel(const std::string& name) const;
   absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
       const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
+  absl::Status Refusal() const;
 
   const ModelRepository* const repository_;
-  const ServiceLimits limits_;
+  const RequestLimits limits_;
   ServerMetrics* const metrics_;
+  PixelBudget pixels_;
+  CallTracker calls_;
 };
 
 }  // namespace elliptical::server

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
+#include "server/api/call_tracker.h"
 #include "server/api/grpc_status.h"
 #include "server/api/rpc_outcome.h"
 #include "server/serving/vision_servable.h"
@@ -18,8 +19,8 @@ namespace elliptical::server {
 
 class VisionCall final : public grpc::ServerUnaryReactor {
  public:
-  VisionCall(ServerMetrics* metrics, std::string model_label, const char* rpc)
-      : outcome_(metrics, std::move(model_label), rpc) {}
+  VisionCall(ServerMetrics* metrics, std::string model_label, const char* rpc, CallTracker* calls)
+      : scope_(calls), outcome_(metrics, std::move(model_label), rpc) {}
 
   // Finishes the call with `error` before anything was submitted.
   void Reject(const absl::Status& error) { FinishNow(ToGrpcStatus(error)); }
@@ -81,6 +82,7 @@ class VisionCall final : public grpc::ServerUnaryReactor {
     Finish(status);  // `this` may be gone once it returns
   }
 
+  CallTracker::Scope scope_;
   RpcOutcome outcome_;
   std::shared_ptr<const void> keep_;
   absl::Mutex mu_;

@@ -10,7 +10,8 @@
 // - An idle instance takes a batch at once, unless max_queue_delay is set: then it waits until
 //   the head's items alone fill a batch or the head has waited max_queue_delay.
 // - Tasks past their deadline or cancelled before any of their items ran are finished
-//   (DEADLINE_EXCEEDED / CANCELLED) and never take a batch slot.
+//   (DEADLINE_EXCEEDED / CANCELLED) and never take a batch slot. A running batch whose every
+//   task is cancelled or past its deadline is Abandoned(): its function may stop early.
 // - Bounded: beyond max_queued_items waiting items, Add fails with RESOURCE_EXHAUSTED.
 //
 // Not thread-safe: the owner serialises calls.
@@ -22,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -99,23 +101,43 @@ class BatchQueue {
     r->enqueued = now;
     r->results.resize(n);
     queue_.push_back(r);
+    live_[r->id] = r;
     queued_items_ += n;
     return r->id;
   }
 
   // Finishes the task with `why` if none of its items is running (its completion is returned);
   // otherwise its waiting items are dropped and it finishes with `why` when the running ones
-  // complete. A task whose items have all started runs to the end; unknown handles are ignored.
+  // complete, and Abandoned() tells their batches. Unknown or finished handles are ignored.
   std::optional<Completion> Cancel(uint64_t id, absl::Status why) {
-    for (const auto& queued : queue_) {
-      if (queued->id != id) continue;
-      std::shared_ptr<Request> r = queued;  // the slots of running batches share the rest
-      if (r->status.ok()) r->status = std::move(why);
-      DropQueued(r.get());
-      if (r->in_flight == 0) return Finish(*r);
-      return std::nullopt;
-    }
+    auto found = live_.find(id);
+    if (found == live_.end()) return std::nullopt;
+    std::shared_ptr<Request> r = found->second;  // the slots of running batches share it
+    if (r->status.ok()) r->status = std::move(why);
+    DropQueued(r.get());
+    if (r->in_flight == 0) return Finish(*r);
     return std::nullopt;
+  }
+
+  // True when no task with items in `batch` still wants its results: each is cancelled, failed
+  // or past its deadline at `now`.
+  bool Abandoned(const Batch& batch, absl::Time now) const {
+    for (const Slot& s : batch.slots) {
+      if (s.request->status.ok() && now < s.request->task.deadline) return false;
+    }
+    return true;
+  }
+
+  // Before Complete with an error: the tasks of `batch` past their deadline finish with
+  // DEADLINE_EXCEEDED rather than the batch's error (their work was stopped for it).
+  void MarkExpired(const Batch& batch, absl::Time now) {
+    for (const Slot& s : batch.slots) {
+      Request& r = *s.request;
+      if (r.status.ok() && now >= r.task.deadline) {
+        r.status = absl::DeadlineExceededError(absl::StrCat(
+            "deadline exceeded while model ", name_, " computed; its work was stopped"));
+      }
+    }
   }
 
   // The next batch for an idle instance, or none: then `*wake_at` is when to ask again
@@ -189,6 +211,7 @@ class BatchQueue {
 
  private:
   Completion Finish(Request& r) {
+    live_.erase(r.id);
     Completion c;
     c.on_done = std::move(r.task.on_done);
     c.timing = r.timing;
@@ -258,6 +281,7 @@ class BatchQueue {
   const std::string name_;
   const BatchingOptions options_;
   std::list<std::shared_ptr<Request>> queue_;  // arrival order
+  std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;  // every unfinished task, by handle
   int queued_items_ = 0;
   uint64_t last_id_ = 0;
 };

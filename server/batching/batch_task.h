@@ -36,6 +36,15 @@ struct BatchTiming {
   int instance = -1;       // the instance that ran its last batch
 };
 
+// What a batch function may ask while it runs.
+struct BatchContext {
+  int instance = 0;
+  std::function<bool()> abandoned;
+  // True once every task in the batch is cancelled or past its deadline: the function may stop
+  // at its next unit of work and return any error; each task then finishes with its own status.
+  bool Abandoned() const { return abandoned && abandoned(); }
+};
+
 template <typename Item, typename Result>
 struct BatchTask {
   // Called exactly once, on a batcher thread or in Cancel's caller, never under a batcher lock:

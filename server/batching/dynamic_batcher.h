@@ -25,6 +25,7 @@
 #include "common/exception_guard.h"
 #include "server/batching/batch_queue.h"
 #include "server/batching/clock.h"
+#include "server/log.h"
 
 namespace elliptical::server {
 
@@ -37,9 +38,9 @@ template <typename Item, typename Result>
 class DynamicBatcher {
  public:
   using Task = BatchTask<Item, Result>;
-  // Runs one batch of compatible items on `instance`; one result per item, or one error.
-  using RunBatch =
-      std::function<absl::StatusOr<std::vector<Result>>(const std::vector<const Item*>&, int instance)>;
+  // Runs one batch of compatible items on `context.instance`; one result per item, or one error.
+  using RunBatch = std::function<absl::StatusOr<std::vector<Result>>(const std::vector<const Item*>&,
+                                                                     const BatchContext& context)>;
 
   struct Options {
     BatchingOptions batching;
@@ -135,14 +136,24 @@ class DynamicBatcher {
       if (!batch) continue;
 
       const absl::Time start = options_.clock->Now();
+      BatchContext context;
+      context.instance = instance;
+      context.abandoned = [this, &batch] {
+        absl::MutexLock lock(&mu_);
+        return queue_.Abandoned(*batch, options_.clock->Now());
+      };
       absl::StatusOr<std::vector<Result>> results =
-          GuardExceptions(name_, "the batch", [&] { return run_(batch->items(), instance); });
+          GuardExceptions(name_, "the batch", [&] { return run_(batch->items(), context); });
+      if (results.status().code() == absl::StatusCode::kInternal) {
+        LogErrorLimited(&error_log_, "%s", results.status().message());
+      }
       const absl::Duration compute = options_.clock->Now() - start;
       if (options_.observer.on_batch) {
         options_.observer.on_batch(instance, static_cast<int>(batch->slots.size()), compute);
       }
       {
         absl::MutexLock lock(&mu_);
+        if (!results.ok()) queue_.MarkExpired(*batch, options_.clock->Now());
         queue_.Complete(*batch, std::move(results), compute, instance, &done);
         --busy_;
         // Another instance may be waiting for a batch to finish (max_queue_delay) or to drain.
@@ -161,6 +172,7 @@ class DynamicBatcher {
   absl::CondVar work_cv_;
   Queue queue_ ABSL_GUARDED_BY(mu_);
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  LogLimiter error_log_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -143,8 +143,11 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   // then what is held is the stop text itself.
   if (e.status.ok() && reason != FinishReason::kStopSequence) e.text = s->text->Flush();
   if (observers_.on_finish) observers_.on_finish(e);
-  s->stream->Push(std::move(e));
+  // The cache slot goes back before the client hears of the end: a client that then sends its
+  // next request finds the slot free.
+  s->state.reset();
   s->finished = true;
+  s->stream->Push(std::move(e));
 }
 
 bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
@@ -210,7 +213,10 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
   if (logits.ok() && sampled) {
     for (const auto& one : stats) observers_.on_stats(one);
   }
-  if (!logits.ok()) LogError("model %s: prefill failed: %s", name_, logits.status().message());
+  if (!logits.ok()) {
+    static LogLimiter limiter;
+    LogErrorLimited(&limiter, "model %s: prefill failed: %s", name_, logits.status().message());
+  }
   for (size_t i = 0; i < admitted.size(); ++i) {
     Sequence* s = admitted[i].get();
     if (!logits.ok()) {
@@ -246,7 +252,10 @@ void GenerationScheduler::Step() {
     tokens.push_back(s->pending);
   }
   auto logits = GuardExceptions(name_, "decode step", [&] { return model_->Step(states, tokens); });
-  if (!logits.ok()) LogError("model %s: decode step failed: %s", name_, logits.status().message());
+  if (!logits.ok()) {
+    static LogLimiter limiter;
+    LogErrorLimited(&limiter, "model %s: decode step failed: %s", name_, logits.status().message());
+  }
   for (size_t i = 0; i < step.size(); ++i) {
     if (!logits.ok()) {
       Finish(step[i], logits.status(), FinishReason::kLength);
@@ -268,7 +277,7 @@ void GenerationScheduler::Work() {
     if (!admitted.empty()) Prefill(std::move(admitted));
     Step();
 
-    // Finished sequences give their cache slots back here (the state's destructor).
+    // Finished sequences leave the running set (their slots went back in Finish).
     int removed = 0;
     for (auto it = running_.begin(); it != running_.end();) {
       if ((*it)->finished) {

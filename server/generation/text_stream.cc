@@ -38,14 +38,15 @@ TextStream::Update TextStream::Push(int32_t id) {
   ids_.push_back(id);
   const std::string text = tokenizer_->Decode(ids_);
   Update update;
-  // Earliest stop match wins; only text beyond what was released can hold a new match, but a
-  // stop may straddle the boundary, so search from just before it.
+  // Earliest stop match wins. Only a match that starts in what is not released yet counts: a
+  // released tail is never a stop's prefix (it would have been held back), except for the
+  // prompt's context, which no stop may take part in. (Searching from before released_ found a
+  // match straddling the prompt first and missed the one after it: "a" + "aa" with stop "aa".)
   size_t best = std::string::npos;
   for (const std::string& stop : stops_) {
     if (stop.empty()) continue;
-    const size_t from = released_ >= stop.size() ? released_ - stop.size() + 1 : 0;
-    const size_t at = text.find(stop, from);
-    if (at != std::string::npos && at >= released_) best = std::min(best, at);
+    const size_t at = text.find(stop, released_);
+    if (at != std::string::npos) best = std::min(best, at);
   }
   if (best != std::string::npos) {
     update.text = text.substr(released_, best - released_);

@@ -45,8 +45,15 @@ const Shim& GetShim() {
     candidates.push_back(ELLIPTICAL_SPM_SHIM_BUILD_PATH);
     void* library = nullptr;
     for (const std::string& path : candidates) {
+#ifdef ELLIPTICAL_SANITIZED_BUILD
+      // Sanitizer runtimes refuse RTLD_DEEPBIND. A link namespace of its own keeps SentencePiece
+      // on its protobuf copy just as well; the shim is left uninstrumented for it, since the
+      // sanitizer runtime is not visible there (cmake/sanitizers.cmake).
+      library = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
       // RTLD_DEEPBIND: SentencePiece must bind to its own protobuf copy, not the process's.
       library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
       if (library) break;
     }
     if (!library) {
@@ -115,8 +122,17 @@ std::vector<int32_t> Tokenizer::Encode(const std::string& text) const {
 }
 
 std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
+  // A model's vocabulary may be larger than its tokenizer's (servable_registry.cc allows it); an
+  // id the tokenizer lacks has no text. SentencePiece would refuse the whole sequence instead,
+  // and every later piece of a stream would decode to nothing.
+  const int vocab = vocab_size();
+  std::vector<int32_t> known;
+  known.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id >= 0 && id < vocab) known.push_back(id);
+  }
   size_t size = 0;
-  char* text = impl_->shim->decode(impl_->processor, ids.data(), ids.size(), &size);
+  char* text = impl_->shim->decode(impl_->processor, known.data(), known.size(), &size);
   std::string out(text, size);
   impl_->shim->free_buffer(text);
   return out;

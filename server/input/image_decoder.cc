@@ -6,6 +6,7 @@
 #include <stb_image.h>  // compiled into Debian's libstb; no STB_IMAGE_IMPLEMENTATION here
 
 #include "absl/strings/str_cat.h"
+#include "server/input/stb_guards.h"
 
 namespace elliptical::server {
 namespace {
@@ -24,26 +25,47 @@ absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits)
   return absl::OkStatus();
 }
 
+// stb takes an int length; a longer buffer is read as its first 2 GiB (the header is at the start).
+int ClampedSize(absl::string_view encoded) {
+  return static_cast<int>(std::min<size_t>(encoded.size(), INT32_MAX));
+}
+
 }  // namespace
 
-absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits) {
+absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded) {
   if (encoded.empty()) return absl::InvalidArgumentError("image bytes are empty");
-  const auto* data = reinterpret_cast<const stbi_uc*>(encoded.data());
-  const int size = static_cast<int>(std::min<size_t>(encoded.size(), INT32_MAX));
   const bool png = encoded.size() >= 8 && encoded.substr(0, 8) == "\x89PNG\r\n\x1a\n";
   const bool jpeg = encoded.size() >= 3 && encoded.substr(0, 3) == "\xff\xd8\xff";
   if (!png && !jpeg) {
     return absl::InvalidArgumentError(
         "image bytes are not a PNG or JPEG file (no PNG or JPEG signature at the start)");
   }
+  // Flaws of the packaged stb_image (stb_guards.h).
+  if (jpeg && HasOversizedHuffmanTable(encoded)) {
+    return absl::InvalidArgumentError("corrupt JPEG: a Huffman table holds more than 256 codes");
+  }
+  if (png && HasPngChunkBeyondEnd(encoded)) {
+    return absl::InvalidArgumentError("corrupt PNG: a chunk runs past the end of the file");
+  }
   int width = 0, height = 0, channels = 0;
-  if (!stbi_info_from_memory(data, size, &width, &height, &channels)) {
+  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()), ClampedSize(encoded),
+                             &width, &height, &channels)) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read the ", png ? "PNG" : "JPEG",
                                                    " header: ", stbi_failure_reason()));
   }
+  return ImageSize{width, height};
+}
+
+absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits) {
+  auto size = ReadImageSize(encoded);
+  if (!size.ok()) return size.status();
+  const auto* data = reinterpret_cast<const stbi_uc*>(encoded.data());
+  const int bytes = ClampedSize(encoded);
+  const bool png = encoded[0] == '\x89';
+  int width = static_cast<int>(size->width), height = static_cast<int>(size->height), channels = 0;
   if (absl::Status s = CheckSize(width, height, limits); !s.ok()) return s;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, size, &width, &height, &channels, /*desired_channels=*/3),
+      stbi_load_from_memory(data, bytes, &width, &height, &channels, /*desired_channels=*/3),
       stbi_image_free);
   if (!pixels) {
     return absl::InvalidArgumentError(absl::StrCat("cannot decode the ", png ? "PNG" : "JPEG",

@@ -16,6 +16,15 @@ struct ImageLimits {
   int64_t max_pixels = 64ll << 20;
 };
 
+struct ImageSize {
+  int64_t width = 0;
+  int64_t height = 0;
+};
+
+// The size a PNG or JPEG declares in its header, read without decoding: requests are checked
+// against their pixel budgets before any pixel is allocated.
+absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded);
+
 // PNG or JPEG (any colour type: grey, grey+alpha, RGB, RGBA, palette), converted to RGB.
 absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits);
 

@@ -87,7 +87,8 @@ std::unique_ptr<ServerMetrics> ServerMetrics::Unexposed(const std::string& build
 }
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::string& address,
-                                                                    const std::string& build_version) {
+                                                                    const std::string& build_version,
+                                                                    BasicAuth auth) {
   std::unique_ptr<ServerMetrics> m(new ServerMetrics(build_version));
   static CivetCallbacks callbacks;
   callbacks.log_message = LogCivetweb;
@@ -98,6 +99,8 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::s
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what(), " ", civetweb_error));
   }
+  // Before the collectable, so that no scrape is ever answered without the check.
+  if (auth) m->exposer_->RegisterAuth(std::move(auth), "elliptical-server metrics");
   m->exposer_->RegisterCollectable(m->registry_);
   const std::vector<int> ports = m->exposer_->GetListeningPorts();
   m->port_ = ports.empty() ? 0 : ports.front();
@@ -179,11 +182,13 @@ void ServerMetrics::AddInFlight(const std::string& model, const std::string& rpc
 }
 
 void ServerMetrics::RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,
-                                     absl::Duration time_to_first_token, absl::Duration total) {
+                                     absl::Duration time_to_first_token, absl::Duration total,
+                                     bool completed) {
   absl::MutexLock lock(&mu_);
   PerModel& m = Model(model);
   m.prompt_tokens->Increment(prompt_tokens);
   m.generated_tokens->Increment(generated_tokens);
+  if (!completed) return;
   m.generation->Observe(Seconds(total));
   if (generated_tokens > 0) m.ttft->Observe(Seconds(time_to_first_token));
   if (generated_tokens > 1) {

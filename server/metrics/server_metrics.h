@@ -9,6 +9,7 @@
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,9 +31,14 @@ namespace elliptical::server {
 
 class ServerMetrics {
  public:
-  // Exposes the registry on `address` ("0.0.0.0:8501"; port 0 picks a free one).
+  // Checks a scrape's HTTP basic-auth user and password (server/security/server_security.h).
+  using BasicAuth = std::function<bool(const std::string& user, const std::string& password)>;
+
+  // Exposes the registry on `address` ("0.0.0.0:8501"; port 0 picks a free one). With `auth`,
+  // a scrape without accepted credentials gets 401.
   static absl::StatusOr<std::unique_ptr<ServerMetrics>> Start(const std::string& address,
-                                                              const std::string& build_version);
+                                                              const std::string& build_version,
+                                                              BasicAuth auth = nullptr);
   // A registry without an HTTP endpoint (for tests of what is recorded).
   static std::unique_ptr<ServerMetrics> Unexposed(const std::string& build_version);
 
@@ -54,8 +60,10 @@ class ServerMetrics {
   void AddInFlight(const std::string& model, const std::string& rpc, int delta);
 
   // Generation.
+  // Tokens count for every generation, cancelled or failed ones too (the work was done); the
+  // latency histograms only for those that `completed`.
   void RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,
-                        absl::Duration time_to_first_token, absl::Duration total);
+                        absl::Duration time_to_first_token, absl::Duration total, bool completed);
   // The KV cache: bytes the live sequences' slots hold, bytes allocated at load, slots in use.
   void SetGenerationLoad(const std::string& model, int running, int waiting, int64_t cache_bytes,
                          int64_t cache_allocated_bytes, int slots_used);

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "model/config/config_schema.h"
@@ -21,6 +22,25 @@ absl::string_view ModelStateName(ModelState state) {
   }
   return "?";
 }
+
+namespace {
+
+// `message` with the repository's own path (as given and as an absolute path) removed from the
+// paths it quotes: "/srv/models/vit/config.json: ..." becomes "vit/config.json: ...".
+std::string WithinRepository(absl::string_view message, const std::string& root) {
+  std::error_code ec;
+  std::vector<std::string> prefixes = {fs::absolute(root, ec).lexically_normal().string(),
+                                       fs::path(root).lexically_normal().string(), root};
+  std::string out(message);
+  for (std::string prefix : prefixes) {
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    if (prefix.empty() || prefix == ".") continue;
+    out = absl::StrReplaceAll(out, {{prefix + "/", ""}});
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options) {
   std::error_code ec;
@@ -90,7 +110,8 @@ void ModelRepository::LoadAll() {
               staged.snapshot.description->dtype, absl::ToDoubleSeconds(absl::Now() - start));
     } else {
       staged.snapshot.state = ModelState::kFailed;
-      staged.snapshot.reason = std::string(status.message());
+      // Clients see paths within the repository; the server's own layout stays in the log.
+      staged.snapshot.reason = WithinRepository(status.message(), options_.root);
       LogError("model %s failed to load: %s", name, status.message());
     }
     if (options_.metrics) options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady);

@@ -59,9 +59,8 @@ GenerationObservers Observers(const ServableContext& c) {
   GenerationObservers observers;
   if (!c.metrics) return observers;
   observers.on_finish = [metrics = c.metrics, name = c.name](const GenerationStream::Event& e) {
-    if (e.status.ok()) {
-      metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens, e.time_to_first_token, e.total);
-    }
+    metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens, e.time_to_first_token, e.total,
+                              /*completed=*/e.status.ok());
   };
   observers.stats_sample_rate = c.attention_stats_sample_rate;
   observers.on_stats = Sampling(c).on_stats;

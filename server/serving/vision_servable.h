@@ -58,7 +58,7 @@ class VisionServable final : public Servable {
                                                     ? model::ModelFamily::kImageClassifier
                                                     : model::ModelFamily::kSegmenter;
   using RunPrepared = absl::StatusOr<std::vector<Result>> (Model::*)(
-      absl::Span<const model::PreparedImage* const>, bool);
+      absl::Span<const model::PreparedImage* const>, bool, const model::StopCheck&);
   using Done = std::function<void(absl::StatusOr<std::vector<Result>>, const ServeTiming&)>;
   using Batcher = DynamicBatcher<ImageItem, Result>;
 
@@ -225,7 +225,7 @@ class VisionServable final : public Servable {
     auto rng = std::make_shared<std::pair<absl::Mutex, std::mt19937_64>>();
     rng->second.seed(0x5eed);
     return [m, run, sampling, rng](const std::vector<const ImageItem*>& items,
-                                   int) -> absl::StatusOr<std::vector<Result>> {
+                                   const BatchContext& batch) -> absl::StatusOr<std::vector<Result>> {
       std::vector<const model::PreparedImage*> images;
       bool asked = false;
       for (const ImageItem* item : items) {
@@ -237,7 +237,7 @@ class VisionServable final : public Servable {
         absl::MutexLock lock(&rng->first);
         sampled = std::uniform_real_distribution<double>(0, 1)(rng->second) < sampling.rate;
       }
-      auto results = (m->*run)(images, asked || sampled);
+      auto results = (m->*run)(images, asked || sampled, [&batch] { return batch.Abandoned(); });
       if (!results.ok()) return results;
       for (size_t i = 0; i < results->size(); ++i) {
         if (sampled) sampling.on_stats((*results)[i].stats);

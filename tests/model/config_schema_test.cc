@@ -1,6 +1,7 @@
 #include "model/config/config_schema.h"
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config/model_dir.h"
+#include "model/config/segmenter_config.h"
+#include "model/config/vision_fields.h"
 #include "tests/support/fixtures.h"
 
 namespace elliptical::model {
@@ -129,6 +132,58 @@ TEST(ConfigSchema, GeneratedFixturesPass) {
   ASSERT_TRUE(std::filesystem::is_directory(fixtures))
       << fixtures << " is missing: run the fixture scripts (ctest does) or set ELLIPTICAL_BUILD_DIR";
   EXPECT_EQ(CheckAllUnder(fixtures), kAllFamilies);
+}
+
+// Found by tests/fuzz/model_config_fuzz.cc (regressions/model_config/ keeps the inputs).
+class ConfigNumbers : public ::testing::Test {
+ protected:
+  std::string Write(json config) {
+    const std::string dir = ::testing::TempDir() + "/config_numbers_" + std::to_string(count_++);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/config.json") << config.dump();
+    return dir;
+  }
+  json Segmenter() {
+    std::ifstream in(std::string(ELLIPTICAL_SOURCE_DIR) + "/models/digit-scenes-segmenter/config.json");
+    json config = json::parse(in);
+    config.erase("labels");
+    return config;
+  }
+  int count_ = 0;
+};
+
+TEST_F(ConfigNumbers, NumbersBeyondIntRangeAreRefusedWithTheirPath) {
+  json config = Segmenter();
+  config["vit"]["image_size"] = 1e30;  // cast to int: undefined behaviour
+  auto dir = ReadModelDirectory(Write(config));
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.status().message().find("\"vit.image_size\" is 1e+30"), std::string::npos) << dir.status();
+  config = Segmenter();
+  config["attention"]["elliptical_layers"] = {1, 4294967298};  // wrapped to 2
+  dir = ReadModelDirectory(Write(config));
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.status().message().find("attention.elliptical_layers[1]"), std::string::npos) << dir.status();
+  config = Segmenter();
+  config["generation"] = {{"max_cache_mb", 1e300}};  // serving_config.cc: cast to int64
+  EXPECT_FALSE(ReadModelDirectory(Write(config)).ok());
+}
+
+TEST_F(ConfigNumbers, LargestWindowDoesNotOverflowItsDefaultStride) {
+  json config = Segmenter();
+  config["inference"] = {{"window_size", 2147483647}};
+  auto segmenter = ReadSegmenterConfig(Write(config));
+  ASSERT_TRUE(segmenter.ok()) << segmenter.status();
+  EXPECT_EQ(segmenter->window_stride, 1431655764);
+}
+
+TEST_F(ConfigNumbers, ClassCountIsBounded) {
+  json config = Segmenter();
+  config["num_classes"] = 2000000000;  // made 2e9 label strings before reading the weights
+  auto dir = ReadModelDirectory(Write(config));
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto fields = ParseVisionFields(*dir);
+  ASSERT_FALSE(fields.ok());
+  EXPECT_NE(fields.status().message().find("up to 1048576"), std::string::npos) << fields.status();
 }
 
 }  // namespace

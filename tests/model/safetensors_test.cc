@@ -56,6 +56,25 @@ TEST(Safetensors, RejectsSizeThatDoesNotMatchShape) {
   EXPECT_NE(file.status().message().find("needs 12"), std::string::npos) << file.status();
 }
 
+// Found by tests/fuzz/safetensors_fuzz.cc (its regressions/safetensors/ keeps the inputs): a
+// shape whose element count wraps around 2^64 matched an empty data range, and a dimension of
+// 2^63 or more came through as a negative int64.
+TEST(Safetensors, RejectsShapesBeyondSixtyFourBits) {
+  auto wraps = SafetensorsFile::Parse(
+      File(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0), "x");
+  ASSERT_FALSE(wraps.ok());
+  EXPECT_NE(wraps.status().message().find("more than 2^64 bytes"), std::string::npos) << wraps.status();
+  auto negative = SafetensorsFile::Parse(
+      File(R"({"w":{"dtype":"U8","shape":[9223372036854775808,0],"data_offsets":[0,0]}})", 0), "x");
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("[0, 2^63)"), std::string::npos) << negative.status();
+  // An empty tensor stays valid whatever its other dimensions.
+  auto empty = SafetensorsFile::Parse(
+      File(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", 0), "x");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->entries().at("w").data.empty());
+}
+
 TEST(Safetensors, RejectsUnknownDtypeAndBadJson) {
   EXPECT_FALSE(SafetensorsFile::Parse(
                    File(R"({"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}})", 1), "x")

@@ -115,6 +115,62 @@ TEST(Segmenter, WindowResultDoesNotDependOnItsBatch) {
   }
 }
 
+// All windows of an image in one forward: what SegmentImage computes, without its grouping.
+torch::Tensor AllWindowsAtOnce(SegmenterNet& net, const torch::Tensor& image) {
+  using torch::indexing::Slice;
+  const int64_t h = image.size(2), w = image.size(3), win = net->config().window_size;
+  const auto rows = WindowStarts(h, win, net->config().window_stride);
+  const auto cols = WindowStarts(w, win, net->config().window_stride);
+  std::vector<torch::Tensor> windows;
+  for (int64_t r : rows) {
+    for (int64_t c : cols) windows.push_back(image.index({Slice(), Slice(), Slice(r, r + win), Slice(c, c + win)}));
+  }
+  torch::Tensor logits = net->forward(torch::cat(windows, 0));
+  torch::Tensor sum = torch::zeros({1, logits.size(1), h, w}), count = torch::zeros({1, 1, h, w});
+  int64_t i = 0;
+  for (int64_t r : rows) {
+    for (int64_t c : cols) {
+      sum.index({Slice(), Slice(), Slice(r, r + win), Slice(c, c + win)}).add_(logits.narrow(0, i++, 1));
+      count.index({Slice(), Slice(), Slice(r, r + win), Slice(c, c + win)}).add_(1.0);
+    }
+  }
+  return sum / count;
+}
+
+TEST(Segmenter, ALargeImageRunsInBoundedGroupsOfWindowsWithTheSameLogits) {
+  c10::InferenceMode guard;
+  SegmenterNet net = LoadNet("seg-mask", AttentionMode::kElliptical);
+  torch::manual_seed(3);
+  const torch::Tensor image = torch::randn({1, 3, 200, 200});  // 12 x 12 windows of 32, stride 16
+  ASSERT_GT(12 * 12, kMaxWindowRowsPerForward) << "the image must need several groups";
+  int asked = 0;
+  torch::Tensor grouped = net->SegmentImage(image, nullptr, [&] { ++asked; return false; });
+  ASSERT_TRUE(grouped.defined());
+  EXPECT_EQ(asked, (12 * 12 + kMaxWindowRowsPerForward - 1) / kMaxWindowRowsPerForward)
+      << "asked once before each group";
+  // Only the windows' batch composition differs: float32_tolerance.h, as above.
+  ExpectTensorNear(grouped, AllWindowsAtOnce(net, image), "grouped windows",
+                   elliptical::testing::TransformerReorderTolerance(3 + 2, 192));
+}
+
+TEST(Segmenter, StopsAtTheNextGroupOfWindowsWhenNobodyWaits) {
+  c10::InferenceMode guard;
+  SegmenterNet net = LoadNet("seg-mask", AttentionMode::kElliptical);
+  const torch::Tensor image = torch::randn({1, 3, 200, 200});
+  int asked = 0;
+  torch::Tensor stopped = net->SegmentImage(image, nullptr, [&] { return ++asked == 2; });
+  EXPECT_FALSE(stopped.defined());
+  EXPECT_EQ(asked, 2) << "the second group never ran";
+
+  auto segmenter = ImageSegmenter::Load(Dir() + "/models/seg-mask", {});
+  ASSERT_TRUE(segmenter.ok()) << segmenter.status();
+  auto prepared = (*segmenter)->Prepare(LoadImage("large_70x45"));
+  ASSERT_TRUE(prepared.ok());
+  const PreparedImage* one = prepared->get();
+  auto result = (*segmenter)->SegmentPrepared({&one, 1}, false, [] { return true; });
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
+}
+
 TEST(Segmenter, ConfigThatDoesNotMatchWeightsNamesTheTensor) {
   auto config = ReadSegmenterConfig(Dir() + "/models/seg-mask");
   ASSERT_TRUE(config.ok());

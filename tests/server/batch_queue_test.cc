@@ -225,5 +225,32 @@ TEST(BatchQueue, AFailedBatchFailsItsTasksAndDropsTheirRest) {
   EXPECT_EQ(Values(*next), std::vector<int>{9}) << "the failed task's third item never runs";
 }
 
+TEST(BatchQueue, ARunningBatchIsAbandonedOnlyWhenNoTaskInItStillWantsItsResults) {
+  Queue q("m", Options(4));
+  Outcome cancelled, expiring;
+  auto first = q.Add(MakeTask({1}, &cancelled), t0);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(q.Add(MakeTask({2}, &expiring, 0, Priority::kNormal, t0 + absl::Seconds(1)), t0).ok());
+  auto b = Take(q, t0);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(Values(*b), (std::vector<int>{1, 2}));
+  EXPECT_FALSE(q.Abandoned(*b, t0));
+
+  EXPECT_FALSE(q.Cancel(*first, absl::CancelledError("gone"))) << "it is running: answered when its batch ends";
+  EXPECT_FALSE(q.Abandoned(*b, t0)) << "the second task still waits";
+  EXPECT_TRUE(q.Abandoned(*b, t0 + absl::Seconds(1))) << "once its deadline passes, nobody waits";
+
+  // The batch function stopped: the expired task says so, the cancelled one keeps its reason.
+  const absl::Time now = t0 + absl::Seconds(1);
+  q.MarkExpired(*b, now);
+  std::vector<Queue::Completion> done;
+  q.Complete(*b, absl::CancelledError("stopped"), absl::Milliseconds(1), 0, &done);
+  for (auto& c : done) c.Deliver();
+  ASSERT_TRUE(cancelled.called && expiring.called);
+  EXPECT_EQ(cancelled.result.status().message(), "gone");
+  EXPECT_EQ(expiring.result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(q.empty());
+}
+
 }  // namespace
 }  // namespace elliptical::server

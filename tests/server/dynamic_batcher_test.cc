@@ -25,7 +25,9 @@ constexpr absl::Duration kPatience = absl::Seconds(30);
 class Model {
  public:
   Batcher::RunBatch Fn() {
-    return [this](const std::vector<const int*>& items, int instance) -> absl::StatusOr<std::vector<int>> {
+    return [this](const std::vector<const int*>& items,
+                  const BatchContext& context) -> absl::StatusOr<std::vector<int>> {
+      const int instance = context.instance;
       std::vector<int> seen, out;
       for (const int* i : items) {
         seen.push_back(*i);
@@ -230,6 +232,33 @@ TEST(DynamicBatcher, ShutdownRunsEverythingAcceptedThenRefuses) {
   }
   Result late;
   EXPECT_EQ(b->Schedule(MakeTask({9}, &late)).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(DynamicBatcher, ARunningBatchLearnsWhenItsOnlyTaskIsCancelledAndStops) {
+  absl::Notification started, told;
+  Batcher::RunBatch stoppable = [&](const std::vector<const int*>&,
+                                    const BatchContext& context) -> absl::StatusOr<std::vector<int>> {
+    EXPECT_FALSE(context.Abandoned()) << "a caller waits";
+    started.Notify();
+    // A long computation in units, asking between them; bounded so that a batcher that never
+    // says "abandoned" fails the test instead of hanging it.
+    const absl::Time give_up = absl::Now() + kPatience;
+    while (!context.Abandoned()) {
+      if (absl::Now() > give_up) return std::vector<int>{0};
+    }
+    told.Notify();
+    return absl::CancelledError("stopped");
+  };
+  Batcher b("m", Options(8), stoppable);
+  Result r;
+  auto handle = b.Schedule(MakeTask({5}, &r));
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  b.Cancel(*handle);
+  ASSERT_TRUE(r.Wait());
+  EXPECT_TRUE(told.HasBeenNotified()) << "the batch function was told to stop";
+  EXPECT_EQ(r.value.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(r.value.status().message(), "the client cancelled the request");
 }
 
 }  // namespace

@@ -35,6 +35,36 @@ TEST(DecodeImage, Jpeg) {
   EXPECT_EQ(image->height, 48);
 }
 
+// Found by tests/fuzz/image_decoder_fuzz.cc (regressions/image_decoder/ keeps the input): a DHT
+// segment whose code counts add up to more than 256 overflowed stb_image's Huffman tables.
+TEST(DecodeImage, JpegWithAnOversizedHuffmanTableIsRefused) {
+  std::string jpeg = ReadFileBytes(FixturesDir() + "/images/photo.jpg");
+  ASSERT_TRUE(DecodeImage(jpeg, {}).ok());
+  // After the start-of-image marker: a DHT segment with one AC table of 16 x 255 codes.
+  std::string dht = "\xff\xc4";
+  const int length = 2 + 17 + 16 * 255;
+  dht += static_cast<char>(length >> 8);
+  dht += static_cast<char>(length & 0xFF);
+  dht += '\x10';
+  dht += std::string(16, '\xff');
+  dht += std::string(16 * 255, '\x01');
+  auto image = DecodeImage(jpeg.substr(0, 2) + dht + jpeg.substr(2), {});
+  ASSERT_FALSE(image.ok());
+  EXPECT_NE(image.status().message().find("Huffman table"), std::string::npos) << image.status();
+}
+
+// Found by tests/fuzz/image_decoder_fuzz.cc: stb_image grew its buffer to an IDAT chunk's
+// declared length (here 2 GiB) before checking that the bytes were there.
+TEST(DecodeImage, PngChunkLongerThanTheFileIsRefused) {
+  const std::string png = ReadFileBytes(FixturesDir() + "/images/pattern_0.png");
+  ASSERT_GT(png.size(), 33u);
+  // The signature and the IHDR chunk, then an IDAT chunk that claims 2^31 - 1 bytes.
+  std::string lying = png.substr(0, 33) + std::string("\x7f\xff\xff\xff", 4) + "IDAT" + "\x78\x9c";
+  auto image = DecodeImage(lying, {});
+  ASSERT_FALSE(image.ok());
+  EXPECT_NE(image.status().message().find("runs past the end"), std::string::npos) << image.status();
+}
+
 TEST(DecodeImage, TextIsRefusedWithAReason) {
   auto image = DecodeImage(ReadFileBytes(FixturesDir() + "/images/not_an_image.png"), {});
   ASSERT_FALSE(image.ok());

@@ -91,5 +91,36 @@ TEST(TextStream, StopSequenceIsWithheldAndEndsTheStream) {
   EXPECT_EQ(streamed, "calm sea. In the ");
 }
 
+// Found by tests/fuzz/tokenizer_fuzz.cc (regressions/tokenizer/ keeps the input): after a prompt
+// ending in a stop's first character, a stop that repeats itself (".." here, "\n\n" in use) was
+// matched straddling the prompt first, and its real match in the generated text was missed.
+TEST(TextStream, StopAfterAPromptEndingInItsFirstCharacterIsFound) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  const std::vector<int32_t> ids = tokenizer->Encode("the sea......");
+  for (size_t cut = 1; cut < ids.size(); ++cut) {
+    const std::vector<int32_t> prompt(ids.begin(), ids.begin() + cut);
+    TextStream stream(tokenizer.get(), {".."}, prompt);
+    std::string streamed;
+    for (size_t i = cut; i < ids.size(); ++i) {
+      TextStream::Update u = stream.Push(ids[i]);
+      streamed += u.text;
+      if (u.stopped) break;
+    }
+    EXPECT_EQ(streamed.find(".."), std::string::npos) << "prompt of " << cut << " ids streamed " << streamed;
+  }
+}
+
+// Also found by the fuzzer: one id beyond the tokenizer's vocabulary (a model's may be larger)
+// made SentencePiece refuse the whole sequence, so the rest of a stream decoded to nothing.
+TEST(Tokenizer, IdsBeyondTheVocabularyHaveNoText) {
+  auto tokenizer = LoadChat();
+  ASSERT_NE(tokenizer, nullptr);
+  const std::vector<int32_t> ids = tokenizer->Encode("calm sea");
+  std::vector<int32_t> with_unknown = ids;
+  with_unknown.insert(with_unknown.begin() + 1, tokenizer->vocab_size() + 3);
+  EXPECT_EQ(tokenizer->Decode(with_unknown), tokenizer->Decode(ids));
+}
+
 }  // namespace
 }  // namespace elliptical::server

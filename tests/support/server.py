@@ -20,12 +20,14 @@ def start_server(binary, repository, work, *flags):
     return server, f"127.0.0.1:{open(port_file).read().strip()}"
 
 
-def fixture_repository(fixtures, work):
+def fixture_repository(fixtures, work, names=("vit", "seg", "lm")):
     """A repository of the build's fixture models (a classifier "vit", a segmenter "seg" and a
-    language model "lm") under WORK/models. -> its path."""
+    language model "lm", or those of them in NAMES) under WORK/models. -> its path."""
     repo = os.path.join(work, "models")
     for name, source in (("vit", ("classifier", "models", "vit-test")),
                          ("seg", ("core", "segmenter", "models", "seg-linear")),
                          ("lm", ("core", "lm", "models", "lm-chat"))):
+        if name not in names:
+            continue
         shutil.copytree(os.path.join(fixtures, *source), os.path.join(repo, name))
     return repo

@@ -17,6 +17,9 @@ from ._generated.elliptical.v1 import (attention_stats_pb2, classify_pb2, genera
 ImageInput = Union[bytes, str, "os.PathLike[str]"]
 """An encoded image (PNG or JPEG): its bytes, or the path of its file."""
 
+PemInput = Union[bytes, str, "os.PathLike[str]"]
+"""A PEM certificate or key: its bytes, or the path of its file."""
+
 
 class ClientError(Exception):
     """A failed call: `code` is the gRPC status name (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE, ...),
@@ -128,13 +131,48 @@ def _image(source: ImageInput) -> image_pb2.Image:
         return image_pb2.Image(encoded=f.read())
 
 
-class Client:
-    """Calls one server (`host:port`, plaintext). Every method raises ClientError on failure;
-    `timeout_s` is each call's deadline. Usable as a context manager (closes the channel)."""
+def _pem(source: Optional[PemInput], what: str) -> Optional[bytes]:
+    if source is None:
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    try:
+        with open(source, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ClientError("INVALID_ARGUMENT", f"{what}: cannot read {source}: {e.strerror}") from None
 
-    def __init__(self, address: str = "localhost:8500", timeout_s: float = 30.0):
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                                ("grpc.max_send_message_length", 64 << 20)])
+
+class Client:
+    """Calls one server (`host:port`). Every method raises ClientError on failure; `timeout_s` is
+    each call's deadline. Usable as a context manager (closes the channel).
+
+    Plaintext by default. TLS when `tls=True` or any of `tls_ca` (the CA certificates to trust
+    for the server; default: the system's), `tls_cert` and `tls_key` (this client's certificate
+    and key, for a server that requires mTLS) or `tls_server_name` (the name to expect in the
+    server's certificate when it is not the address's host) is given; the PEM arguments take a
+    path or the PEM bytes. `token`: a bearer token sent on every call (the server's
+    --auth_tokens_file); a missing or wrong one raises ClientError("UNAUTHENTICATED")."""
+
+    def __init__(self, address: str = "localhost:8500", timeout_s: float = 30.0, *, tls: bool = False,
+                 tls_ca: Optional[PemInput] = None, tls_cert: Optional[PemInput] = None,
+                 tls_key: Optional[PemInput] = None, tls_server_name: Optional[str] = None,
+                 token: Optional[str] = None):
+        options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        if (tls_cert is None) != (tls_key is None):
+            raise ClientError("INVALID_ARGUMENT", "tls_cert and tls_key go together (mTLS): give both")
+        if tls or any(x is not None for x in (tls_ca, tls_cert, tls_key, tls_server_name)):
+            credentials = grpc.ssl_channel_credentials(root_certificates=_pem(tls_ca, "tls_ca"),
+                                                       private_key=_pem(tls_key, "tls_key"),
+                                                       certificate_chain=_pem(tls_cert, "tls_cert"))
+            if tls_server_name:
+                options.append(("grpc.ssl_target_name_override", tls_server_name))
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        # Sent as plain metadata rather than call credentials, which gRPC refuses to send over a
+        # plaintext channel: a token must also work without TLS (behind a mesh, on loopback).
+        self._metadata = (("authorization", f"Bearer {token.strip()}"),) if token else None
         self._stub = inference_service_pb2_grpc.InferenceServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self.timeout_s = timeout_s
@@ -151,7 +189,8 @@ class Client:
     def health(self, service: str = "") -> str:
         """SERVING or NOT_SERVING: the server's ("") or a model's (its name) health."""
         try:
-            r = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s)
+            r = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s,
+                                   metadata=self._metadata)
         except grpc.RpcError as e:
             raise _wrap(e) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
@@ -175,7 +214,8 @@ class Client:
     def list_models(self) -> List[ModelInfo]:
         """Every model in the server's repository, with its family and load state."""
         try:
-            r = self._stub.ListModels(models_pb2.ListModelsRequest(), timeout=self.timeout_s)
+            r = self._stub.ListModels(models_pb2.ListModelsRequest(), timeout=self.timeout_s,
+                                     metadata=self._metadata)
         except grpc.RpcError as e:
             raise _wrap(e) from None
         return [ModelInfo(m.name, _enum_name(models_pb2.ModelFamily, m.family, "MODEL_FAMILY_"),
@@ -187,7 +227,7 @@ class Client:
         image_size_px, labels, layer/head/width counts, num_parameters)."""
         try:
             return self._stub.GetModelMetadata(models_pb2.GetModelMetadataRequest(model_name=model),
-                                               timeout=self.timeout_s)
+                                               timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as e:
             raise _wrap(e) from None
 
@@ -198,7 +238,7 @@ class Client:
         request = classify_pb2.ClassifyRequest(model_name=model, images=[_image(i) for i in images],
                                                top_k=top_k, return_attention_stats=stats)
         try:
-            r = self._stub.Classify(request, timeout=self.timeout_s)
+            r = self._stub.Classify(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as e:
             raise _wrap(e) from None
         out = []
@@ -213,7 +253,7 @@ class Client:
         """A class id per pixel of the image, at its own resolution."""
         request = segment_pb2.SegmentRequest(model_name=model, images=[_image(image)])
         try:
-            r = self._stub.Segment(request, timeout=self.timeout_s)
+            r = self._stub.Segment(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as e:
             raise _wrap(e) from None
         m = r.masks[0]
@@ -237,4 +277,5 @@ class Client:
         request = generate_pb2.GenerateRequest(model_name=model, prompt=prompt, max_new_tokens=max_new_tokens,
                                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                                                stop=list(stop))
-        return Generation(self._stub.Generate(request, timeout=timeout_s or self.timeout_s))
+        return Generation(self._stub.Generate(request, timeout=timeout_s or self.timeout_s,
+                                              metadata=self._metadata))

@@ -1,0 +1,48 @@
+// What main() asks of server/security/: from the security flags, the credentials of the gRPC
+// port (plaintext or TLS, optionally requiring client certificates, optionally requiring a
+// bearer token on every call) and the check of the /metrics endpoint's basic auth. Every file is
+// read and checked here, before any model loads, so a bad flag fails start-up at once with the
+// flag and file named.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <grpcpp/security/server_credentials.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace elliptical::server::security {
+
+struct SecurityOptions {
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // none | request | require; empty: require when tls_client_ca_file is set, else none.
+  // "request" asks for a certificate and verifies one that is sent; "require" also refuses a
+  // client that sends none. A certificate is never accepted unverified.
+  std::string tls_client_auth;
+  std::string auth_tokens_file;
+  std::string auth_exempt = "health";  // see AuthExemptions
+  std::string metrics_auth_file;       // user:password lines; empty: /metrics is open
+};
+
+struct ServerSecurity {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Basic-auth check for /metrics (prometheus::Exposer::RegisterAuth's signature); empty when
+  // the endpoint is open.
+  std::function<bool(const std::string& user, const std::string& password)> metrics_auth;
+  bool tls = false;
+  bool tokens = false;
+  std::string summary;  // one phrase for the start-up log: "TLS, client certificates required, ..."
+};
+
+absl::StatusOr<ServerSecurity> BuildServerSecurity(const SecurityOptions& options);
+
+// A log line when `host` accepts connections from other machines while TLS or tokens are off;
+// empty when it is loopback only or both are on.
+std::string ExposureWarning(absl::string_view host, const ServerSecurity& security);
+
+}  // namespace elliptical::server::security

@@ -1,0 +1,73 @@
+#include "server/security/token_authenticator.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace elliptical::server::security {
+namespace {
+
+constexpr absl::string_view kHealthPrefix = "/grpc.health.v1.Health/";
+// libgrpc++_reflection serves v1alpha; v1 is listed too so that a gRPC upgrade that adds it
+// does not silently put it behind (or outside) the policy.
+constexpr absl::string_view kReflectionPrefixes[] = {"/grpc.reflection.v1alpha.ServerReflection/",
+                                                     "/grpc.reflection.v1.ServerReflection/"};
+
+}  // namespace
+
+absl::StatusOr<AuthExemptions> ParseAuthExempt(absl::string_view value) {
+  AuthExemptions exempt;
+  exempt.health = false;
+  exempt.reflection = false;
+  for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    item = absl::StripAsciiWhitespace(item);
+    if (item == "health") {
+      exempt.health = true;
+    } else if (item == "reflection") {
+      exempt.reflection = true;
+    } else if (item != "none") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--auth_exempt: unknown service \"", item,
+                       "\"; expected a comma-separated list of health, reflection, or none"));
+    }
+  }
+  return exempt;
+}
+
+bool TokenAuthenticator::IsExempt(absl::string_view method) const {
+  if (exempt_.health && absl::StartsWith(method, kHealthPrefix)) return true;
+  if (exempt_.reflection) {
+    for (absl::string_view prefix : kReflectionPrefixes) {
+      if (absl::StartsWith(method, prefix)) return true;
+    }
+  }
+  return false;
+}
+
+absl::Status TokenAuthenticator::Check(absl::string_view method,
+                                       std::optional<absl::string_view> authorization) const {
+  if (IsExempt(method)) return absl::OkStatus();
+  if (!authorization.has_value()) {
+    return absl::UnauthenticatedError(
+        "this server requires a bearer token: send the metadata \"authorization: Bearer <token>\" "
+        "(elliptical-client --token_file=FILE, Python Client(token=...))");
+  }
+  // RFC 7235: the scheme is case-insensitive and separated from the credentials by spaces.
+  absl::string_view value = absl::StripAsciiWhitespace(*authorization);
+  constexpr absl::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() || !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+      value[kScheme.size()] != ' ') {
+    return absl::UnauthenticatedError(
+        "the authorization metadata must be \"Bearer <token>\" (another scheme was sent)");
+  }
+  const absl::string_view token = absl::StripLeadingAsciiWhitespace(value.substr(kScheme.size()));
+  if (!tokens_.Contains(token)) {
+    return absl::UnauthenticatedError(
+        "the bearer token was not accepted: it is not one of the server's --auth_tokens_file "
+        "tokens (check which token the client sends)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace elliptical::server::security
