@@ -44,6 +44,9 @@ absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded) {
   if (jpeg && HasOversizedHuffmanTable(encoded)) {
     return absl::InvalidArgumentError("corrupt JPEG: a Huffman table holds more than 256 codes");
   }
+  if (jpeg && UsesUndefinedHuffmanTable(encoded)) {
+    return absl::InvalidArgumentError("corrupt JPEG: a scan uses a Huffman table the file never defines");
+  }
   if (png && HasPngChunkBeyondEnd(encoded)) {
     return absl::InvalidArgumentError("corrupt PNG: a chunk runs past the end of the file");
   }
