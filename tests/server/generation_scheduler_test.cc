@@ -207,6 +207,8 @@ TEST(GenerationScheduler, AnExceptionFromTheModelFailsItsSequencesAndServingGoes
 
 TEST(GenerationScheduler, TheListenerIsCalledForEveryEventAndNotAfterItIsCleared) {
   Scheduler s(/*slots=*/1);
+  absl::Notification gate;
+  s.model->HoldNextStep(&gate);  // the stream cannot finish before the listener is set
   auto stream = s.scheduler->Submit(Params(4));
   ASSERT_TRUE(stream.ok());
   absl::Mutex mu;
@@ -219,6 +221,7 @@ TEST(GenerationScheduler, TheListenerIsCalledForEveryEventAndNotAfterItIsCleared
     (*stream)->Take(&events);
     for (const auto& e : events) final_seen = final_seen || e.final;
   });
+  gate.Notify();
   {
     absl::MutexLock lock(&mu);
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&final_seen), kPatience));
