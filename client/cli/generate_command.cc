@@ -1,8 +1,10 @@
 // elliptical-client generate "PROMPT": prints each token's text as it arrives.
+// elliptical-client score "TEXT": prints each token's log-probability and the perplexity.
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cmath>
 #include <iostream>
 #include <thread>
 
@@ -100,6 +102,37 @@ int RunGenerate(const CallOptions& options, const std::string& prompt, const Gen
                                FinishName(summary.finish_reason()), summary.prompt_tokens(),
                                summary.generated_tokens(), summary.time_to_first_token_us() / 1e3,
                                summary.total_us() / 1e3);
+  return 0;
+}
+
+int RunScore(const CallOptions& options, const std::string& text, bool end_of_sequence) {
+  if (text.empty()) {
+    std::cerr << "usage: elliptical-client score [--model=NAME] [--end_of_sequence=false] \"TEXT\"\n";
+    return 2;
+  }
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  std::string model = options.model;
+  if (model.empty()) model = PickModel(options, stub.get(), v1::MODEL_FAMILY_LANGUAGE_MODEL);
+  if (model.empty()) return 1;
+
+  v1::ScoreRequest request;
+  request.set_model_name(model);
+  request.set_text(text);
+  request.set_no_end_of_sequence(!end_of_sequence);
+  v1::ScoreResponse response;
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  grpc::Status status = stub->Score(&context, request, &response);
+  if (!status.ok()) return Report(options, status);
+  std::cout << absl::StrFormat("%5s  %6s  %-20s %10s\n", "#", "id", "piece", "logprob");
+  for (int i = 0; i < response.tokens_size(); ++i) {
+    const v1::ScoredToken& t = response.tokens(i);
+    std::cout << absl::StrFormat("%5d  %6d  %-20s %10s\n", i, t.id(), t.piece(),
+                                 t.has_logprob() ? absl::StrFormat("%.4f", t.logprob()) : "-");
+  }
+  std::cout << absl::StrFormat("perplexity %.4f over %d scored tokens (total logprob %.4f, model %s)\n",
+                               response.perplexity(), response.scored_tokens(), response.total_logprob(),
+                               response.model_name());
   return 0;
 }
 

@@ -3,6 +3,7 @@
 //   elliptical-client [--server=HOST:PORT] classify [--model=NAME] [--top_k=5] IMAGE...
 //   elliptical-client segment [--out=PREFIX] IMAGE
 //   elliptical-client generate [--max_new_tokens=64] [--temperature=0.8] "PROMPT"
+//   elliptical-client score [--end_of_sequence=false] "TEXT"
 //   elliptical-client models
 //   elliptical-client health
 //   elliptical-client --tls_ca_file=ca.pem --token_file=token.txt models   (TLS and a token)
@@ -36,6 +37,8 @@ ABSL_FLAG(double, top_p, 0.0, "generate: nucleus sampling mass; 0 = off.");
 ABSL_FLAG(uint64_t, seed, 0, "generate: random seed (same seed, same text); 0 = random.");
 ABSL_FLAG(std::vector<std::string>, stop, {}, "generate: comma-separated stop sequences.");
 ABSL_FLAG(std::string, out, "", "segment: output path prefix (default: the image path).");
+ABSL_FLAG(bool, end_of_sequence, true,
+          "score: append and score the end-of-sequence token (the text as a whole document).");
 
 namespace {
 
@@ -45,6 +48,7 @@ constexpr char kUsage[] =
     "  elliptical-client [flags] classify IMAGE...   top-k labels of PNG/JPEG images\n"
     "  elliptical-client [flags] segment IMAGE       class map as PNG + overlay\n"
     "  elliptical-client [flags] generate \"PROMPT\"  text streamed as it is generated\n"
+    "  elliptical-client [flags] score \"TEXT\"       each token's logprob, and the perplexity\n"
     "  elliptical-client [flags] models              models of the server and their state\n"
     "  elliptical-client [flags] metadata MODEL      a model's shape, attention and labels\n"
     "  elliptical-client [flags] health              the server's health status\n"
@@ -98,6 +102,11 @@ int main(int argc, char** argv) {
     std::string prompt;
     for (const std::string& a : args) prompt += (prompt.empty() ? "" : " ") + a;
     return elliptical::client::RunGenerate(options, prompt, g);
+  }
+  if (command == "score") {
+    std::string text;
+    for (const std::string& a : args) text += (text.empty() ? "" : " ") + a;
+    return elliptical::client::RunScore(options, text, absl::GetFlag(FLAGS_end_of_sequence));
   }
   if (command == "models") return elliptical::client::RunModels(options);
   if (command == "metadata") {

@@ -47,7 +47,8 @@ class ViTClassifier final : public ImageClassifier {
     try {
       c10::InferenceMode inference;
       ELLIPTICAL_ASSIGN_OR_RETURN(
-          torch::Tensor t, PreprocessImages({&image, 1}, config_.vit.image_size, config_.normalisation));
+          torch::Tensor t, PreprocessImages({&image, 1}, config_.vit.image_size, config_.normalisation,
+                                            config_.resize));
       return std::make_shared<const PreparedImage>(PreparedImage{std::move(t)});
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("preprocessing failed: ", e.what_without_backtrace()));

@@ -32,8 +32,8 @@ class ImageClassifier {
                                                                const LoadOptions& options);
   virtual ~ImageClassifier() = default;
 
-  // Resizes and normalises one image: CPU work, meant for request threads, so the thread
-  // that drives the device only runs batches.
+  // Resizes (as config.json's "preprocess" says) and normalises one image: CPU work, meant for
+  // request threads, so the thread that drives the device only runs batches.
   virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
 
   // Classifies prepared images as one batch; each result depends on its own image only.

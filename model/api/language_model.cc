@@ -150,7 +150,7 @@ class DecoderLanguageModel final : public LanguageModel {
   absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
       std::vector<std::unique_ptr<Sequence>>* sequences,
-      std::vector<std::vector<LayerStats>>* stats) override {
+      std::vector<std::vector<LayerStats>>* stats, PromptScoring* scoring) override {
     std::vector<std::vector<int32_t>> rows(prompts.begin(), prompts.end());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (rows[i].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
@@ -158,6 +158,7 @@ class DecoderLanguageModel final : public LanguageModel {
     }
     std::vector<std::unique_ptr<Sequence>> started;
     absl::StatusOr<std::vector<Logits>> logits;
+    std::vector<std::vector<float>> scored;
     {
       absl::MutexLock lock(&pool_->mu);
       const int first = static_cast<int>(pool_->owners.size());
@@ -174,6 +175,7 @@ class DecoderLanguageModel final : public LanguageModel {
         torch::Tensor out = net_->forward(tokens, lengths, config().scale_mode,
                                           prefix ? &cache : nullptr, stats ? &trace : nullptr);
         if (stats) *stats = SummariseTrace(trace, static_cast<int64_t>(rows.size()));
+        if (scoring) scored = ScorePrompts(out, tokens, rows, scoring->wanted);
         if (prefix) pool_->slots.Write(first, cache);
         return LastLogits(out, lengths);
       });
@@ -188,6 +190,7 @@ class DecoderLanguageModel final : public LanguageModel {
     }
     // Outside the lock: whatever `sequences` held before is released here.
     *sequences = std::move(started);
+    if (scoring) scoring->logprobs = std::move(scored);
     return logits;
   }
 
@@ -243,12 +246,7 @@ class DecoderLanguageModel final : public LanguageModel {
     ELLIPTICAL_RETURN_IF_ERROR(CheckTokens(row, 0));
     return Guarded<std::vector<float>>("scoring", [&] {
       auto [batch, lengths] = Batch({row});
-      torch::Tensor logp = torch::log_softmax(
-          net_->forward(batch, lengths, mode)[0].to(torch::kFloat32), -1);  // (L, V)
-      torch::Tensor next = batch[0].narrow(0, 1, batch.size(1) - 1).unsqueeze(1);
-      torch::Tensor picked =
-          logp.narrow(0, 0, batch.size(1) - 1).gather(1, next).squeeze(1).to(torch::kCPU).contiguous();
-      return std::vector<float>(picked.data_ptr<float>(), picked.data_ptr<float>() + picked.numel());
+      return ScorePrompts(net_->forward(batch, lengths, mode), batch, {row}, {true})[0];
     });
   }
 
@@ -300,6 +298,33 @@ class DecoderLanguageModel final : public LanguageModel {
     const int64_t b = logits.size(0), v = logits.size(2);
     torch::Tensor index = (lengths - 1).view({b, 1, 1}).expand({b, 1, v});
     return ToVectors(logits.gather(1, index).squeeze(1));
+  }
+
+  // For each wanted row b of `rows.size()` (the prompts of the padded `tokens` (B, L) whose
+  // `logits` (B, L, V) a forward gave), log p(token t | tokens < t) for t = 1..len-1: the
+  // float32 log-softmax at t-1, gathered at token t. The others get nothing, and cost nothing.
+  static std::vector<std::vector<float>> ScorePrompts(const torch::Tensor& logits, const torch::Tensor& tokens,
+                                                      const std::vector<std::vector<int32_t>>& rows,
+                                                      const std::vector<bool>& wanted) {
+    std::vector<std::vector<float>> out(rows.size());
+    std::vector<int64_t> picked;
+    for (size_t b = 0; b < rows.size(); ++b) {
+      if (b < wanted.size() && wanted[b] && rows[b].size() >= 2) picked.push_back(static_cast<int64_t>(b));
+    }
+    if (picked.empty() || tokens.size(1) < 2) return out;
+    const int64_t steps = tokens.size(1) - 1;
+    torch::Tensor index = torch::tensor(picked, torch::kInt64).to(tokens.device());
+    // (R, L-1, V) in float32; a no-op view for a float32 model. Padding positions are scored
+    // too (garbage) and dropped below: one batched kernel beats R ragged ones.
+    torch::Tensor x = logits.index_select(0, index).narrow(1, 0, steps).to(torch::kFloat32);
+    torch::Tensor next = tokens.index_select(0, index).narrow(1, 1, steps).unsqueeze(2);  // (R, L-1, 1)
+    torch::Tensor logp = (x.gather(2, next).squeeze(2) - x.logsumexp(2)).to(torch::kCPU).contiguous();
+    const float* p = logp.data_ptr<float>();
+    for (size_t r = 0; r < picked.size(); ++r) {
+      const size_t n = rows[picked[r]].size() - 1;
+      out[picked[r]].assign(p + r * steps, p + r * steps + n);
+    }
+    return out;
   }
 
   static std::vector<Logits> ToVectors(const torch::Tensor& rows) {  // (B, V)

@@ -55,6 +55,20 @@ class LanguageModel {
 
   using Logits = std::vector<float>;  // one score per vocabulary entry
 
+  // Asks a Prefill to also score some of its prompts: log p(token_t | tokens_<t) for every
+  // position t >= 1 of the prompt, the float32 log-softmax of the logits at t-1 gathered at
+  // token t. Those logits come from the prefill's own forward over the whole prompt, so the
+  // scores are exactly what a full forward over the prompt alone gives, in the model's scale
+  // mode (prefix: m at t-1 from positions 0..t-1; segment: m from the whole prompt, as the
+  // reference computes it; dot-product layers have no m), up to the float32 summation order of
+  // the batch. Only the prompts asked for pay for it (a log-sum-exp over their logits).
+  struct PromptScoring {
+    std::vector<bool> wanted;  // one flag per prompt; missing flags count as false
+    // Written by a Prefill that succeeds: one entry per prompt, prompt.size() - 1 values for a
+    // wanted one (entry j scores token j + 1; none for a one-token prompt), empty otherwise.
+    std::vector<std::vector<float>> logprobs;
+  };
+
   static absl::StatusOr<std::unique_ptr<LanguageModel>> Load(const std::string& directory,
                                                              const LoadOptions& options);
   virtual ~LanguageModel() = default;
@@ -70,12 +84,14 @@ class LanguageModel {
   // Runs the prompts (each non-empty) as one batch, each into a free slot. Returns each prompt's
   // next-token logits and replaces `sequences` with one state per prompt. With `stats`, also
   // each prompt's per-layer attention statistics (m as the estimate at the prompt's last token).
+  // With `scoring`, also the scores of the prompts it asks for (PromptScoring).
   // RESOURCE_EXHAUSTED, changing nothing, when fewer slots are free than prompts (or no cache
   // was allocated): retry once sequences have been released.
   virtual absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
       std::vector<std::unique_ptr<Sequence>>* sequences,
-      std::vector<std::vector<LayerStats>>* stats = nullptr) = 0;
+      std::vector<std::vector<LayerStats>>* stats = nullptr,
+      PromptScoring* scoring = nullptr) = 0;
 
   // Appends tokens[i] to sequences[i] (distinct, from this model) and returns each one's
   // next-token logits. Cheapest when the sequences are all the live ones (in any order); a subset
@@ -84,7 +100,8 @@ class LanguageModel {
                                                    absl::Span<const int32_t> tokens) = 0;
 
   // Log-probability of each token given the ones before it (tokens.size() - 1 values), with m
-  // estimated as `mode` says: for perplexity and for comparing the two modes.
+  // estimated as `mode` says: for perplexity and for comparing the two modes. Computed as
+  // PromptScoring's are, from a forward over `tokens` alone; needs no cache slot.
   virtual absl::StatusOr<std::vector<float>> TokenLogProbs(absl::Span<const int32_t> tokens,
                                                            ScaleMode mode) = 0;
 

@@ -21,6 +21,9 @@ absl::StatusOr<ClassifierConfig> ReadClassifierConfig(const std::string& directo
   config.vit = vision.vit;
   config.attention = std::move(vision.attention);
   config.normalisation = vision.normalisation;
+  auto resize = ParseResizePolicy(dir.config, config.vit.image_size);
+  if (!resize.ok()) return ConfigError(dir, resize.status());
+  config.resize = *resize;
   return config;
 }
 

@@ -13,7 +13,10 @@
 //     "vit": { ...see vit_config.h... },
 //     "attention": { "mode": "elliptical", "elliptical_layers": [1, 2, 3],
 //                    "score_scale": null, "estimator": "mean", "delta": 5.0 },
-//     "preprocess": { "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] }
+//     "preprocess": { "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+//                     "resize": "stretch",               // | shorter_side_then_center_crop
+//                     "interpolation": "torch_bilinear", // | bilinear | bicubic (Pillow's)
+//                     "crop_pct": 0.875 }                // shorter_side_then_center_crop only
 //   }
 #pragma once
 
@@ -35,6 +38,7 @@ struct ClassifierConfig {
   ViTConfig vit;
   AttentionConfig attention;
   Normalisation normalisation;
+  ResizePolicy resize;
 };
 
 // Reads <directory>/config.json and the labels file.

@@ -1,6 +1,8 @@
 #include "model/config/config_fields.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -70,7 +72,14 @@ absl::Status ReadTriple(const nlohmann::json& json, const char* key, std::array<
       !value[2].is_number()) {
     return absl::InvalidArgumentError(absl::StrCat("preprocess.", key, " must be 3 numbers"));
   }
-  for (int i = 0; i < 3; ++i) (*out)[i] = value[i].get<float>();
+  for (int i = 0; i < 3; ++i) {
+    // Through double: a number past float's range would make the conversion undefined.
+    const double v = value[i].get<double>();
+    if (!(std::abs(v) <= std::numeric_limits<float>::max())) {
+      return absl::InvalidArgumentError(absl::StrCat("preprocess.", key, " must be 3 finite numbers"));
+    }
+    (*out)[i] = static_cast<float>(v);
+  }
   return absl::OkStatus();
 }
 
@@ -87,6 +96,92 @@ absl::StatusOr<Normalisation> ParseNormalisation(const nlohmann::json& config) {
     if (!(s > 0)) return absl::InvalidArgumentError("preprocess.std must be positive");
   }
   return n;
+}
+
+namespace {
+
+// A resized side past this is a mistyped crop_pct, not a model: 8192 x 8192 RGB is 200 MB.
+constexpr double kMaxResizedSide = 8192;
+
+absl::StatusOr<std::string> ReadName(const nlohmann::json& preprocess, const char* key,
+                                     const char* expected) {
+  const auto& value = preprocess[key];
+  if (!value.is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("preprocess.", key, " must be a string: ", expected));
+  }
+  return value.get<std::string>();
+}
+
+}  // namespace
+
+int ShorterSideTarget(int image_size, double crop_pct) {
+  return static_cast<int>(std::floor(static_cast<double>(image_size) / crop_pct));
+}
+
+absl::StatusOr<ResizePolicy> ParseResizePolicy(const nlohmann::json& config, int image_size) {
+  ResizePolicy policy;
+  if (!config.contains("preprocess")) return policy;
+  const nlohmann::json& preprocess = config["preprocess"];
+  if (!preprocess.is_object()) return absl::InvalidArgumentError("\"preprocess\" must be an object");
+
+  if (preprocess.contains("resize")) {
+    constexpr char kModes[] = "stretch or shorter_side_then_center_crop";
+    auto mode = ReadName(preprocess, "resize", kModes);
+    if (!mode.ok()) return mode.status();
+    if (*mode == "stretch") {
+      policy.mode = ResizeMode::kStretch;
+    } else if (*mode == "shorter_side_then_center_crop") {
+      policy.mode = ResizeMode::kShorterSideThenCenterCrop;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("preprocess.resize is \"", *mode, "\"; expected ", kModes));
+    }
+  }
+  if (preprocess.contains("interpolation")) {
+    constexpr char kNames[] = "torch_bilinear, bilinear or bicubic";
+    auto name = ReadName(preprocess, "interpolation", kNames);
+    if (!name.ok()) return name.status();
+    if (*name == "torch_bilinear") {
+      policy.interpolation = Interpolation::kTorchBilinear;
+    } else if (*name == "bilinear") {
+      policy.interpolation = Interpolation::kBilinear;
+    } else if (*name == "bicubic") {
+      policy.interpolation = Interpolation::kBicubic;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("preprocess.interpolation is \"", *name, "\"; expected ", kNames));
+    }
+  } else if (policy.mode == ResizeMode::kShorterSideThenCenterCrop) {
+    policy.interpolation = Interpolation::kBicubic;  // timm's default for DeiT / ViT
+  }
+  if (policy.mode == ResizeMode::kShorterSideThenCenterCrop &&
+      policy.interpolation == Interpolation::kTorchBilinear) {
+    return absl::InvalidArgumentError(
+        "preprocess.interpolation torch_bilinear works with resize stretch only; use bilinear or "
+        "bicubic with shorter_side_then_center_crop");
+  }
+  if (preprocess.contains("crop_pct")) {
+    const auto& value = preprocess["crop_pct"];
+    if (policy.mode != ResizeMode::kShorterSideThenCenterCrop) {
+      return absl::InvalidArgumentError(
+          "preprocess.crop_pct applies to resize shorter_side_then_center_crop only");
+    }
+    if (!value.is_number()) return absl::InvalidArgumentError("preprocess.crop_pct must be a number");
+    policy.crop_pct = value.get<double>();
+    // Written so that NaN fails too.
+    if (!(policy.crop_pct > 0.0 && policy.crop_pct <= 1.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("preprocess.crop_pct is ", value.dump(), "; expected a number in (0, 1]"));
+    }
+  }
+  if (policy.mode == ResizeMode::kShorterSideThenCenterCrop &&
+      !(static_cast<double>(image_size) / policy.crop_pct <= kMaxResizedSide)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocess.crop_pct ", policy.crop_pct, " resizes the shorter side to image_size / crop_pct = ",
+        static_cast<double>(image_size) / policy.crop_pct, " pixels, more than ", kMaxResizedSide));
+  }
+  return policy;
 }
 
 }  // namespace elliptical::model

@@ -33,6 +33,32 @@ struct Normalisation {
 // The optional "preprocess" object: {"mean": [r, g, b], "std": [r, g, b]}.
 absl::StatusOr<Normalisation> ParseNormalisation(const nlohmann::json& config);
 
+// How a classifier brings an image of any size to its square input (docs/model_formats.md).
+enum class ResizeMode {
+  kStretch,                   // "stretch": both sides to image_size, aspect ratio not kept
+  kShorterSideThenCenterCrop  // "shorter_side_then_center_crop": timm's / torchvision's eval
+};
+enum class Interpolation {
+  kTorchBilinear,  // "torch_bilinear": LibTorch's antialiased bilinear on float pixels
+  kBilinear,       // "bilinear": Pillow's Image.resize BILINEAR on the 8-bit pixels
+  kBicubic         // "bicubic": Pillow's Image.resize BICUBIC on the 8-bit pixels
+};
+
+struct ResizePolicy {
+  ResizeMode mode = ResizeMode::kStretch;
+  Interpolation interpolation = Interpolation::kTorchBilinear;
+  // kShorterSideThenCenterCrop only: the shorter side goes to floor(image_size / crop_pct),
+  // then the centre image_size x image_size is kept.
+  double crop_pct = 0.875;
+};
+
+// The classifier's "preprocess.resize", "preprocess.interpolation" and "preprocess.crop_pct";
+// without them, today's stretch with torch_bilinear. `image_size` bounds the resized side.
+absl::StatusOr<ResizePolicy> ParseResizePolicy(const nlohmann::json& config, int image_size);
+
+// The side the shorter image side is resized to before the centre crop: floor(size / crop_pct).
+int ShorterSideTarget(int image_size, double crop_pct);
+
 // Prefixes an error with "<directory>/config.json: " so the user knows which file to fix.
 absl::Status ConfigError(const ModelDirectory& dir, const absl::Status& status);
 

@@ -49,6 +49,15 @@ KeySchema VisionKeys() {
   return schema;
 }
 
+// classifier_config.cc: the resize the classifier applies (config_fields.cc, ParseResizePolicy).
+// The segmenter keeps each image's resolution, so it has none of these keys.
+KeySchema ClassifierKeys() {
+  KeySchema schema = VisionKeys();
+  Merge(KeySchema().With("preprocess", KeySchema::Of({"resize", "interpolation", "crop_pct"})),
+        &schema);
+  return schema;
+}
+
 // segmenter_config.cc.
 KeySchema SegmenterKeys() {
   KeySchema schema = VisionKeys();
@@ -135,7 +144,7 @@ absl::Status CheckObject(const nlohmann::json& object, const KeySchema& schema,
 
 KeySchema FamilyKeys(ModelFamily family) {
   switch (family) {
-    case ModelFamily::kImageClassifier: return VisionKeys();
+    case ModelFamily::kImageClassifier: return ClassifierKeys();
     case ModelFamily::kSegmenter: return SegmenterKeys();
     case ModelFamily::kLanguageModel: return LanguageModelKeys();
   }

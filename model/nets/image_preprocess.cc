@@ -1,17 +1,29 @@
 #include "model/nets/image_preprocess.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "model/nets/pil_resize.h"
 
 namespace elliptical::model {
 
 namespace F = torch::nn::functional;
 
-absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index) {
+namespace {
+
+absl::Status CheckImage(const RgbImage& image, size_t index) {
   if (image.width <= 0 || image.height <= 0 ||
       image.pixels.size() != static_cast<size_t>(image.width) * image.height * 3) {
     return absl::InvalidArgumentError(absl::StrCat("image ", index, " has inconsistent dimensions"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index) {
+  ELLIPTICAL_RETURN_IF_ERROR(CheckImage(image, index));
   return torch::from_blob(const_cast<uint8_t*>(image.pixels.data()),
                           {image.height, image.width, 3}, torch::kUInt8)
       .permute({2, 0, 1})
@@ -26,18 +38,69 @@ torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& n) {
   return (batch - m.to(batch.device())) / s.to(batch.device());
 }
 
+std::pair<int64_t, int64_t> ShorterSideSize(int width, int height, int shorter) {
+  const bool portrait = width <= height;
+  const int64_t short_side = portrait ? width : height;
+  const int64_t long_side = portrait ? height : width;
+  // Python's int * int / int: exact product, then one correctly rounded division, as in double
+  // for operands below 2^53.
+  const auto longer = static_cast<int64_t>(static_cast<double>(shorter * long_side) /
+                                           static_cast<double>(short_side));
+  return portrait ? std::make_pair(int64_t{shorter}, longer) : std::make_pair(longer, int64_t{shorter});
+}
+
+int64_t CenterCropOffset(int64_t length, int crop) {
+  const int64_t d = length - crop;
+  const int64_t half = d / 2;  // d >= 0
+  if (d % 2 == 0) return half;
+  return half % 2 == 0 ? half : half + 1;  // (half + 0.5) rounds to the even neighbour
+}
+
+absl::StatusOr<RgbImage> ResizeForModel(const RgbImage& image, int size, const ResizePolicy& policy) {
+  ELLIPTICAL_RETURN_IF_ERROR(CheckImage(image, 0));
+  if (policy.interpolation == Interpolation::kTorchBilinear) {
+    return absl::InvalidArgumentError("torch_bilinear does not resize 8-bit images");
+  }
+  const PilFilter filter =
+      policy.interpolation == Interpolation::kBicubic ? PilFilter::kBicubic : PilFilter::kBilinear;
+  if (policy.mode == ResizeMode::kStretch) return PilResize(image, size, size, filter);
+
+  const int shorter = ShorterSideTarget(size, policy.crop_pct);
+  const auto [width, height] = ShorterSideSize(image.width, image.height, shorter);
+  // A 1 x 100000 strip: the long side would pass what an int holds (and any sensible image).
+  constexpr int64_t kMaxSide = std::numeric_limits<int>::max() / 4;
+  if (width > kMaxSide || height > kMaxSide || width < size || height < size) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot resize a ", image.width, " x ",
+                                                   image.height, " image: its aspect ratio is too extreme"));
+  }
+  return PilResizeWindow(image, static_cast<int>(width), static_cast<int>(height),
+                         static_cast<int>(CenterCropOffset(width, size)),
+                         static_cast<int>(CenterCropOffset(height, size)), size, size, filter);
+}
+
 absl::StatusOr<torch::Tensor> PreprocessImages(absl::Span<const RgbImage> images, int size,
-                                               const Normalisation& normalisation) {
+                                               const Normalisation& normalisation,
+                                               const ResizePolicy& resize) {
   std::vector<torch::Tensor> resized;
   resized.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
-    ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, ImageToTensor(images[i], i));
-    if (t.size(2) != size || t.size(3) != size) {
-      t = F::interpolate(t, F::InterpolateFuncOptions()
-                                .size(std::vector<int64_t>{size, size})
-                                .mode(torch::kBilinear)
-                                .align_corners(false)
-                                .antialias(true));
+    torch::Tensor t;
+    if (resize.interpolation == Interpolation::kTorchBilinear) {
+      ELLIPTICAL_ASSIGN_OR_RETURN(t, ImageToTensor(images[i], i));
+      if (t.size(2) != size || t.size(3) != size) {
+        t = F::interpolate(t, F::InterpolateFuncOptions()
+                                  .size(std::vector<int64_t>{size, size})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false)
+                                  .antialias(true));
+      }
+    } else {
+      ELLIPTICAL_RETURN_IF_ERROR(CheckImage(images[i], i));
+      auto image = ResizeForModel(images[i], size, resize);
+      if (!image.ok()) {
+        return absl::Status(image.status().code(), absl::StrCat("image ", i, ": ", image.status().message()));
+      }
+      ELLIPTICAL_ASSIGN_OR_RETURN(t, ImageToTensor(*image, i));
     }
     resized.push_back(t);
   }

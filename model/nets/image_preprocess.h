@@ -1,7 +1,9 @@
-// RGB8 images -> the normalised float tensors the vision models take: scale to [0, 1], resize
-// when the model needs a fixed square input (bilinear, antialiased when shrinking), subtract
-// mean, divide by std.
+// RGB8 images -> the normalised float tensors the vision models take: resize when the model
+// needs a fixed square input (as the model's config says: ResizePolicy), scale to [0, 1],
+// subtract mean, divide by std.
 #pragma once
+
+#include <utility>
 
 #include <torch/torch.h>
 
@@ -18,8 +20,25 @@ absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index)
 // (B, 3, H, W) in [0, 1] -> (x - mean) / std per channel.
 torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& normalisation);
 
-// Resizes each image to size x size. Returns (B, 3, size, size) float32 on the CPU.
+// torchvision's Resize(int) output size for a width x height image: the shorter side becomes
+// `shorter`, the longer int(shorter * long / short). Returns (width, height).
+std::pair<int64_t, int64_t> ShorterSideSize(int width, int height, int shorter);
+
+// torchvision's CenterCrop offset along a side of `length` pixels: int(round((length - crop) / 2))
+// with Python's round (half to even).
+int64_t CenterCropOffset(int64_t length, int crop);
+
+// The 8-bit size x size image a Pillow-interpolated policy (bilinear, bicubic) makes of `image`:
+// Image.resize to size x size (stretch), or timm's eval transform (Resize(floor(size /
+// crop_pct)) then CenterCrop(size)) on a PIL image, byte for byte. INVALID_ARGUMENT for an
+// inconsistent image, torch_bilinear, or a shape too extreme to resize.
+absl::StatusOr<RgbImage> ResizeForModel(const RgbImage& image, int size, const ResizePolicy& policy);
+
+// Brings each image to size x size as `resize` says. Returns (B, 3, size, size) float32 on the
+// CPU. The default policy is the original one: stretch with LibTorch's antialiased bilinear on
+// float pixels.
 absl::StatusOr<torch::Tensor> PreprocessImages(absl::Span<const RgbImage> images, int size,
-                                               const Normalisation& normalisation);
+                                               const Normalisation& normalisation,
+                                               const ResizePolicy& resize = {});
 
 }  // namespace elliptical::model

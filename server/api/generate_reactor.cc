@@ -1,7 +1,7 @@
 #include "server/api/generate_reactor.h"
 
 #include "server/api/grpc_status.h"
-#include "server/api/proto_convert.h"
+#include "server/calls/proto_convert.h"
 
 namespace elliptical::server {
 namespace {
@@ -14,14 +14,11 @@ void FillToken(const GenerationStream::Event& e, v1::Token* token) {
 
 }  // namespace
 
-void GenerateReactor::Reject(const grpc::Status& error) {
-  outcome_.Record(error);
-  Finish(error);
-}
+void GenerateReactor::Reject(const grpc::Status& error) { Finish(error); }
 
-void GenerateReactor::Start(std::shared_ptr<const void> keep, std::shared_ptr<GenerationStream> stream) {
-  keep_ = std::move(keep);
-  stream_ = std::move(stream);
+void GenerateReactor::Start(std::unique_ptr<GenerateCall> call) {
+  call_ = std::move(call);
+  stream_ = &call_->stream();
   // The listener's first call picks up events already queued; it runs under the stream's
   // listener lock, which OnDone takes before `this` goes away.
   stream_->SetListener([this] { OnEvents(); });
@@ -98,12 +95,12 @@ GenerateReactor::Action GenerateReactor::NextAction() {
 void GenerateReactor::Perform(const Action& action) {
   // Outside mu_: gRPC may run the next reaction (and, after Finish, OnDone) on another thread.
   if (action.write && action.last) {
-    outcome_.Record(*action.finish);
+    call_->Finish(FromGrpcStatus(*action.finish));
     StartWriteAndFinish(&message_, grpc::WriteOptions(), *action.finish);
   } else if (action.write) {
     StartWrite(&message_);
   } else if (action.finish) {
-    outcome_.Record(*action.finish);
+    call_->Finish(FromGrpcStatus(*action.finish));
     Finish(*action.finish);
   }
 }

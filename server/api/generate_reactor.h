@@ -13,21 +13,16 @@
 
 #include "absl/synchronization/mutex.h"
 #include "elliptical/v1/inference_service.pb.h"
-#include "server/api/call_tracker.h"
-#include "server/api/rpc_outcome.h"
-#include "server/generation/generation_scheduler.h"
+#include "server/calls/inference_calls.h"
 
 namespace elliptical::server {
 
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  GenerateReactor(ServerMetrics* metrics, std::string model_label, CallTracker* calls)
-      : scope_(calls), outcome_(metrics, std::move(model_label), "Generate") {}
-
-  // Either finishes the call with `error`, or starts streaming `stream` (whose owner `keep`
-  // stays alive until the call is done).
+  // Either finishes the call with `error` (InferenceCalls refused it), or streams the
+  // accepted `call`'s events.
   void Reject(const grpc::Status& error);
-  void Start(std::shared_ptr<const void> keep, std::shared_ptr<GenerationStream> stream);
+  void Start(std::unique_ptr<GenerateCall> call);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -44,10 +39,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void Perform(const Action& action);
   void OnEvents();
 
-  CallTracker::Scope scope_;
-  RpcOutcome outcome_;
-  std::shared_ptr<const void> keep_;
-  std::shared_ptr<GenerationStream> stream_;
+  std::unique_ptr<GenerateCall> call_;
+  GenerationStream* stream_ = nullptr;  // call_'s
 
   absl::Mutex mu_;
   std::deque<GenerationStream::Event> events_ ABSL_GUARDED_BY(mu_);

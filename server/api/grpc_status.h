@@ -11,8 +11,6 @@
 namespace elliptical::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
-
-// "OK", "INVALID_ARGUMENT", ...: the code's canonical name (a bounded metric label).
-std::string GrpcCodeName(grpc::StatusCode code);
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace elliptical::server

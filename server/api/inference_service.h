@@ -1,28 +1,18 @@
-// The gRPC surface of elliptical.v1.InferenceService on gRPC's callback API: every call is a
-// reactor (vision_call.h for Classify and Segment, generate_reactor.h for Generate) that is
-// finished from the model's completion, so no thread is held per call and nothing polls. It
-// validates requests and converts protos; models, batching and generation live in
-// server/serving and server/generation.
+// The gRPC surface of elliptical.v1.InferenceService on gRPC's callback API. Every call is a
+// reactor (unary_call.h for Classify, Segment and Score, generate_reactor.h for Generate) that is
+// finished from the model's completion, so no thread is held per call and nothing polls. The
+// serving itself (limits, budgets, servables, metrics) is InferenceCalls', shared with the
+// other protocols; this class only moves messages between gRPC and it.
 #pragma once
 
 #include "elliptical/v1/inference_service.grpc.pb.h"
-#include "server/api/call_tracker.h"
-#include "server/api/request_limits.h"
-#include "server/input/pixel_budget.h"
-#include "server/metrics/server_metrics.h"
-#include "server/repository/model_repository.h"
+#include "server/calls/inference_calls.h"
 
 namespace elliptical::server {
 
 class InferenceService final : public elliptical::v1::InferenceService::CallbackService {
  public:
-  // `metrics` (optional) receives every RPC's outcome.
-  InferenceService(const ModelRepository* repository, RequestLimits limits,
-                   ServerMetrics* metrics = nullptr)
-      : repository_(repository), limits_(limits), metrics_(metrics), pixels_(limits.max_inflight_pixels) {}
-
-  // The inference calls in progress; shutdown drains them (main.cc).
-  CallTracker* calls() { return &calls_; }
+  explicit InferenceService(InferenceCalls* calls) : calls_(calls) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
@@ -36,25 +26,16 @@ class InferenceService final : public elliptical::v1::InferenceService::Callback
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
                                     v1::SegmentResponse* response) override;
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context, const v1::ScoreRequest* request,
+                                  v1::ScoreResponse* response) override;
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
                                                            const v1::GenerateRequest* request) override;
 
  private:
-  template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
-  grpc::ServerUnaryReactor* ServeVision(grpc::CallbackServerContext* context, const char* rpc,
-                                        const Request* request, Response* response, Validate validate,
-                                        Fill fill);
-  // The model label of a request: its name when the repository knows it, else "unknown".
-  std::string ModelLabel(const std::string& name) const;
-  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
-      const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
-  absl::Status Refusal() const;
-
-  const ModelRepository* const repository_;
-  const RequestLimits limits_;
-  ServerMetrics* const metrics_;
-  PixelBudget pixels_;
-  CallTracker calls_;
+  InferenceCalls* const calls_;
 };
+
+// The call's deadline: infinite when the client set none.
+absl::Time DeadlineOf(const grpc::CallbackServerContext* context);
 
 }  // namespace elliptical::server

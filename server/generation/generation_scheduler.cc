@@ -1,5 +1,9 @@
 #include "server/generation/generation_scheduler.h"
 
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/exception_guard.h"
@@ -41,9 +45,46 @@ void GenerationStream::Push(Event event) {
   if (on_ready_) on_ready_();
 }
 
+double GenerationStream::Perplexity(double logprob_sum, int scored_tokens) {
+  if (scored_tokens <= 0) return std::numeric_limits<double>::quiet_NaN();
+  return std::exp(-logprob_sum / scored_tokens);
+}
+
+namespace {
+
+// Each token's share of the decoded prompt, in O(n) decodes: decoding a token after its
+// predecessor (as TextStream streams after the prompt's last token) keeps its word-boundary
+// space, which a decoder drops only at the start of a text.
+std::vector<GenerationStream::ScoredToken> PromptTokens(const Tokenizer& tokenizer,
+                                                        const std::vector<int32_t>& ids) {
+  std::vector<GenerationStream::ScoredToken> out(ids.size());
+  std::string previous;  // Decode({ids[i-1]})
+  for (size_t i = 0; i < ids.size(); ++i) {
+    GenerationStream::ScoredToken& t = out[i];
+    t.id = ids[i];
+    t.piece = tokenizer.IdToPiece(ids[i]);
+    t.logprob = std::numeric_limits<float>::quiet_NaN();
+    std::string alone = tokenizer.Decode({ids[i]});
+    if (i == 0) {
+      t.text = alone;
+    } else {
+      const std::string pair = tokenizer.Decode({ids[i - 1], ids[i]});
+      t.text = absl::StartsWith(pair, previous) ? pair.substr(previous.size()) : alone;
+    }
+    previous = std::move(alone);
+  }
+  return out;
+}
+
+}  // namespace
+
 struct GenerationScheduler::Sequence {
   std::shared_ptr<GenerationStream> stream;
   std::vector<int32_t> prompt;
+  bool score = false;       // prompt_logprobs or score_only
+  bool score_only = false;  // nothing to generate
+  int scored_tokens = 0;
+  double scored_logprob_sum = 0;
   int max_new_tokens = 0;
   SamplingParams sampling;
   std::mt19937_64 rng;
@@ -87,6 +128,18 @@ GenerationScheduler::Load GenerationScheduler::load() const {
 
 absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(const GenerationParams& p) {
   if (p.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (p.score_only && p.max_new_tokens != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_new_tokens is ", p.max_new_tokens, "; a score_only request generates nothing (0)"));
+  }
+  if (p.append_eos && !p.score_only) {
+    return absl::InvalidArgumentError(
+        "append_eos is for score_only requests: generation cannot continue after the end of sequence");
+  }
+  if (p.append_eos && tokenizer_->eos_id() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model ", name_, "'s tokenizer has no end-of-sequence token to append"));
+  }
   if (p.max_new_tokens < 0 || p.max_new_tokens > limits_.max_new_tokens_limit) {
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens is ", p.max_new_tokens,
                                                    "; this server allows 1 to ",
@@ -101,13 +154,19 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
   auto s = std::make_unique<Sequence>();
   s->prompt = tokenizer_->Encode(p.prompt);
   if (s->prompt.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
-  s->max_new_tokens = p.max_new_tokens > 0 ? p.max_new_tokens : limits_.default_max_new_tokens;
+  if (p.append_eos) s->prompt.push_back(tokenizer_->eos_id());
+  s->score = p.prompt_logprobs || p.score_only;
+  s->score_only = p.score_only;
+  s->max_new_tokens = p.score_only           ? 0
+                      : p.max_new_tokens > 0 ? p.max_new_tokens
+                                             : limits_.default_max_new_tokens;
   const int context = model_->config().shape.max_positions;
   const int total = static_cast<int>(s->prompt.size()) + s->max_new_tokens;
   if (total > context) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the prompt has ", s->prompt.size(), " tokens; with max_new_tokens ", s->max_new_tokens,
-        " that is ", total, ", beyond the model's context of ", context, " tokens"));
+        "the prompt has ", s->prompt.size(), " tokens", p.append_eos ? " (with end of sequence)" : "",
+        "; with max_new_tokens ", s->max_new_tokens, " that is ", total,
+        ", beyond the model's context of ", context, " tokens"));
   }
   s->sampling = p.sampling;
   s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
@@ -139,6 +198,9 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   e.generated_tokens = s->generated;
   e.time_to_first_token = s->time_to_first_token;
   e.total = absl::Now() - s->arrived;
+  e.scored_tokens = s->scored_tokens;
+  e.scored_logprob_sum = s->scored_logprob_sum;
+  e.score_only = s->score_only;
   // Text held back in case it began a stop sequence is released now, unless a stop matched:
   // then what is held is the stop text itself.
   if (e.status.ok() && reason != FinishReason::kStopSequence) e.text = s->text->Flush();
@@ -171,6 +233,21 @@ bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
     Finish(s, absl::OkStatus(), FinishReason::kLength);
   }
   return s->finished;
+}
+
+void GenerationScheduler::EmitPromptScores(Sequence* s, const std::vector<float>& logprobs) {
+  GenerationStream::Event e;
+  e.has_prompt_scores = true;
+  e.prompt_scores = PromptTokens(*tokenizer_, s->prompt);
+  // logprobs[j] scores prompt token j + 1 (LanguageModel::PromptScoring).
+  for (size_t j = 0; j < logprobs.size() && j + 1 < e.prompt_scores.size(); ++j) {
+    GenerationStream::ScoredToken& t = e.prompt_scores[j + 1];
+    t.has_logprob = true;
+    t.logprob = logprobs[j];
+    s->scored_logprob_sum += logprobs[j];
+    ++s->scored_tokens;
+  }
+  s->stream->Push(std::move(e));
 }
 
 void GenerationScheduler::Admit(std::vector<std::unique_ptr<Sequence>>* admitted) {
@@ -208,8 +285,16 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
                        std::uniform_real_distribution<double>(0, 1)(sample_rng_) <
                            observers_.stats_sample_rate;
   std::vector<std::vector<model::LayerStats>> stats;
-  auto logits = GuardExceptions(name_, "prefill",
-                                [&] { return model_->Prefill(prompts, &states, sampled ? &stats : nullptr); });
+  // Only when some sequence asks: the others' prefill is the same as ever.
+  model::LanguageModel::PromptScoring scoring;
+  bool any_scored = false;
+  for (const auto& s : admitted) {
+    scoring.wanted.push_back(s->score);
+    any_scored = any_scored || s->score;
+  }
+  auto logits = GuardExceptions(name_, "prefill", [&] {
+    return model_->Prefill(prompts, &states, sampled ? &stats : nullptr, any_scored ? &scoring : nullptr);
+  });
   if (logits.ok() && sampled) {
     for (const auto& one : stats) observers_.on_stats(one);
   }
@@ -223,7 +308,15 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
       Finish(s, logits.status(), FinishReason::kLength);
     } else {
       s->state = std::move(states[i]);
-      Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
+      if (s->score) {
+        EmitPromptScores(s, i < scoring.logprobs.size() ? scoring.logprobs[i] : std::vector<float>());
+      }
+      if (s->score_only) {
+        s->time_to_first_token = absl::Now() - s->arrived;
+        Finish(s, absl::OkStatus(), FinishReason::kLength);
+      } else {
+        Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
+      }
     }
     running_.push_back(std::move(admitted[i]));
   }

@@ -41,13 +41,33 @@ struct GenerationLimits {
   int max_new_tokens_limit = 1024;  // larger requests are INVALID_ARGUMENT
 };
 
+// How a prompt becomes token ids: Tokenizer::Encode(prompt), with no beginning-of-sequence
+// token, as the training code encodes its documents (training/evaluate.py lm_stream: each verse
+// is sp.encode(verse) followed by the end-of-sequence id, and no BOS anywhere).
 struct GenerationParams {
   std::string prompt;
-  int max_new_tokens = 0;  // 0: the default
+  int max_new_tokens = 0;  // 0: the default (unless score_only)
   SamplingParams sampling;
   uint64_t seed = 0;       // 0: random
   std::vector<std::string> stop;
   absl::Time deadline = absl::InfiniteFuture();
+
+  // Scoring the prompt (perplexity, OpenAI's echo + logprobs). With prompt_logprobs, the
+  // stream's first event, before any generated token, is the prompt-scores event
+  // (Event::prompt_scores): every prompt token with log p(token | the tokens before it) from
+  // the prefill's own forward over the prompt. Generation then goes on as usual. Only requests
+  // that ask pay for it.
+  bool prompt_logprobs = false;
+  // A pure scoring request: the prompt is scored (prompt_logprobs is implied) and nothing is
+  // generated. max_new_tokens must be 0 (here it does not mean the default). The stream holds
+  // the prompt-scores event, then the final event (FinishReason::kLength, 0 generated tokens,
+  // the score summary). It queues, prefills (batched with generation) and holds a cache slot
+  // for the prefill only, under the same limits: prompt length, deadline, cancel, queue bound.
+  bool score_only = false;
+  // score_only only: appends the tokenizer's end-of-sequence token to the prompt, so the text is
+  // scored as a whole document, its ending included, as evaluate.py's perplexity() scores
+  // held-out verses. INVALID_ARGUMENT when the tokenizer has none.
+  bool append_eos = false;
 };
 
 enum class FinishReason { kLength, kEndOfSequence, kStopSequence };
@@ -56,6 +76,21 @@ enum class FinishReason { kLength, kEndOfSequence, kStopSequence };
 // Thread-safety: every method may be called from any thread.
 class GenerationStream {
  public:
+  // One prompt token and its score.
+  struct ScoredToken {
+    int32_t id = 0;
+    // What this token adds to the prompt's decoded text: concatenated, they give the text as
+    // the tokenizer decodes the whole prompt (the first token's word-boundary space dropped, an
+    // appended end-of-sequence token adds ""). Exact for tokenizers without byte fallback; with
+    // it, a character split over several byte tokens may come as its pieces' text.
+    std::string text;
+    std::string piece;  // the tokenizer's piece for `id` (Tokenizer::IdToPiece), e.g. "▁said"
+    // log p(id | the prompt tokens before it), natural log, from float32 log-softmax. The first
+    // token has none: has_logprob false and logprob NaN.
+    bool has_logprob = false;
+    float logprob = 0;
+  };
+
   struct Event {
     bool has_token = false;
     int32_t token_id = 0;
@@ -66,9 +101,24 @@ class GenerationStream {
     FinishReason reason = FinishReason::kLength;
     int prompt_tokens = 0;
     int generated_tokens = 0;
-    absl::Duration time_to_first_token;
+    absl::Duration time_to_first_token;  // score_only: until the scores
     absl::Duration total;
+
+    // The prompt-scores event (GenerationParams::prompt_logprobs): has_token false, text empty
+    // (a reader that knows nothing of scores skips it), one entry per prompt token in order.
+    bool has_prompt_scores = false;
+    std::vector<ScoredToken> prompt_scores;
+    // On the final event of a request that asked for scores (0 otherwise, and when it ended
+    // before its prefill): how many prompt tokens have a logprob (prompt_tokens - 1) and the
+    // sum of their logprobs. The text's perplexity is exp(-scored_logprob_sum / scored_tokens)
+    // (Perplexity below), per token, over every token but the first.
+    int scored_tokens = 0;
+    double scored_logprob_sum = 0;
+    bool score_only = false;  // on the final event: the request was GenerationParams::score_only
   };
+
+  // exp(-logprob_sum / scored_tokens); NaN when no token was scored (a one-token prompt).
+  static double Perplexity(double logprob_sum, int scored_tokens);
 
   // Moves the events queued so far into `out` (appending); false when there were none.
   bool Take(std::deque<Event>* out);
@@ -111,7 +161,9 @@ class GenerationScheduler {
   // `model` has its cache allocated (LanguageModel::AllocateCache); at most that many sequences
   // run at once.
   //
-  // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long, bad parameters),
+  // Validates and queues a request. INVALID_ARGUMENT (empty prompt, too long: prompt tokens,
+  // the appended end-of-sequence token and max_new_tokens beyond the model's context; bad
+  // parameters: score_only with max_new_tokens > 0, append_eos without score_only),
   // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (shutting down).
   absl::StatusOr<std::shared_ptr<GenerationStream>> Submit(const GenerationParams& params);
 
@@ -135,6 +187,8 @@ class GenerationScheduler {
   void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
   // Emits `token` for `s`; returns true when the sequence is finished.
   bool Emit(Sequence* s, const SampledToken& token);
+  // Pushes `s`'s prompt-scores event and keeps the sums for its final event.
+  void EmitPromptScores(Sequence* s, const std::vector<float>& logprobs);
   void Prefill(std::vector<std::unique_ptr<Sequence>> admitted);
   void Step();
   void Finish(Sequence* s, absl::Status status, FinishReason reason);

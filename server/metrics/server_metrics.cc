@@ -48,10 +48,10 @@ int LogCivetweb(const mg_connection*, const char* message) {
 
 ServerMetrics::ServerMetrics(const std::string& build_version)
     : registry_(std::make_shared<prometheus::Registry>()),
-      requests_(BuildCounter().Name("elliptical_requests_total").Help("Finished RPCs by model, rpc and gRPC status code.").Register(*registry_)),
-      request_duration_(BuildHistogram().Name("elliptical_request_duration_seconds").Help("End-to-end RPC time in the server, by model and rpc.").Register(*registry_)),
+      requests_(BuildCounter().Name("elliptical_requests_total").Help("Finished calls by model, rpc (Classify, Segment, Generate, Score), protocol and canonical status code.").Register(*registry_)),
+      request_duration_(BuildHistogram().Name("elliptical_request_duration_seconds").Help("End-to-end call time in the server, by model, rpc and protocol.").Register(*registry_)),
       rejections_(BuildCounter().Name("elliptical_rejections_total").Help("Requests turned away or abandoned, by reason: queue_full, deadline, cancelled, unavailable.").Register(*registry_)),
-      in_flight_(BuildGauge().Name("elliptical_in_flight_requests").Help("RPCs being served now.").Register(*registry_)),
+      in_flight_(BuildGauge().Name("elliptical_in_flight_requests").Help("Calls being served now, by model, rpc and protocol.").Register(*registry_)),
       queue_wait_(BuildHistogram().Name("elliptical_queue_duration_seconds").Help("Time a request waited in its model's queue before computing.").Register(*registry_)),
       compute_(BuildHistogram().Name("elliptical_batch_compute_duration_seconds").Help("Time one batch took on the device.").Register(*registry_)),
       batch_size_(BuildHistogram().Name("elliptical_batch_size").Help("Items (images) per batch.").Register(*registry_)),
@@ -141,10 +141,11 @@ void ServerMetrics::RegisterModel(const std::string& model, bool ready) {
 }
 
 void ServerMetrics::RecordRequest(const std::string& model, const std::string& rpc,
-                                  const std::string& code, absl::Duration duration) {
+                                  const std::string& protocol, const std::string& code,
+                                  absl::Duration duration) {
   // Family::Add returns the existing series for a known label set.
-  requests_.Add({{"model", model}, {"rpc", rpc}, {"code", code}}).Increment();
-  request_duration_.Add({{"model", model}, {"rpc", rpc}}, LatencyBuckets()).Observe(Seconds(duration));
+  requests_.Add({{"model", model}, {"rpc", rpc}, {"protocol", protocol}, {"code", code}}).Increment();
+  request_duration_.Add({{"model", model}, {"rpc", rpc}, {"protocol", protocol}}, LatencyBuckets()).Observe(Seconds(duration));
 }
 
 void ServerMetrics::RecordRejection(const std::string& model, const std::string& reason) {
@@ -177,8 +178,9 @@ void ServerMetrics::SetQueueDepth(const std::string& model, int items) {
   Model(model).queue_depth->Set(items);
 }
 
-void ServerMetrics::AddInFlight(const std::string& model, const std::string& rpc, int delta) {
-  in_flight_.Add({{"model", model}, {"rpc", rpc}}).Increment(delta);
+void ServerMetrics::AddInFlight(const std::string& model, const std::string& rpc,
+                                const std::string& protocol, int delta) {
+  in_flight_.Add({{"model", model}, {"rpc", rpc}, {"protocol", protocol}}).Increment(delta);
 }
 
 void ServerMetrics::RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,

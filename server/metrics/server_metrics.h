@@ -1,7 +1,7 @@
 // The server's Prometheus metrics (prometheus-cpp, pull): one registry, exposed on its own port
 // at /metrics. Names follow Prometheus conventions: prefix "elliptical_", base units (_seconds,
-// _bytes), _total for counters; labels model, rpc, code, reason, layer, all bounded (models come
-// from the repository, layers from the model, codes and reasons from fixed sets).
+// _bytes), _total for counters; labels model, rpc, protocol, code, reason, layer, all bounded (models come
+// from the repository, layers from the model, protocols, codes and reasons from fixed sets).
 //
 // Series are created once, when a model is registered or a label set is first seen, and the
 // hot path keeps references.
@@ -49,7 +49,8 @@ class ServerMetrics {
   void RegisterModel(const std::string& model, bool ready);
 
   // One finished RPC: its gRPC code name (OK, INVALID_ARGUMENT, ...) and end-to-end time.
-  void RecordRequest(const std::string& model, const std::string& rpc, const std::string& code,
+  void RecordRequest(const std::string& model, const std::string& rpc, const std::string& protocol,
+                     const std::string& code,
                      absl::Duration duration);
   // Why a request was turned away or abandoned: queue_full, deadline, cancelled, unavailable.
   void RecordRejection(const std::string& model, const std::string& reason);
@@ -57,7 +58,8 @@ class ServerMetrics {
   // One batch computed by `instance` of the model.
   void RecordBatch(const std::string& model, int instance, int batch_size, absl::Duration compute);
   void SetQueueDepth(const std::string& model, int items);
-  void AddInFlight(const std::string& model, const std::string& rpc, int delta);
+  void AddInFlight(const std::string& model, const std::string& rpc, const std::string& protocol,
+                   int delta);
 
   // Generation.
   // Tokens count for every generation, cancelled or failed ones too (the work was done); the

@@ -108,6 +108,10 @@ absl::StatusOr<ServerSecurity> BuildServerSecurity(const SecurityOptions& option
   security.tls = !options.tls_cert_file.empty();
   security.tokens = *authenticator != nullptr;
   if (!security.tokens) summary.push_back("no token required");
+  security.authenticator = *authenticator;
+  if (absl::StatusOr<AuthExemptions> exempt = ParseAuthExempt(options.auth_exempt); exempt.ok()) {
+    security.health_exempt = exempt->health;
+  }
   security.credentials = std::make_shared<CoreServerCredentials>(*core, *std::move(authenticator));
 
   if (!options.metrics_auth_file.empty()) {

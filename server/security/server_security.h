@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/security/token_authenticator.h"
 
 namespace elliptical::server::security {
 
@@ -34,6 +35,10 @@ struct ServerSecurity {
   // Basic-auth check for /metrics (prometheus::Exposer::RegisterAuth's signature); empty when
   // the endpoint is open.
   std::function<bool(const std::string& user, const std::string& password)> metrics_auth;
+  // The bearer-token check of the gRPC port, shared with the HTTP front (server/http); null when
+  // no token is required.
+  std::shared_ptr<const TokenAuthenticator> authenticator;
+  bool health_exempt = true;  // --auth_exempt includes health
   bool tls = false;
   bool tokens = false;
   std::string summary;  // one phrase for the start-up log: "TLS, client certificates required, ..."

@@ -59,6 +59,9 @@ GenerationObservers Observers(const ServableContext& c) {
   GenerationObservers observers;
   if (!c.metrics) return observers;
   observers.on_finish = [metrics = c.metrics, name = c.name](const GenerationStream::Event& e) {
+    // A scoring request generates nothing: the generation metrics (time to first token, tokens
+    // out) are about generations; Score calls are counted by the request metrics.
+    if (e.score_only) return;
     metrics->RecordGeneration(name, e.prompt_tokens, e.generated_tokens, e.time_to_first_token, e.total,
                               /*completed=*/e.status.ok());
   };

@@ -36,7 +36,7 @@ constexpr const char* kMethods[] = {
     "/elliptical.v1.InferenceService/Classify",   "/elliptical.v1.InferenceService/Segment",
     "/elliptical.v1.InferenceService/Generate",   "/elliptical.v1.InferenceService/GetModelMetadata",
     "/elliptical.v1.InferenceService/ListModels", "/elliptical.v1.InferenceService/Generate",
-    "/elliptical.v1.InferenceService/Classify",   "/elliptical.v1.InferenceService/NoSuchMethod"};
+    "/elliptical.v1.InferenceService/Score",      "/elliptical.v1.InferenceService/NoSuchMethod"};
 
 // Never destroyed: server threads may still be running when the fuzzer exits.
 grpc::GenericStub* stub = nullptr;
@@ -95,7 +95,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   limits.max_images_per_request = 8;
   limits.max_image_pixels = 256 * 256;
   limits.max_request_pixels = 4 * 256 * 256;
-  auto* service = new InferenceService(repository->release(), limits);
+  auto* service = new InferenceService(new elliptical::server::InferenceCalls(repository->release(), limits));
   grpc::ServerBuilder builder;
   builder.RegisterService(service);
   grpc::Server* server = builder.BuildAndStart().release();

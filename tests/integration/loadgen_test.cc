@@ -52,7 +52,7 @@ class LoadgenTest : public ::testing::Test {
   static int64_t ServerCount(const std::string& model, const std::string& rpc) {
     CommandResult r = RunCommand({"/bin/bash", "-c", "curl -sf http://127.0.0.1:" +
                                                          std::to_string(server_->metrics_port()) + "/metrics"});
-    const std::regex line("elliptical_requests_total\\{code=\"OK\",model=\"" + model + "\",rpc=\"" + rpc +
+    const std::regex line("elliptical_requests_total\\{code=\"OK\",model=\"" + model + "\",protocol=\"elliptical\",rpc=\"" + rpc +
                           "\"\\} ([0-9.e+]+)");
     std::smatch m;
     return std::regex_search(r.out, m, line) ? static_cast<int64_t>(std::stod(m[1])) : -1;

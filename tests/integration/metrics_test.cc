@@ -92,7 +92,7 @@ TEST_F(MetricsTest, PromtoolAcceptsTheLiveEndpoint) {
   CommandResult r = Shell("curl -sf " + Url() + " | promtool check metrics");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::string text = Scrape();
-  EXPECT_NE(text.find("elliptical_requests_total{code=\"OK\",model=\"vit-single\",rpc=\"Classify\"} 20"),
+  EXPECT_NE(text.find("elliptical_requests_total{code=\"OK\",model=\"vit-single\",protocol=\"elliptical\",rpc=\"Classify\"} 20"),
             std::string::npos)
       << text.substr(0, 3000);
   // An unknown model name does not become a label value.

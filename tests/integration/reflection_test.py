@@ -66,7 +66,7 @@ def main():
 
             service = pool.FindServiceByName(SERVICE)
             methods = {m.name: m for m in service.methods}
-            check(set(methods) == {"ListModels", "GetModelMetadata", "Classify", "Segment", "Generate"},
+            check(set(methods) == {"ListModels", "GetModelMetadata", "Classify", "Segment", "Generate", "Score"},
                   f"every RPC is described: {sorted(methods)}")
             for m in methods.values():
                 fields = [f.name for f in m.input_type.fields] + [f.name for f in m.output_type.fields]
@@ -107,6 +107,12 @@ def main():
             tokens = [t for m in messages if not m.HasField("summary") for t in m.tokens]
             check(len(tokens) == 5 and messages[-1].HasField("summary")
                   and messages[-1].summary.generated_tokens == 5, "Generate streams 5 tokens and a summary")
+
+            scores = method_callable(channel, methods["Score"])(
+                request("Score", model_name="lm", text="hello there"), timeout=30)
+            check(len(scores.tokens) >= 2 and scores.scored_tokens == len(scores.tokens) - 1
+                  and not scores.tokens[0].has_logprob and all(t.has_logprob for t in scores.tokens[1:])
+                  and scores.perplexity > 1, "Score answers per-token logprobs and a perplexity")
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -385,10 +385,10 @@ TEST(ServingDrain, SigtermLetsEveryAcceptedRequestFinish) {
       const double v = testing::MetricValue(m, series);
       return std::isnan(v) ? 0.0 : v;
     };
-    return value("elliptical_in_flight_requests{model=\"vit-batched\",rpc=\"Classify\"}") +
-                   value("elliptical_requests_total{code=\"OK\",model=\"vit-batched\",rpc=\"Classify\"}") ==
+    return value("elliptical_in_flight_requests{model=\"vit-batched\",protocol=\"elliptical\",rpc=\"Classify\"}") +
+                   value("elliptical_requests_total{code=\"OK\",model=\"vit-batched\",protocol=\"elliptical\",rpc=\"Classify\"}") ==
                6 &&
-           value("elliptical_in_flight_requests{model=\"lm\",rpc=\"Generate\"}") == 1;
+           value("elliptical_in_flight_requests{model=\"lm\",protocol=\"elliptical\",rpc=\"Generate\"}") == 1;
   };
   // The two series are read in two scrapes, so a call finishing between them misreads as not
   // accepted: poll until one reading holds, and keep that reading.

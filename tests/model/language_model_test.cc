@@ -9,6 +9,7 @@
 #include "model/io/weights.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"
+#include "tests/support/serving_repository.h"
 #include "tests/support/tensor_expect.h"
 
 namespace elliptical::model {
@@ -354,6 +355,108 @@ TEST(LanguageModel, ScoresTokensInBothModes) {
   double gap = 0;
   for (size_t i = 1; i < prefix->size(); ++i) gap += std::abs((*prefix)[i] - (*segment)[i]);
   EXPECT_GT(gap, 1e-4);
+}
+
+// A fixture LM under a new name in a scratch directory of the build (rewritten by every run, so
+// none accumulate: std::filesystem::remove_all, as libtorch.so exports it, crashes), its config
+// patched (another scale mode, dot-product attention): the same weights served another way.
+std::string PatchedLm(const std::string& model, const std::string& name, const nlohmann::json& patch) {
+  const std::string repo = elliptical::testing::BuildDir() + "/lm_scoring_models";
+  elliptical::testing::AddModel(repo, name, Dir() + "/models/" + model, patch);
+  return repo + "/" + name;
+}
+
+// Prefill's prompt scores against the independent Python reference's logits of the same rows
+// (tests/reference/elliptical_lm.py), for every way the LM can attend: elliptical with the
+// prefix estimate (post-LN and pre-LN), with the segment-wide reference estimate (ascending and
+// descending positions), and dot-product. The rows go in as one padded batch, as the scheduler
+// prefills, and one of them does not ask for scores.
+//
+// Tolerance: the C++ and Python logits differ by |dx_v| <= tau * max(1, |x_v|) (the reorder bound
+// of float32_tolerance.h for this 3-block fixture, its longest reduction the MLP width 64); a
+// log-probability x_t - logsumexp(x) then moves by at most tau * max(1,|x_t|) from x_t plus
+// tau * X from the log-sum-exp (it is 1-Lipschitz in the largest change, X = max_v max(1,|x_v|)),
+// so 2 * tau * X; the float32 log-sum-exp itself (a V-term sum, then a log) adds its own
+// rounding, ReorderTolerance(2, V) relative to max(1, |logsumexp|), once per side.
+TEST(LanguageModel, PrefillScoresThePromptsAsAFullForwardInEveryMode) {
+  c10::InferenceMode guard;
+  auto expected = elliptical::testing::OpenReference(Dir() + "/expected.safetensors");
+  Batch batch = ReferenceBatch(expected);
+  struct Case {
+    std::string directory, reference;
+  };
+  const std::vector<Case> cases = {
+      {Dir() + "/models/lm-post", "lm-post/prefix"},
+      {Dir() + "/models/lm-pre", "lm-pre/prefix"},
+      {Dir() + "/models/lm-desc", "lm-desc/segment"},
+      {PatchedLm("lm-post", "lm-post-segment", {{"generation", {{"scale_mode", "segment"}}}}), "lm-post/segment"},
+      {PatchedLm("lm-post", "lm-post-dot", {{"attention", {{"mode", "dot_product"}}}}), "lm-post/dot"},
+      {PatchedLm("lm-desc", "lm-desc-dot", {{"attention", {{"mode", "dot_product"}}}}), "lm-desc/dot"},
+  };
+  const double tau = elliptical::testing::TransformerReorderTolerance(3, 64);
+  for (const Case& c : cases) {
+    auto loaded = LanguageModel::Load(c.directory, {});
+    ASSERT_TRUE(loaded.ok()) << c.directory << ": " << loaded.status();
+    std::unique_ptr<LanguageModel> lm = *std::move(loaded);
+    ASSERT_TRUE(lm->AllocateCache({}).ok());
+    const int64_t rows = batch.tokens.size(0), vocab = lm->config().vocab_size;
+    const double lse_rounding = elliptical::testing::ReorderTolerance(2, vocab);
+    std::vector<std::vector<int32_t>> prompts;
+    LanguageModel::PromptScoring scoring;
+    for (int64_t b = 0; b < rows; ++b) {
+      const int64_t n = batch.lengths[b].item<int64_t>();
+      std::vector<int32_t> p;
+      for (int64_t t = 0; t < n; ++t) p.push_back(static_cast<int32_t>(batch.tokens[b][t].item<int64_t>()));
+      prompts.push_back(p);
+      scoring.wanted.push_back(b != 1);
+    }
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+    auto plain = lm->Prefill(prompts, &seqs);
+    ASSERT_TRUE(plain.ok()) << plain.status();
+    seqs.clear();
+    auto logits = lm->Prefill(prompts, &seqs, nullptr, &scoring);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    // Scoring changes nothing else: the same batch gives the same next-token logits, bit for bit.
+    EXPECT_EQ(*logits, *plain) << c.reference;
+    ASSERT_EQ(scoring.logprobs.size(), prompts.size());
+    torch::Tensor want = ReferenceTensor(expected, c.reference).to(torch::kFloat64);  // (B, L, V)
+    for (int64_t b = 0; b < rows; ++b) {
+      const std::string what = c.reference + " row " + std::to_string(b);
+      if (b == 1) {
+        EXPECT_TRUE(scoring.logprobs[b].empty()) << what << " did not ask for scores";
+        continue;
+      }
+      const size_t n = prompts[b].size();
+      ASSERT_EQ(scoring.logprobs[b].size(), n - 1) << what;
+      if (n < 2) continue;  // a one-token row: nothing to score
+      // The text alone (TokenLogProbs: a forward over it, no batch, no cache) differs from the
+      // batched prefill only in summation order: the same bound.
+      auto alone = lm->TokenLogProbs(prompts[b], lm->config().scale_mode);
+      ASSERT_TRUE(alone.ok()) << alone.status();
+      ASSERT_EQ(alone->size(), n - 1) << what;
+      for (size_t t = 1; t < n; ++t) {
+        torch::Tensor x = want[b][t - 1];
+        const double lse = x.logsumexp(0).item<double>();
+        const double ref = x[prompts[b][t]].item<double>() - lse;
+        const double big = std::max(1.0, x.abs().max().item<double>());
+        const double tolerance = 2 * tau * big + 2 * lse_rounding * std::max(1.0, std::abs(lse));
+        EXPECT_NEAR(scoring.logprobs[b][t - 1], ref, tolerance) << what << " token " << t;
+        EXPECT_NEAR(scoring.logprobs[b][t - 1], (*alone)[t - 1], tolerance) << what << " alone, token " << t;
+      }
+    }
+  }
+}
+
+TEST(LanguageModel, ScoringAOneTokenPromptGivesNoScores) {
+  auto lm = LoadLm("lm-post");
+  ASSERT_TRUE(lm);
+  LanguageModel::PromptScoring scoring{{true, true}, {}};
+  std::vector<std::unique_ptr<LanguageModel::Sequence>> seqs;
+  ASSERT_TRUE(lm->Prefill({{4}, {4, 5}}, &seqs, nullptr, &scoring).ok());
+  ASSERT_EQ(scoring.logprobs.size(), 2u);
+  EXPECT_TRUE(scoring.logprobs[0].empty());
+  ASSERT_EQ(scoring.logprobs[1].size(), 1u);
+  EXPECT_LT(scoring.logprobs[1][0], 0.0f);
 }
 
 TEST(PrefixEllipticalMetric, IdenticalValuesGiveOnesNotNaN) {

@@ -5,6 +5,7 @@
 // timeout that fails the test instead of hanging it), never ordered with sleeps.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,8 @@
 #include "absl/synchronization/notification.h"
 #include "server/generation/generation_scheduler.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/float32_tolerance.h"
+#include "tests/support/serving_repository.h"
 
 namespace elliptical::server {
 namespace {
@@ -24,9 +27,9 @@ class FakeModel final : public model::LanguageModel {
  public:
   static constexpr int32_t kToken = 20;
 
-  FakeModel(int slots, int vocab) : slots_(slots) {
+  FakeModel(int slots, int vocab, int max_positions = 4096) : slots_(slots) {
     config_.vocab_size = vocab;
-    config_.shape.max_positions = 4096;
+    config_.shape.max_positions = max_positions;
   }
 
   class Seq final : public Sequence {
@@ -43,7 +46,8 @@ class FakeModel final : public model::LanguageModel {
 
   absl::StatusOr<std::vector<Logits>> Prefill(absl::Span<const std::vector<int32_t>> prompts,
                                               std::vector<std::unique_ptr<Sequence>>* sequences,
-                                              std::vector<std::vector<model::LayerStats>>*) override {
+                                              std::vector<std::vector<model::LayerStats>>*,
+                                              PromptScoring* scoring) override {
     {
       absl::MutexLock lock(&mu_);
       if (used_ + static_cast<int>(prompts.size()) > slots_) {
@@ -54,6 +58,14 @@ class FakeModel final : public model::LanguageModel {
     }
     sequences->clear();
     for (const auto& p : prompts) sequences->push_back(std::make_unique<Seq>(this, static_cast<int>(p.size())));
+    if (scoring) {  // every scored token gets log 1/2
+      scoring->logprobs.assign(prompts.size(), {});
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        if (i < scoring->wanted.size() && scoring->wanted[i]) {
+          scoring->logprobs[i].assign(prompts[i].size() - 1, -std::log(2.0f));
+        }
+      }
+    }
     return std::vector<Logits>(prompts.size(), Peaked());
   }
 
@@ -123,9 +135,9 @@ std::unique_ptr<Tokenizer> FixtureTokenizer() {
 }
 
 struct Scheduler {
-  explicit Scheduler(int slots) {
+  explicit Scheduler(int slots, int max_positions = 4096) {
     auto tokenizer = FixtureTokenizer();
-    model = std::make_shared<FakeModel>(slots, tokenizer->vocab_size());
+    model = std::make_shared<FakeModel>(slots, tokenizer->vocab_size(), max_positions);
     GenerationLimits limits;
     limits.max_running = 16;  // more than the slots: the slots must bound admission
     limits.max_new_tokens_limit = 100000;
@@ -228,6 +240,323 @@ TEST(GenerationScheduler, TheListenerIsCalledForEveryEventAndNotAfterItIsCleared
     EXPECT_GE(calls, 2) << "called at once and as events arrived";
   }
   (*stream)->SetListener(nullptr);
+}
+
+// --- Scoring prompts -----------------------------------------------------------------------
+
+// What a stream said: its prompt-scores event (if any), its generated tokens, its final event.
+struct Outcome {
+  bool scores_seen = false;
+  bool scores_before_tokens = true;
+  std::vector<GenerationStream::ScoredToken> scores;
+  std::vector<int32_t> tokens;
+  GenerationStream::Event final;
+  bool ended = false;
+};
+
+Outcome Collect(GenerationStream& stream) {
+  Outcome o;
+  for (;;) {
+    GenerationStream::Event e;
+    if (!stream.Next(kPatience, &e)) return o;
+    if (e.final) {
+      o.final = std::move(e);
+      o.ended = true;
+      return o;
+    }
+    if (e.has_prompt_scores) {
+      EXPECT_FALSE(o.scores_seen) << "one prompt-scores event per request";
+      EXPECT_FALSE(e.has_token);
+      EXPECT_TRUE(e.text.empty()) << "a reader that ignores scores must see nothing in it";
+      o.scores_seen = true;
+      o.scores_before_tokens = o.tokens.empty();
+      o.scores = std::move(e.prompt_scores);
+    }
+    if (e.has_token) o.tokens.push_back(e.token_id);
+  }
+}
+
+GenerationParams Scoring(const std::string& text, bool append_eos) {
+  GenerationParams p;
+  p.prompt = text;
+  p.score_only = true;
+  p.append_eos = append_eos;
+  return p;
+}
+
+TEST(GenerationScheduler, AScoreOnlyRequestScoresEveryTokenButTheFirstAndGeneratesNothing) {
+  Scheduler s(/*slots=*/2);
+  const Tokenizer& tokenizer = s.scheduler->tokenizer();
+  const std::string text = "The lighthouse keeper climbed the stairs.";
+  auto stream = s.scheduler->Submit(Scoring(text, /*append_eos=*/true));
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  Outcome o = Collect(**stream);
+  ASSERT_TRUE(o.ended);
+  EXPECT_TRUE(o.final.status.ok()) << o.final.status;
+  std::vector<int32_t> ids = tokenizer.Encode(text);  // no BOS, as the training code
+  ids.push_back(tokenizer.eos_id());
+  ASSERT_TRUE(o.scores_seen);
+  ASSERT_EQ(o.scores.size(), ids.size());
+  std::string joined;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(o.scores[i].id, ids[i]);
+    EXPECT_EQ(o.scores[i].piece, tokenizer.IdToPiece(ids[i]));
+    joined += o.scores[i].text;
+    if (i == 0) {
+      EXPECT_FALSE(o.scores[i].has_logprob);
+      EXPECT_TRUE(std::isnan(o.scores[i].logprob));
+    } else {
+      EXPECT_TRUE(o.scores[i].has_logprob);
+      EXPECT_FLOAT_EQ(o.scores[i].logprob, -std::log(2.0f));  // what the fake model scores
+    }
+  }
+  EXPECT_EQ(joined, tokenizer.Decode(ids)) << "the pieces' texts make up the decoded prompt";
+  EXPECT_EQ(joined, text);
+  EXPECT_TRUE(o.tokens.empty());
+  EXPECT_EQ(o.final.generated_tokens, 0);
+  EXPECT_EQ(o.final.prompt_tokens, static_cast<int>(ids.size()));
+  EXPECT_EQ(o.final.scored_tokens, static_cast<int>(ids.size()) - 1);
+  EXPECT_NEAR(o.final.scored_logprob_sum, -std::log(2.0) * (ids.size() - 1), 1e-5);
+  EXPECT_NEAR(GenerationStream::Perplexity(o.final.scored_logprob_sum, o.final.scored_tokens), 2.0, 1e-5);
+  EXPECT_TRUE(std::isnan(GenerationStream::Perplexity(0, 0)));
+  EXPECT_EQ(s.model->free_slots(), 2) << "the slot is held for the prefill only";
+}
+
+TEST(GenerationScheduler, ScoringRequestsAreBoundedLikeGeneration) {
+  Scheduler s(/*slots=*/1, /*max_positions=*/8);
+  const Tokenizer& tokenizer = s.scheduler->tokenizer();
+  // Texts of exactly the context, and one more token.
+  std::string fits, over, text;
+  for (int words = 1; words < 40 && over.empty(); ++words) {
+    text += words == 1 ? "the" : " the";
+    const size_t n = tokenizer.Encode(text).size();
+    if (n == 8) fits = text;
+    if (n == 9) over = text;
+  }
+  ASSERT_FALSE(fits.empty());
+  ASSERT_FALSE(over.empty());
+  auto refused = s.scheduler->Submit(Scoring(over, false));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("context"), std::string::npos) << refused.status();
+  // The appended end-of-sequence token counts.
+  EXPECT_EQ(s.scheduler->Submit(Scoring(fits, true)).status().code(), absl::StatusCode::kInvalidArgument);
+  auto accepted = s.scheduler->Submit(Scoring(fits, false));
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  Outcome o = Collect(**accepted);
+  EXPECT_TRUE(o.final.status.ok()) << o.final.status;
+  EXPECT_EQ(o.scores.size(), 8u);
+
+  GenerationParams generating = Scoring(fits, false);
+  generating.max_new_tokens = 3;  // score_only generates nothing: 0 does not mean the default
+  EXPECT_EQ(s.scheduler->Submit(generating).status().code(), absl::StatusCode::kInvalidArgument);
+  GenerationParams eos_then_generate = Params(3);
+  eos_then_generate.append_eos = true;
+  EXPECT_EQ(s.scheduler->Submit(eos_then_generate).status().code(), absl::StatusCode::kInvalidArgument);
+  GenerationParams empty = Scoring("", true);
+  EXPECT_EQ(s.scheduler->Submit(empty).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(GenerationScheduler, AQueuedScoringRequestHonoursCancelAndDeadline) {
+  Scheduler s(/*slots=*/1);
+  absl::Notification gate;
+  s.model->HoldNextStep(&gate);  // the generation holds the only slot until released
+  auto holder = s.scheduler->Submit(Params(4000));
+  ASSERT_TRUE(holder.ok());
+  GenerationStream::Event first;
+  ASSERT_TRUE((*holder)->Next(kPatience, &first));
+  GenerationParams late = Scoring("Once upon a time", true);
+  late.deadline = absl::Now();  // expired by the time a slot frees
+  auto expired = s.scheduler->Submit(late);
+  ASSERT_TRUE(expired.ok());
+  auto cancelled = s.scheduler->Submit(Scoring("Once upon a time", true));
+  ASSERT_TRUE(cancelled.ok());
+  (*cancelled)->Cancel();
+  (*holder)->Cancel();
+  gate.Notify();
+  Outcome e = Collect(**expired), c = Collect(**cancelled);
+  EXPECT_EQ(e.final.status.code(), absl::StatusCode::kDeadlineExceeded) << e.final.status;
+  EXPECT_EQ(c.final.status.code(), absl::StatusCode::kCancelled) << c.final.status;
+  EXPECT_FALSE(e.scores_seen || c.scores_seen);
+  EXPECT_EQ(e.final.scored_tokens, 0);
+  EXPECT_EQ(Drain(**holder).second.code(), absl::StatusCode::kCancelled);
+}
+
+// The real fixture LM behind a gate: the first prefill waits until the test has queued the
+// rest, so that they are prefilled together as one batch. Records each prefill's size.
+class GatedModel final : public model::LanguageModel {
+ public:
+  explicit GatedModel(std::unique_ptr<model::LanguageModel> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::vector<Logits>> Prefill(absl::Span<const std::vector<int32_t>> prompts,
+                                              std::vector<std::unique_ptr<Sequence>>* sequences,
+                                              std::vector<std::vector<model::LayerStats>>* stats,
+                                              PromptScoring* scoring) override {
+    if (absl::Notification* gate = gate_.exchange(nullptr)) {
+      EXPECT_TRUE(gate->WaitForNotificationWithTimeout(kPatience));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      int scored = 0;
+      if (scoring) scored = static_cast<int>(std::count(scoring->wanted.begin(), scoring->wanted.end(), true));
+      batches_.push_back({static_cast<int>(prompts.size()), scored});
+    }
+    return inner_->Prefill(prompts, sequences, stats, scoring);
+  }
+  absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
+                                           absl::Span<const int32_t> tokens) override {
+    return inner_->Step(sequences, tokens);
+  }
+  absl::StatusOr<std::vector<float>> TokenLogProbs(absl::Span<const int32_t> tokens, model::ScaleMode mode) override {
+    return inner_->TokenLogProbs(tokens, mode);
+  }
+  int64_t CacheBytesPerToken() const override { return inner_->CacheBytesPerToken(); }
+  const model::ModelDescription& description() const override { return inner_->description(); }
+  const model::LmConfig& config() const override { return inner_->config(); }
+  absl::Status AllocateCache(const model::CacheOptions& o) override { return inner_->AllocateCache(o); }
+  model::CacheUsage cache_usage() const override { return inner_->cache_usage(); }
+  int free_slots() const override { return inner_->free_slots(); }
+
+  void HoldFirstPrefill(absl::Notification* gate) { gate_ = gate; }
+  std::vector<std::pair<int, int>> batches() const {  // (prompts, scored) per prefill
+    absl::MutexLock lock(&mu_);
+    return batches_;
+  }
+
+ private:
+  std::unique_ptr<model::LanguageModel> inner_;
+  std::atomic<absl::Notification*> gate_{nullptr};
+  mutable absl::Mutex mu_;
+  std::vector<std::pair<int, int>> batches_ ABSL_GUARDED_BY(mu_);
+};
+
+struct RealScheduler {
+  explicit RealScheduler(const std::string& directory) {
+    auto lm = model::LanguageModel::Load(directory, {});
+    EXPECT_TRUE(lm.ok()) << lm.status();
+    if (!lm.ok()) return;
+    model::CacheOptions cache;
+    cache.max_sequences = 8;
+    EXPECT_TRUE((*lm)->AllocateCache(cache).ok());
+    model = std::make_shared<GatedModel>(*std::move(lm));
+    GenerationLimits limits;
+    limits.max_running = 8;
+    scheduler = std::make_unique<GenerationScheduler>("lm", model, FixtureTokenizer(), limits);
+  }
+  std::shared_ptr<GatedModel> model;
+  std::unique_ptr<GenerationScheduler> scheduler;
+};
+
+GenerationParams Greedy(const std::string& prompt, int tokens) {
+  GenerationParams p;
+  p.prompt = prompt;
+  p.max_new_tokens = tokens;
+  p.sampling.temperature = 0;
+  return p;
+}
+
+// Scores through the scheduler, prefilled in one batch with generating requests, against a
+// forward over each text alone (LanguageModel::TokenLogProbs) in every attention mode of the
+// fixture LM with a real tokenizer: elliptical with the prefix estimate (its own config), with
+// the segment-wide reference estimate, and dot-product. The generated tokens are those of the
+// same requests run alone.
+//
+// Tolerance: both sides are float32 evaluations of lm-chat (3 blocks, longest reduction the MLP
+// width 64) that differ only in summation order (the batch and its padding), so each logit moves
+// by at most tau * max(1, |x|) (float32_tolerance.h) and a log-probability x_t - logsumexp(x) by
+// at most 2 * tau * X, X the largest max(1, |logit|). lm-chat's random unit-scale weights give
+// logits of a few units, except the end-of-sequence logit, which its bias of -100 holds near
+// -100 (so that generation never stops early): X = 128 bounds them (tests/integration/
+// score_test.py measures about 102 on such texts; language_model_test checks the exact bound
+// against the Python reference, where the logits are known). The log-sum-exp's own rounding
+// (ReorderTolerance over the vocabulary, relative to |logsumexp| <= |logprob| + X) is added
+// once per side.
+TEST(GenerationScheduler, ScoresBatchedWithGenerationEqualAFullForwardInEveryMode) {
+  const std::string source = testing::ModelFixturesDir() + "/lm/models/lm-chat";
+  // Rewritten by every run, never removed: std::filesystem::remove_all, as libtorch.so exports
+  // it, crashes.
+  const std::string repo = testing::BuildDir() + "/scheduler_scoring_models";
+  const std::vector<std::pair<std::string, nlohmann::json>> modes = {
+      {"prefix", nlohmann::json::object()},
+      {"segment", {{"generation", {{"scale_mode", "segment"}}}}},
+      {"segment-median", {{"generation", {{"scale_mode", "segment"}}}, {"attention", {{"estimator", "median"}}}}},
+      {"dot-product", {{"attention", {{"mode", "dot_product"}}}}},
+  };
+  const std::string text_a = "The lighthouse keeper climbed the spiral stairs every evening.";
+  const std::string text_b = "Ships that passed the rocky point";
+  const std::string prompt = "Once upon a time";
+  const double tau = testing::TransformerReorderTolerance(3, 64);
+  constexpr double kLargestLogit = 128;
+  for (const auto& [mode, patch] : modes) {
+    testing::AddModel(repo, mode, source, patch);
+    const std::string dir = repo + "/" + mode;
+    // The generation alone first: what batching must not change.
+    std::vector<int32_t> alone_tokens;
+    {
+      RealScheduler solo(dir);
+      ASSERT_TRUE(solo.scheduler);
+      auto g = solo.scheduler->Submit(Greedy(prompt, 8));
+      ASSERT_TRUE(g.ok()) << g.status();
+      Outcome o = Collect(**g);
+      ASSERT_TRUE(o.final.status.ok()) << o.final.status;
+      alone_tokens = o.tokens;
+      ASSERT_EQ(alone_tokens.size(), 8u) << mode;
+    }
+    RealScheduler r(dir);
+    ASSERT_TRUE(r.scheduler);
+    absl::Notification gate;
+    r.model->HoldFirstPrefill(&gate);
+    auto first = r.scheduler->Submit(Greedy(prompt, 8));  // prefilled alone, behind the gate
+    ASSERT_TRUE(first.ok());
+    while (r.scheduler->load().waiting > 0) absl::SleepFor(absl::Milliseconds(1));  // taken in
+    auto a = r.scheduler->Submit(Scoring(text_a, /*append_eos=*/true));
+    GenerationParams echo = Greedy(prompt, 8);
+    echo.prompt_logprobs = true;  // echo + logprobs: the prompt's scores, then generation
+    auto g = r.scheduler->Submit(echo);
+    auto b = r.scheduler->Submit(Scoring(text_b, /*append_eos=*/false));
+    ASSERT_TRUE(a.ok() && g.ok() && b.ok());
+    gate.Notify();
+    Outcome oa = Collect(**a), og = Collect(**g), ob = Collect(**b), ofirst = Collect(**first);
+    for (const Outcome* o : {&oa, &og, &ob, &ofirst}) {
+      ASSERT_TRUE(o->ended && o->final.status.ok()) << mode << ": " << o->final.status;
+    }
+    const auto batches = r.model->batches();
+    ASSERT_GE(batches.size(), 2u);
+    EXPECT_EQ(batches[0], std::make_pair(1, 0)) << mode;
+    EXPECT_EQ(batches[1], std::make_pair(3, 3)) << mode << ": scoring and generation share one prefill";
+
+    EXPECT_EQ(ofirst.tokens, alone_tokens) << mode << ": a generation decoded beside scoring requests";
+    EXPECT_EQ(og.tokens, alone_tokens) << mode << ": the echoing generation";
+    EXPECT_TRUE(og.scores_seen && og.scores_before_tokens) << mode;
+    EXPECT_FALSE(ofirst.scores_seen) << mode << ": only requests that ask are scored";
+    EXPECT_EQ(og.final.generated_tokens, 8);
+
+    const Tokenizer& tokenizer = r.scheduler->tokenizer();
+    const double lse_rounding = testing::ReorderTolerance(2, tokenizer.vocab_size());
+    struct Check {
+      const Outcome* outcome;
+      std::string text;
+      bool eos;
+    };
+    for (const Check& c : {Check{&oa, text_a, true}, Check{&og, prompt, false}, Check{&ob, text_b, false}}) {
+      std::vector<int32_t> ids = tokenizer.Encode(c.text);
+      if (c.eos) ids.push_back(tokenizer.eos_id());
+      auto want = r.model->TokenLogProbs(ids, r.model->config().scale_mode);
+      ASSERT_TRUE(want.ok()) << want.status();
+      const auto& got = c.outcome->scores;
+      ASSERT_EQ(got.size(), ids.size()) << mode << " " << c.text;
+      EXPECT_FALSE(got[0].has_logprob);
+      double sum = 0;
+      for (size_t i = 1; i < ids.size(); ++i) {
+        ASSERT_TRUE(got[i].has_logprob);
+        EXPECT_EQ(got[i].id, ids[i]);
+        const double w = (*want)[i - 1];
+        const double tolerance = 2 * tau * kLargestLogit + 2 * lse_rounding * (std::abs(w) + kLargestLogit);
+        EXPECT_NEAR(got[i].logprob, w, tolerance) << mode << " \"" << c.text << "\" token " << i;
+        sum += got[i].logprob;
+      }
+      EXPECT_EQ(c.outcome->final.scored_tokens, static_cast<int>(ids.size()) - 1);
+      EXPECT_NEAR(c.outcome->final.scored_logprob_sum, sum, 1e-6 * std::max(1.0, std::abs(sum)));
+    }
+  }
 }
 
 }  // namespace

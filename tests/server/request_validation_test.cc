@@ -2,7 +2,7 @@
 // overflow, and the pixel budget of requests in progress is returned by its leases.
 #include <gtest/gtest.h>
 
-#include "server/api/request_validation.h"
+#include "server/calls/request_validation.h"
 #include "server/input/pixel_budget.h"
 
 namespace elliptical::server {

@@ -9,9 +9,10 @@
         for piece in generation:
             print(piece, end="", flush=True)
         print(generation.summary)
+        print(client.perplexity("kjv-lm", "In the beginning God created the heaven and the earth."))
 """
 from .client import (Classification, ClassScore, Client, ClientError, Generation, GenerationSummary, ImageInput,
-                     ModelInfo, SegmentationMask)
+                     ModelInfo, ScoredToken, Scores, SegmentationMask)
 
 __all__ = ["Client", "ClientError", "Classification", "ClassScore", "SegmentationMask", "Generation",
-           "GenerationSummary", "ModelInfo", "ImageInput"]
+           "GenerationSummary", "ModelInfo", "ImageInput", "ScoredToken", "Scores"]

@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ._generated.elliptical.v1 import (attention_stats_pb2, classify_pb2, generate_pb2, image_pb2,
-                                       inference_service_pb2_grpc, models_pb2, segment_pb2)
+                                       inference_service_pb2_grpc, models_pb2, score_pb2, segment_pb2)
 
 ImageInput = Union[bytes, str, "os.PathLike[str]"]
 """An encoded image (PNG or JPEG): its bytes, or the path of its file."""
@@ -75,6 +75,25 @@ class GenerationSummary:
     generated_tokens: int
     time_to_first_token_us: int
     total_us: int
+
+
+@dataclass
+class ScoredToken:
+    id: int
+    text: str      # what the token adds to the decoded text (they concatenate to it)
+    piece: str     # the tokenizer's piece, e.g. "\u2581said" or "</s>"
+    logprob: Optional[float]  # natural log of p(token | the tokens before it); None for the first
+
+
+class Scores(List[ScoredToken]):
+    """Every token of a scored text in order (a list of ScoredToken; the appended end-of-sequence
+    token last, unless the call asked for none), with the summary the server computed:
+    `total_logprob` (the sum over the tokens that have a logprob), `scored_tokens` (how many:
+    all but the first) and `perplexity` (exp(-total_logprob / scored_tokens); NaN when
+    scored_tokens is 0)."""
+    total_logprob: float = 0.0
+    scored_tokens: int = 0
+    perplexity: float = float("nan")
 
 
 class Generation:
@@ -279,3 +298,29 @@ class Client:
                                                stop=list(stop))
         return Generation(self._stub.Generate(request, timeout=timeout_s or self.timeout_s,
                                               metadata=self._metadata))
+
+    def score(self, model: str, text: str, end_of_sequence: bool = True,
+              timeout_s: Optional[float] = None) -> Scores:
+        """Each token of `text` with its log-probability given the tokens before it (the first
+        token has none: None), as the model scores it in one forward pass over the text. The
+        text is tokenized as the training code tokenizes a document (no beginning-of-sequence
+        token); end_of_sequence=True appends the end-of-sequence token and scores it too, so the
+        text counts as a whole document (the model cards' held-out perplexity is computed so);
+        False scores it as the beginning of a longer text."""
+        request = score_pb2.ScoreRequest(model_name=model, text=text, no_end_of_sequence=not end_of_sequence)
+        try:
+            r = self._stub.Score(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _wrap(e) from None
+        out = Scores(ScoredToken(t.id, t.text, t.piece, t.logprob if t.has_logprob else None) for t in r.tokens)
+        out.total_logprob = r.total_logprob
+        out.scored_tokens = r.scored_tokens
+        out.perplexity = r.perplexity
+        return out
+
+    def perplexity(self, model: str, text: str, end_of_sequence: bool = True,
+                   timeout_s: Optional[float] = None) -> float:
+        """The text's per-token perplexity, exp(-mean logprob) over every token but the first
+        (score() says how the text is tokenized); NaN for a text of one token and no
+        end-of-sequence token."""
+        return self.score(model, text, end_of_sequence, timeout_s).perplexity

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "elliptical/v1/inference_service.pb.h"
-#include "server/api/request_limits.h"
+#include "server/calls/request_limits.h"
 
 namespace elliptical::server {
 
@@ -22,6 +22,7 @@ absl::StatusOr<VisionRequestCost> ValidateClassify(const v1::ClassifyRequest& re
 absl::StatusOr<VisionRequestCost> ValidateSegment(const v1::SegmentRequest& request,
                                                   const RequestLimits& limits);
 absl::Status ValidateGenerate(const v1::GenerateRequest& request, const RequestLimits& limits);
+absl::Status ValidateScore(const v1::ScoreRequest& request, const RequestLimits& limits);
 absl::Status ValidateModelName(const std::string& name, const RequestLimits& limits);
 
 }  // namespace elliptical::server

@@ -1,4 +1,4 @@
-#include "server/api/proto_convert.h"
+#include "server/calls/proto_convert.h"
 
 #include <algorithm>
 #include <numeric>

@@ -1,4 +1,4 @@
-#include "server/api/request_validation.h"
+#include "server/calls/request_validation.h"
 
 #include <cmath>
 
@@ -89,6 +89,15 @@ absl::StatusOr<VisionRequestCost> CheckImages(const google::protobuf::RepeatedPt
   return cost;
 }
 
+// A prompt or a text to score: the model's own bound in tokens is checked by its scheduler.
+absl::Status CheckText(absl::string_view field, const std::string& text, const RequestLimits& limits) {
+  if (text.empty()) return Invalid(field, "is empty");
+  if (static_cast<int64_t>(text.size()) > limits.max_prompt_bytes) {
+    return Invalid(field, absl::StrCat("is ", text.size(), " bytes; the limit is ", limits.max_prompt_bytes));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateModelName(const std::string& name, const RequestLimits& limits) {
@@ -115,13 +124,14 @@ absl::StatusOr<VisionRequestCost> ValidateSegment(const v1::SegmentRequest& requ
   return CheckImages(request.images(), limits);
 }
 
+absl::Status ValidateScore(const v1::ScoreRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
+  return CheckText("text", request.text(), limits);
+}
+
 absl::Status ValidateGenerate(const v1::GenerateRequest& request, const RequestLimits& limits) {
   if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
-  if (request.prompt().empty()) return Invalid("prompt", "is empty");
-  if (static_cast<int64_t>(request.prompt().size()) > limits.max_prompt_bytes) {
-    return Invalid("prompt", absl::StrCat("is ", request.prompt().size(), " bytes; the limit is ",
-                                          limits.max_prompt_bytes));
-  }
+  if (absl::Status s = CheckText("prompt", request.prompt(), limits); !s.ok()) return s;
   // The model's own bound (generation.max_new_tokens_limit) is checked by its scheduler; this
   // one only keeps the value in int range.
   if (request.max_new_tokens() > (1u << 30)) {

@@ -1,0 +1,117 @@
+// The calls every front end makes, whatever its protocol: elliptical.v1 over gRPC (server/api),
+// the Open Inference Protocol over gRPC (server/kserve) and HTTP, and OpenAI's completions
+// (server/http) all translate their requests into elliptical.v1 messages and serve them here.
+// This is where a request is checked against RequestLimits, refused while draining, charged to
+// the pixel budget, decoded, submitted to its model's servable, answered, and recorded in the
+// metrics (labelled with its protocol). No front end has a serving path of its own.
+//
+// Thread-safety: every method may be called from any thread. Callbacks run on a model's
+// instance thread, or on the caller's thread when the call fails before it is submitted.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "elliptical/v1/inference_service.pb.h"
+#include "server/calls/call_tracker.h"
+#include "server/calls/protocol.h"
+#include "server/calls/request_limits.h"
+#include "server/calls/rpc_outcome.h"
+#include "server/generation/generation_scheduler.h"
+#include "server/input/pixel_budget.h"
+#include "server/metrics/server_metrics.h"
+#include "server/repository/model_repository.h"
+
+namespace elliptical::server {
+
+// What a front end knows about a call besides its request.
+struct CallContext {
+  Protocol protocol = Protocol::kElliptical;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// A unary call in progress. Cancel() (the client went away) drops its queued work and stops a
+// running batch that nobody else waits for; the call then finishes with CANCELLED. Holding
+// the handle keeps the call counted as in progress for the drain on shutdown.
+class CallHandle {
+ public:
+  virtual ~CallHandle() = default;
+  virtual void Cancel() = 0;
+};
+
+// One accepted Generate call: its stream of events (generation_scheduler.h) and the metrics
+// record of its outcome. The front end moves events to its client and calls Finish once with
+// the status it gave the client (CANCELLED when the client went away).
+class GenerateCall {
+ public:
+  GenerateCall(std::shared_ptr<const void> keep, std::shared_ptr<GenerationStream> stream,
+               std::unique_ptr<RpcOutcome> outcome, CallTracker* calls)
+      : scope_(calls), keep_(std::move(keep)), stream_(std::move(stream)), outcome_(std::move(outcome)) {}
+
+  GenerationStream& stream() { return *stream_; }
+  const std::shared_ptr<GenerationStream>& shared_stream() const { return stream_; }
+  // Stops the generation at its next step (client gone, write failed).
+  void Cancel() { stream_->Cancel(); }
+  // Records the final status in the metrics; later calls are ignored.
+  void Finish(const absl::Status& status) { outcome_->Record(status); }
+
+ private:
+  CallTracker::Scope scope_;
+  std::shared_ptr<const void> keep_;  // the servable outlives the stream's sequence
+  std::shared_ptr<GenerationStream> stream_;
+  std::unique_ptr<RpcOutcome> outcome_;
+};
+
+class InferenceCalls {
+ public:
+  // `finish` runs exactly once with the call's status (the response is filled when it is OK),
+  // possibly before the method that took it returns.
+  using Finish = std::function<void(const absl::Status&)>;
+
+  // `metrics` (optional) receives every call's outcome.
+  InferenceCalls(const ModelRepository* repository, RequestLimits limits, ServerMetrics* metrics = nullptr)
+      : repository_(repository), limits_(limits), metrics_(metrics), pixels_(limits.max_inflight_pixels) {}
+
+  const ModelRepository& repository() const { return *repository_; }
+  const RequestLimits& limits() const { return limits_; }
+  // The calls in progress; shutdown drains them (main.cc).
+  CallTracker* calls() { return &calls_; }
+  // The metric label of a model name: the name when the repository knows it, else "unknown".
+  std::string ModelLabel(const std::string& name) const;
+
+  // `request` and `response` must stay valid until `finish` has run.
+  std::shared_ptr<CallHandle> Classify(const CallContext& context, const v1::ClassifyRequest* request,
+                                       v1::ClassifyResponse* response, Finish finish);
+  std::shared_ptr<CallHandle> Segment(const CallContext& context, const v1::SegmentRequest* request,
+                                      v1::SegmentResponse* response, Finish finish);
+  // Scores a text with a language model (per-token log-probabilities, perplexity): a pure
+  // scoring request through the model's generation scheduler, batched with its other work.
+  std::shared_ptr<CallHandle> Score(const CallContext& context, const v1::ScoreRequest* request,
+                                    v1::ScoreResponse* response, Finish finish);
+  // An accepted stream, or why the request was refused (already recorded).
+  absl::StatusOr<std::unique_ptr<GenerateCall>> Generate(const CallContext& context,
+                                                         const v1::GenerateRequest& request);
+
+  // The model's snapshot after its name is checked against the limits (NOT_FOUND when unknown).
+  absl::StatusOr<ModelSnapshot> Describe(const std::string& model_name) const;
+
+ private:
+  template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
+  std::shared_ptr<CallHandle> ServeVision(const CallContext& context, const char* rpc, const Request* request,
+                                          Response* response, Finish finish, Validate validate, Fill fill);
+  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
+      const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
+  absl::Status Refusal() const;
+
+  const ModelRepository* const repository_;
+  const RequestLimits limits_;
+  ServerMetrics* const metrics_;
+  PixelBudget pixels_;
+  CallTracker calls_;
+};
+
+}  // namespace elliptical::server

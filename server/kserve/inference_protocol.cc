@@ -1,0 +1,115 @@
+#include "server/kserve/inference_protocol.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/kserve/tensor_mapping.h"
+
+#ifndef ELLIPTICAL_SERVER_VERSION
+#error "ELLIPTICAL_SERVER_VERSION (the project's version) is set by server/CMakeLists.txt"
+#endif
+
+namespace elliptical::server::kserve {
+namespace {
+
+// A v1 call in progress and what its answer becomes: alive until the call has finished.
+template <typename Request, typename Response>
+struct VisionCall {
+  Request request;
+  Response response;
+  OutputPlan plan;
+};
+
+template <typename Request, typename Response, typename Map, typename ServeFn, typename Fill>
+std::shared_ptr<CallHandle> Serve(InferenceCalls& calls, const CallContext& context, const ModelSnapshot& model,
+                                  const inference::ModelInferRequest* request, inference::ModelInferResponse* response,
+                                  InferenceCalls::Finish finish, Map map, ServeFn serve, Fill fill) {
+  auto call = std::make_shared<VisionCall<Request, Response>>();
+  auto plan = map(*request, model, calls.limits().max_images_per_request, &call->request);
+  if (!plan.ok()) {
+    finish(plan.status());
+    return nullptr;
+  }
+  call->plan = *std::move(plan);
+  return serve(context, &call->request, &call->response,
+               [call, request, response, fill, finish = std::move(finish)](const absl::Status& status) {
+                 if (!status.ok()) return finish(status);
+                 finish(fill(call->plan, *request, call->response, response));
+               });
+}
+
+}  // namespace
+
+bool ServerReady(InferenceCalls& calls) {
+  return calls.repository().AllLoaded() && !calls.calls()->draining();
+}
+
+absl::StatusOr<bool> ModelReady(InferenceCalls& calls, const std::string& name, const std::string& version) {
+  auto model = calls.Describe(name);
+  if (!model.ok()) {
+    if (model.status().code() == absl::StatusCode::kNotFound) return false;
+    return model.status();
+  }
+  if (absl::Status s = CheckModelVersion(name, version); !s.ok()) return s;
+  return model->state == ModelState::kReady && !calls.calls()->draining();
+}
+
+inference::ServerMetadataResponse ServerMetadata(bool http) {
+  inference::ServerMetadataResponse out;
+  out.set_name(kServerName);
+  out.set_version(ELLIPTICAL_SERVER_VERSION);
+  out.add_extensions("classification");
+  if (http) out.add_extensions("binary_tensor_data");
+  return out;
+}
+
+absl::StatusOr<inference::ModelMetadataResponse> ModelMetadata(InferenceCalls& calls, const std::string& name,
+                                                               const std::string& version) {
+  auto model = calls.Describe(name);
+  if (!model.ok()) return model.status();
+  if (absl::Status s = CheckModelVersion(name, version); !s.ok()) return s;
+  inference::ModelMetadataResponse out;
+  FillModelMetadata(*model, &out);
+  return out;
+}
+
+std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext context,
+                                            const inference::ModelInferRequest* request,
+                                            inference::ModelInferResponse* response, InferenceCalls::Finish finish) {
+  auto fail = [&finish](const absl::Status& status) -> std::shared_ptr<CallHandle> {
+    finish(status);
+    return nullptr;
+  };
+  auto model = calls.Describe(request->model_name());
+  if (!model.ok()) return fail(model.status());
+  if (absl::Status s = CheckModelVersion(request->model_name(), request->model_version()); !s.ok()) return fail(s);
+  auto options = ParseRequestParameters(*request);
+  if (!options.ok()) return fail(options.status());
+  if (options->timeout) context.deadline = std::min(context.deadline, absl::Now() + *options->timeout);
+  if (!model->family) {
+    return fail(absl::UnavailableError(absl::StrCat("model \"", model->name, "\" cannot be served: ", model->reason)));
+  }
+  switch (*model->family) {
+    case model::ModelFamily::kImageClassifier:
+      return Serve<v1::ClassifyRequest, v1::ClassifyResponse>(
+          calls, context, *model, request, response, std::move(finish), MapClassifyRequest,
+          [&calls](const CallContext& c, const v1::ClassifyRequest* q, v1::ClassifyResponse* r,
+                   InferenceCalls::Finish f) { return calls.Classify(c, q, r, std::move(f)); },
+          FillClassifyResponse);
+    case model::ModelFamily::kSegmenter:
+      return Serve<v1::SegmentRequest, v1::SegmentResponse>(
+          calls, context, *model, request, response, std::move(finish), MapSegmentRequest,
+          [&calls](const CallContext& c, const v1::SegmentRequest* q, v1::SegmentResponse* r,
+                   InferenceCalls::Finish f) { return calls.Segment(c, q, r, std::move(f)); },
+          FillSegmentResponse);
+    case model::ModelFamily::kLanguageModel:
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "model \"", model->name,
+          "\" is a language model: the Open Inference Protocol serves this server's vision models; generate "
+          "text through the OpenAI completions API (POST /v1/completions) or elliptical.v1.InferenceService/Generate")));
+  }
+  return fail(absl::InternalError("unknown model family"));
+}
+
+}  // namespace elliptical::server::kserve

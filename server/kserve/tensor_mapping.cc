@@ -1,0 +1,606 @@
+#include "server/kserve/tensor_mapping.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace elliptical::server::kserve {
+namespace {
+
+using inference::InferParameter;
+using inference::InferTensorContents;
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+constexpr char kImage[] = "image";
+constexpr char kPixels[] = "pixels";
+constexpr char kProbabilities[] = "probabilities";
+constexpr char kTopClasses[] = "top_classes";
+constexpr char kTopLabels[] = "top_labels";
+constexpr char kTopProbabilities[] = "top_probabilities";
+constexpr char kMask[] = "mask";
+constexpr char kLabels[] = "labels";
+
+// A client's name in a message: quoted, escaped, and at most 64 bytes of it.
+std::string Quoted(absl::string_view name) {
+  constexpr size_t kMax = 64;
+  std::string shown = absl::CHexEscape(name.substr(0, kMax));
+  return absl::StrCat("\"", shown, name.size() > kMax ? "...\"" : "\"");
+}
+
+absl::Status Invalid(absl::string_view what, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", why));
+}
+
+std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// An integer parameter (int64 or uint64; JSON numbers arrive as int64).
+absl::StatusOr<int64_t> IntParameter(const InferParameter& p, absl::string_view what) {
+  switch (p.parameter_choice_case()) {
+    case InferParameter::kInt64Param: return p.int64_param();
+    case InferParameter::kUint64Param:
+      if (p.uint64_param() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return Invalid(what, "is beyond INT64_MAX");
+      }
+      return static_cast<int64_t>(p.uint64_param());
+    default: return Invalid(what, "must be an integer");
+  }
+}
+
+absl::Status BoolParameter(const InferParameter& p, absl::string_view what) {
+  if (p.parameter_choice_case() != InferParameter::kBoolParam) return Invalid(what, "must be a boolean");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Priority> PriorityParameter(const InferParameter& p) {
+  constexpr char kWhat[] = "request parameter \"priority\"";
+  if (p.parameter_choice_case() == InferParameter::kStringParam) {
+    if (p.string_param() == "high") return v1::PRIORITY_HIGH;
+    if (p.string_param() == "normal") return v1::PRIORITY_NORMAL;
+    if (p.string_param() == "low") return v1::PRIORITY_LOW;
+    return Invalid(kWhat, "must be \"high\", \"normal\", \"low\" or Triton's level (0 default, 1 highest)");
+  }
+  auto level = IntParameter(p, kWhat);
+  if (!level.ok()) return level.status();
+  // Triton's levels: 0 is the model's default, 1 the highest, larger numbers lower.
+  if (*level < 0) return Invalid(kWhat, "must not be negative");
+  if (*level == 0) return v1::PRIORITY_UNSPECIFIED;
+  if (*level == 1) return v1::PRIORITY_HIGH;
+  if (*level == 2) return v1::PRIORITY_NORMAL;
+  return v1::PRIORITY_LOW;
+}
+
+bool HasTypedContents(const InferTensorContents& c) {
+  return c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() + c.uint_contents_size() +
+             c.uint64_contents_size() + c.fp32_contents_size() + c.fp64_contents_size() +
+             c.bytes_contents_size() >
+         0;
+}
+
+void AppendLe32(uint32_t v, std::string* out) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void AppendLe64(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+uint32_t FloatBits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+// Adds output tensors to a response, as raw_output_contents or typed contents.
+class OutputWriter {
+ public:
+  OutputWriter(ModelInferResponse* out, bool raw) : out_(out), raw_(raw) {}
+
+  void Fp32(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& values) {
+    auto* t = Add(name, "FP32", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_fp32_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(4 * values.size());
+    for (float v : values) AppendLe32(FloatBits(v), raw);
+  }
+  void Int64(const std::string& name, std::vector<int64_t> shape, const std::vector<int64_t>& values) {
+    auto* t = Add(name, "INT64", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_int64_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(8 * values.size());
+    for (int64_t v : values) AppendLe64(static_cast<uint64_t>(v), raw);
+  }
+  void Int32(const std::string& name, std::vector<int64_t> shape, const std::vector<int32_t>& values) {
+    auto* t = Add(name, "INT32", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_int_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(4 * values.size());
+    for (int32_t v : values) AppendLe32(static_cast<uint32_t>(v), raw);
+  }
+  void Bytes(const std::string& name, std::vector<int64_t> shape, const std::vector<std::string>& values) {
+    auto* t = Add(name, "BYTES", shape);
+    if (!raw_) {
+      for (const std::string& v : values) t->mutable_contents()->add_bytes_contents(v);
+      return;
+    }
+    *out_->add_raw_output_contents() = JoinRawBytes(values);
+  }
+
+ private:
+  ModelInferResponse::InferOutputTensor* Add(const std::string& name, const char* datatype,
+                                             const std::vector<int64_t>& shape) {
+    auto* t = out_->add_outputs();
+    t->set_name(name);
+    t->set_datatype(datatype);
+    for (int64_t d : shape) t->add_shape(d);
+    return t;
+  }
+
+  ModelInferResponse* const out_;
+  const bool raw_;
+};
+
+void FillHeader(const ModelInferRequest& request, ModelInferResponse* out) {
+  out->set_model_name(request.model_name());
+  out->set_model_version(kModelVersion);
+  out->set_id(request.id());
+}
+
+// image: BYTES [N] or [N, 1], one encoded file per element.
+absl::Status MapEncoded(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
+                        int64_t max_images, google::protobuf::RepeatedPtrField<v1::Image>* images) {
+  const std::string what = "input \"image\"";
+  if (input.datatype() != "BYTES") {
+    return Invalid(what, absl::StrCat("datatype is ", Quoted(input.datatype()), ", not BYTES"));
+  }
+  const auto& shape = input.shape();
+  if (!(shape.size() == 1 || (shape.size() == 2 && shape[1] == 1))) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " is not [N] or [N, 1]"));
+  }
+  auto count = ElementCount(shape, what);
+  if (!count.ok()) return count.status();
+  if (*count < 1) return Invalid(what, "holds no images");
+  if (*count > max_images) {
+    return Invalid(what, absl::StrCat(*count, " images are beyond the limit of ", max_images, " per request"));
+  }
+  if (raw != nullptr) {
+    auto elements = SplitRawBytes(*raw, *count, what);
+    if (!elements.ok()) return elements.status();
+    for (absl::string_view e : *elements) images->Add()->set_encoded(std::string(e));
+    return absl::OkStatus();
+  }
+  const InferTensorContents& c = input.contents();
+  if (c.bytes_contents_size() != *count || HasTypedContents(c) != (c.bytes_contents_size() > 0)) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " needs ", *count,
+                                      " elements in contents.bytes_contents; it has ", c.bytes_contents_size(),
+                                      c.bytes_contents_size() > 0 ? " (and others)" : ""));
+  }
+  for (const std::string& e : c.bytes_contents()) images->Add()->set_encoded(e);
+  return absl::OkStatus();
+}
+
+// pixels: UINT8 [N, H, W, C], row-major, channels interleaved.
+absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
+                       int64_t max_images, google::protobuf::RepeatedPtrField<v1::Image>* images) {
+  const std::string what = "input \"pixels\"";
+  if (input.datatype() != "UINT8") {
+    return Invalid(what, absl::StrCat("datatype is ", Quoted(input.datatype()), ", not UINT8"));
+  }
+  const auto& shape = input.shape();
+  if (shape.size() != 4) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " is not [N, H, W, C]"));
+  auto total = ElementCount(shape, what);
+  if (!total.ok()) return total.status();
+  const int64_t n = shape[0], h = shape[1], w = shape[2], channels = shape[3];
+  if (n < 1) return Invalid(what, "holds no images");
+  if (n > max_images) {
+    return Invalid(what, absl::StrCat(n, " images are beyond the limit of ", max_images, " per request"));
+  }
+  if (h < 1 || w < 1) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has an empty image"));
+  if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": an image side is beyond INT32_MAX"));
+  }
+  if (channels != 1 && channels != 3 && channels != 4) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": C is ", channels, ", not 1, 3 or 4"));
+  }
+  const int64_t per_image = *total / n;  // exact: total is n * h * w * channels
+  if (raw != nullptr) {
+    if (static_cast<int64_t>(raw->size()) != *total) {
+      return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " needs ", *total,
+                                        " bytes of raw contents; there are ", raw->size()));
+    }
+  } else {
+    const InferTensorContents& c = input.contents();
+    if (c.uint_contents_size() != *total || HasTypedContents(c) != (c.uint_contents_size() > 0)) {
+      return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " needs ", *total,
+                                        " elements in contents.uint_contents; it has ", c.uint_contents_size(),
+                                        c.uint_contents_size() > 0 ? " (and others)" : ""));
+    }
+    for (int i = 0; i < c.uint_contents_size(); ++i) {
+      if (c.uint_contents(i) > 255) {
+        return Invalid(what, absl::StrCat("element ", i, " is ", c.uint_contents(i), ", beyond UINT8"));
+      }
+    }
+  }
+  images->Reserve(static_cast<int>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    v1::RawImage* image = images->Add()->mutable_raw();
+    image->set_width_px(static_cast<uint32_t>(w));
+    image->set_height_px(static_cast<uint32_t>(h));
+    image->set_channels(static_cast<uint32_t>(channels));
+    std::string* pixels = image->mutable_pixels();
+    if (raw != nullptr) {
+      pixels->assign(*raw, static_cast<size_t>(i * per_image), static_cast<size_t>(per_image));
+    } else {
+      pixels->resize(static_cast<size_t>(per_image));
+      const auto& values = input.contents().uint_contents();
+      for (int64_t j = 0; j < per_image; ++j) {
+        (*pixels)[static_cast<size_t>(j)] = static_cast<char>(values[static_cast<int>(i * per_image + j)]);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images,
+                       google::protobuf::RepeatedPtrField<v1::Image>* images) {
+  if (request.inputs_size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request needs exactly one input, image (BYTES [N]) or pixels (UINT8 [N, H, W, C]); it has ",
+        request.inputs_size()));
+  }
+  const ModelInferRequest::InferInputTensor& input = request.inputs(0);
+  const std::string* raw = nullptr;
+  if (request.raw_input_contents_size() > 0) {
+    if (request.raw_input_contents_size() != request.inputs_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("raw_input_contents has ", request.raw_input_contents_size(),
+                                                     " entries for ", request.inputs_size(), " inputs"));
+    }
+    if (HasTypedContents(input.contents())) {
+      return Invalid(absl::StrCat("input ", Quoted(input.name())),
+                     "has both contents and raw_input_contents");
+    }
+    raw = &request.raw_input_contents(0);
+  }
+  if (input.name() == kImage) return MapEncoded(input, raw, max_images, images);
+  if (input.name() == kPixels) return MapPixels(input, raw, max_images, images);
+  return absl::InvalidArgumentError(absl::StrCat("unknown input ", Quoted(input.name()),
+                                                 ": the inputs are image (BYTES [N]) and pixels (UINT8 [N, H, W, C])"));
+}
+
+// The requested outputs (all of `defaults` when none is named), each known, once.
+absl::StatusOr<std::vector<OutputPlan::Output>> PlanOutputs(const ModelInferRequest& request,
+                                                            const std::vector<std::string>& known,
+                                                            const std::vector<std::string>& defaults,
+                                                            bool classifier) {
+  std::vector<OutputPlan::Output> outputs;
+  if (request.outputs_size() == 0) {
+    for (const std::string& name : defaults) outputs.push_back({name, 0});
+    return outputs;
+  }
+  std::set<std::string> seen;
+  for (const auto& requested : request.outputs()) {
+    const std::string what = absl::StrCat("output ", Quoted(requested.name()));
+    if (std::find(known.begin(), known.end(), requested.name()) == known.end()) {
+      return Invalid(absl::StrCat("unknown ", what), absl::StrCat("the model's outputs are ", absl::StrJoin(known, ", ")));
+    }
+    if (!seen.insert(requested.name()).second) return Invalid(what, "is requested twice");
+    OutputPlan::Output output{requested.name(), 0};
+    for (const auto& [key, value] : requested.parameters()) {
+      const std::string param = absl::StrCat(what, " parameter ", Quoted(key));
+      if (key == "binary_data") {  // the HTTP binding's; the gRPC answer is binary anyway
+        if (absl::Status s = BoolParameter(value, param); !s.ok()) return s;
+      } else if (key == "classification") {
+        if (!classifier || requested.name() != kProbabilities) {
+          return Invalid(param, "applies to the classifier output probabilities only");
+        }
+        auto k = IntParameter(value, param);
+        if (!k.ok()) return k.status();
+        if (*k < 1) return Invalid(param, "must be at least 1");
+        output.classification = *k;
+      } else {
+        return Invalid(param, "is not known (binary_data, classification)");
+      }
+    }
+    outputs.push_back(std::move(output));
+  }
+  return outputs;
+}
+
+int64_t NumClasses(const ModelSnapshot& model) {
+  return model.description ? static_cast<int64_t>(model.description->labels.size()) : 0;
+}
+
+}  // namespace
+
+absl::Status CheckModelVersion(absl::string_view model, absl::string_view version) {
+  if (version.empty() || version == kModelVersion) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("model ", Quoted(model), " has no version ", Quoted(version),
+                                          ": its one version is \"1\""));
+}
+
+absl::StatusOr<int64_t> ElementCount(const google::protobuf::RepeatedField<int64_t>& shape,
+                                     absl::string_view what) {
+  int64_t product = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has a negative dimension"));
+    if (d != 0 && product > std::numeric_limits<int64_t>::max() / d) {
+      return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has more elements than INT64_MAX"));
+    }
+    product *= d;
+  }
+  return product;
+}
+
+absl::StatusOr<std::vector<absl::string_view>> SplitRawBytes(absl::string_view raw, int64_t count,
+                                                             absl::string_view what) {
+  // Each element takes at least its 4-byte length: a larger count cannot fit (and is not
+  // allocated for).
+  if (count < 0 || static_cast<uint64_t>(count) > raw.size() / 4) {
+    return Invalid(what, absl::StrCat("raw contents of ", raw.size(), " bytes cannot hold ", count,
+                                      " BYTES elements (each a 4-byte length and its bytes)"));
+  }
+  std::vector<absl::string_view> elements;
+  elements.reserve(static_cast<size_t>(count));
+  size_t at = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    if (raw.size() - at < 4) {
+      return Invalid(what, absl::StrCat("raw contents end inside the length of element ", i));
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(raw.data() + at);
+    const uint32_t length = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+    at += 4;
+    if (length > raw.size() - at) {
+      return Invalid(what, absl::StrCat("element ", i, " has a length of ", length, " bytes; only ",
+                                        raw.size() - at, " remain"));
+    }
+    elements.push_back(raw.substr(at, length));
+    at += length;
+  }
+  if (at != raw.size()) {
+    return Invalid(what, absl::StrCat("raw contents have ", raw.size() - at, " bytes after the ", count,
+                                      " elements of the shape"));
+  }
+  return elements;
+}
+
+std::string JoinRawBytes(const std::vector<std::string>& elements) {
+  size_t size = 0;
+  for (const std::string& e : elements) size += 4 + e.size();
+  std::string raw;
+  raw.reserve(size);
+  for (const std::string& e : elements) {
+    AppendLe32(static_cast<uint32_t>(e.size()), &raw);
+    raw += e;
+  }
+  return raw;
+}
+
+absl::StatusOr<RequestOptions> ParseRequestParameters(const ModelInferRequest& request) {
+  RequestOptions options;
+  for (const auto& [key, value] : request.parameters()) {
+    const std::string what = absl::StrCat("request parameter ", Quoted(key));
+    if (key == "top_k") {
+      auto k = IntParameter(value, what);
+      if (!k.ok()) return k.status();
+      if (*k < 1) return Invalid(what, "must be at least 1");
+      options.top_k = *k;
+      options.has_top_k = true;
+    } else if (key == "priority") {
+      auto priority = PriorityParameter(value);
+      if (!priority.ok()) return priority.status();
+      options.priority = *priority;
+    } else if (key == "timeout") {
+      auto us = IntParameter(value, what);
+      if (!us.ok()) return us.status();
+      if (*us < 0) return Invalid(what, "must not be negative (microseconds; 0: none)");
+      if (*us > 0) options.timeout = absl::Microseconds(*us);
+    } else if (key == "binary_data_output") {  // the HTTP binding's; the gRPC answer is binary anyway
+      if (absl::Status s = BoolParameter(value, what); !s.ok()) return s;
+    } else if (key == "sequence_id" || key == "sequence_start" || key == "sequence_end") {
+      return Invalid(what, "sequence batching is not supported: every request stands alone");
+    } else {
+      return Invalid(what, "is not known (top_k, priority, timeout)");
+    }
+  }
+  return options;
+}
+
+absl::Status MapInputImages(const ModelInferRequest& request, int64_t max_images,
+                            google::protobuf::RepeatedPtrField<v1::Image>* images) {
+  return MapInputs(request, max_images, images);
+}
+
+absl::StatusOr<OutputPlan> MapClassifyRequest(const ModelInferRequest& request, const ModelSnapshot& model,
+                                              int64_t max_images, v1::ClassifyRequest* out) {
+  auto options = ParseRequestParameters(request);
+  if (!options.ok()) return options.status();
+  OutputPlan plan;
+  plan.num_classes = NumClasses(model);
+  plan.top_k = options->top_k;
+  plan.raw = request.raw_input_contents_size() > 0;
+  auto outputs = PlanOutputs(request, {kProbabilities, kTopClasses, kTopLabels, kTopProbabilities},
+                             {kProbabilities, kTopClasses, kTopLabels, kTopProbabilities}, true);
+  if (!outputs.ok()) return outputs.status();
+  plan.outputs = *std::move(outputs);
+  if (absl::Status s = MapInputs(request, max_images, out->mutable_images()); !s.ok()) return s;
+  out->set_model_name(request.model_name());
+  out->set_priority(options->priority);
+  // Every class when the model's are known (the probabilities output scatters them all);
+  // otherwise (a model still loading: the call will be refused) what was asked.
+  int64_t k = plan.num_classes;
+  if (k == 0) {
+    k = plan.top_k;
+    for (const OutputPlan::Output& o : plan.outputs) k = std::max(k, o.classification);
+  }
+  out->set_top_k(static_cast<uint32_t>(std::min<int64_t>(k, std::numeric_limits<uint32_t>::max())));
+  return plan;
+}
+
+absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferRequest& request,
+                                  const v1::ClassifyResponse& answer, ModelInferResponse* out) {
+  FillHeader(request, out);
+  const int64_t n = answer.classifications_size();
+  // Every class is in the answer: as many as the labels, or (labels unknown) as it holds.
+  int64_t classes = plan.num_classes;
+  int64_t fewest = std::numeric_limits<int64_t>::max();
+  for (const v1::Classification& c : answer.classifications()) {
+    if (plan.num_classes == 0) classes = std::max<int64_t>(classes, c.classes_size());
+    fewest = std::min<int64_t>(fewest, c.classes_size());
+  }
+  if (n == 0) fewest = 0;
+  const int64_t k = std::min(plan.top_k, fewest);
+  OutputWriter writer(out, plan.raw);
+  for (const OutputPlan::Output& output : plan.outputs) {
+    if (output.name == kProbabilities && output.classification > 0) {
+      const int64_t c = std::min(output.classification, fewest);
+      std::vector<std::string> strings;
+      strings.reserve(static_cast<size_t>(n * c));
+      for (const v1::Classification& cl : answer.classifications()) {
+        for (int64_t j = 0; j < c; ++j) {
+          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
+          strings.push_back(ClassificationString(s.probability(), s.class_id(), s.label()));
+        }
+      }
+      writer.Bytes(output.name, {n, c}, strings);
+    } else if (output.name == kProbabilities) {
+      std::vector<float> probabilities(static_cast<size_t>(n * classes), 0.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        for (const v1::ClassScore& s : answer.classifications(static_cast<int>(i)).classes()) {
+          if (s.class_id() >= classes) {
+            return absl::InternalError(absl::StrCat("class id ", s.class_id(), " is beyond the model's ", classes,
+                                                    " classes"));
+          }
+          probabilities[static_cast<size_t>(i * classes + s.class_id())] = s.probability();
+        }
+      }
+      writer.Fp32(output.name, {n, classes}, probabilities);
+    } else {
+      std::vector<int64_t> ids;
+      std::vector<std::string> labels;
+      std::vector<float> probabilities;
+      for (const v1::Classification& cl : answer.classifications()) {
+        for (int64_t j = 0; j < k; ++j) {
+          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
+          ids.push_back(s.class_id());
+          labels.push_back(s.label());
+          probabilities.push_back(s.probability());
+        }
+      }
+      if (output.name == kTopClasses) writer.Int64(output.name, {n, k}, ids);
+      if (output.name == kTopLabels) writer.Bytes(output.name, {n, k}, labels);
+      if (output.name == kTopProbabilities) writer.Fp32(output.name, {n, k}, probabilities);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, const ModelSnapshot& model,
+                                             int64_t max_images, v1::SegmentRequest* out) {
+  auto options = ParseRequestParameters(request);
+  if (!options.ok()) return options.status();
+  if (options->has_top_k) {
+    return absl::InvalidArgumentError("request parameter \"top_k\": applies to classifiers, not segmenters");
+  }
+  OutputPlan plan;
+  plan.num_classes = NumClasses(model);
+  plan.raw = request.raw_input_contents_size() > 0;
+  auto outputs = PlanOutputs(request, {kMask, kLabels}, {kMask}, false);
+  if (!outputs.ok()) return outputs.status();
+  plan.outputs = *std::move(outputs);
+  if (absl::Status s = MapInputs(request, max_images, out->mutable_images()); !s.ok()) return s;
+  out->set_model_name(request.model_name());
+  out->set_priority(options->priority);
+  return plan;
+}
+
+absl::Status FillSegmentResponse(const OutputPlan& plan, const ModelInferRequest& request,
+                                 const v1::SegmentResponse& answer, ModelInferResponse* out) {
+  FillHeader(request, out);
+  OutputWriter writer(out, plan.raw);
+  for (const OutputPlan::Output& output : plan.outputs) {
+    if (output.name == kLabels) {
+      std::vector<std::string> labels;
+      if (answer.masks_size() > 0) {
+        labels.assign(answer.masks(0).labels().begin(), answer.masks(0).labels().end());
+      }
+      writer.Bytes(output.name, {static_cast<int64_t>(labels.size())}, labels);
+      continue;
+    }
+    const int64_t n = answer.masks_size();
+    const int64_t w = n > 0 ? answer.masks(0).width_px() : 0;
+    const int64_t h = n > 0 ? answer.masks(0).height_px() : 0;
+    for (const v1::SegmentationMask& m : answer.masks()) {
+      if (m.width_px() != w || m.height_px() != h) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input \"image\": the images differ in size (", w, "x", h, " and ", m.width_px(), "x", m.height_px(),
+            "), and the output mask [N, H, W] holds images of one size: send them in separate requests"));
+      }
+    }
+    std::vector<int32_t> ids;
+    ids.reserve(static_cast<size_t>(n * w * h));
+    for (const v1::SegmentationMask& m : answer.masks()) {
+      const size_t pixels = static_cast<size_t>(w * h);
+      if (m.has_class_ids_u16()) {
+        const std::string& b = m.class_ids_u16();
+        if (b.size() != 2 * pixels) return absl::InternalError("a mask has the wrong number of class ids");
+        for (size_t i = 0; i < pixels; ++i) {
+          ids.push_back(static_cast<int32_t>(static_cast<unsigned char>(b[2 * i]) |
+                                             static_cast<unsigned char>(b[2 * i + 1]) << 8));
+        }
+      } else {
+        const std::string& b = m.class_ids_u8();
+        if (b.size() != pixels) return absl::InternalError("a mask has the wrong number of class ids");
+        for (char c : b) ids.push_back(static_cast<unsigned char>(c));
+      }
+    }
+    writer.Int32(output.name, {n, h, w}, ids);
+  }
+  return absl::OkStatus();
+}
+
+std::string ClassificationString(float score, int64_t index, absl::string_view label) {
+  std::string s = absl::StrCat(std::to_string(score), ":", index);
+  if (!label.empty()) absl::StrAppend(&s, ":", label);
+  return s;
+}
+
+void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataResponse* out) {
+  out->set_name(model.name);
+  out->add_versions(kModelVersion);
+  out->set_platform(kPlatform);
+  if (!model.family || *model.family == model::ModelFamily::kLanguageModel) return;
+  auto add = [](auto* list, const char* name, const char* datatype, std::vector<int64_t> shape) {
+    auto* t = list->Add();
+    t->set_name(name);
+    t->set_datatype(datatype);
+    for (int64_t d : shape) t->add_shape(d);
+  };
+  add(out->mutable_inputs(), kImage, "BYTES", {-1});
+  add(out->mutable_inputs(), kPixels, "UINT8", {-1, -1, -1, -1});
+  const int64_t classes = NumClasses(model) > 0 ? NumClasses(model) : -1;
+  if (*model.family == model::ModelFamily::kImageClassifier) {
+    add(out->mutable_outputs(), kProbabilities, "FP32", {-1, classes});
+    add(out->mutable_outputs(), kTopClasses, "INT64", {-1, -1});
+    add(out->mutable_outputs(), kTopLabels, "BYTES", {-1, -1});
+    add(out->mutable_outputs(), kTopProbabilities, "FP32", {-1, -1});
+  } else {
+    add(out->mutable_outputs(), kMask, "INT32", {-1, -1, -1});
+    add(out->mutable_outputs(), kLabels, "BYTES", {classes});
+  }
+}
+
+}  // namespace elliptical::server::kserve

@@ -1,0 +1,498 @@
+// The Open Inference Protocol's tensor mapping (server/kserve/tensor_mapping.h) and its REST
+// bodies (server/http/kserve_json.h): v2 tensors in, elliptical.v1 requests out, and back.
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "server/http/kserve_json.h"
+#include "server/kserve/tensor_mapping.h"
+
+namespace elliptical::server::kserve {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+constexpr int64_t kMaxImages = 64;
+
+ModelSnapshot Classifier(int classes = 3) {
+  ModelSnapshot s;
+  s.name = "vit";
+  s.family = model::ModelFamily::kImageClassifier;
+  s.state = ModelState::kReady;
+  model::ModelDescription d;
+  d.family = model::ModelFamily::kImageClassifier;
+  for (int i = 0; i < classes; ++i) d.labels.push_back("c" + std::to_string(i));
+  s.description = d;
+  return s;
+}
+
+ModelSnapshot Segmenter() {
+  ModelSnapshot s = Classifier(2);
+  s.name = "seg";
+  s.family = model::ModelFamily::kSegmenter;
+  s.description->family = model::ModelFamily::kSegmenter;
+  return s;
+}
+
+std::string Le32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+
+ModelInferRequest::InferInputTensor* AddInput(ModelInferRequest* r, const std::string& name,
+                                              const std::string& datatype, std::vector<int64_t> shape) {
+  auto* t = r->add_inputs();
+  t->set_name(name);
+  t->set_datatype(datatype);
+  for (int64_t d : shape) t->add_shape(d);
+  return t;
+}
+
+ModelInferRequest RawImages(const std::vector<std::string>& files) {
+  ModelInferRequest r;
+  r.set_model_name("vit");
+  AddInput(&r, "image", "BYTES", {static_cast<int64_t>(files.size())});
+  std::string raw;
+  for (const std::string& f : files) raw += Le32(static_cast<uint32_t>(f.size())) + f;
+  r.add_raw_input_contents(raw);
+  return r;
+}
+
+absl::StatusCode MapCode(const ModelInferRequest& r) {
+  v1::ClassifyRequest out;
+  return MapClassifyRequest(r, Classifier(), kMaxImages, &out).status().code();
+}
+
+std::string ErrorOf(const ModelInferRequest& r) {
+  v1::ClassifyRequest out;
+  return std::string(MapClassifyRequest(r, Classifier(), kMaxImages, &out).status().message());
+}
+
+TEST(KServeMapping, RawBytesImagesAreSplitByTheirLengthPrefixes) {
+  ModelInferRequest r = RawImages({"png-one", "", "jpeg"});
+  v1::ClassifyRequest out;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &out);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(out.images_size(), 3);
+  EXPECT_EQ(out.images(0).encoded(), "png-one");
+  EXPECT_EQ(out.images(1).encoded(), "");
+  EXPECT_EQ(out.images(2).encoded(), "jpeg");
+  EXPECT_EQ(out.model_name(), "vit");
+  EXPECT_EQ(out.top_k(), 3u);  // every class, for the probabilities output
+  EXPECT_TRUE(plan->raw);
+  EXPECT_EQ(plan->top_k, kDefaultTopK);
+  EXPECT_EQ(plan->outputs.size(), 4u);
+}
+
+TEST(KServeMapping, TypedBytesImagesAndShapeNx1) {
+  ModelInferRequest r;
+  r.set_model_name("vit");
+  auto* t = AddInput(&r, "image", "BYTES", {2, 1});
+  t->mutable_contents()->add_bytes_contents("a");
+  t->mutable_contents()->add_bytes_contents("b");
+  v1::ClassifyRequest out;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &out);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(out.images_size(), 2);
+  EXPECT_EQ(out.images(1).encoded(), "b");
+  EXPECT_FALSE(plan->raw);
+}
+
+TEST(KServeMapping, RawBytesThatDoNotMatchTheShapeAreRefused) {
+  ModelInferRequest truncated = RawImages({"abcdef"});
+  truncated.mutable_raw_input_contents(0)->resize(7);  // length 6, only 3 bytes follow
+  EXPECT_EQ(MapCode(truncated), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ErrorOf(truncated).find("input \"image\""), std::string::npos) << ErrorOf(truncated);
+
+  ModelInferRequest short_prefix = RawImages({"a"});
+  *short_prefix.mutable_raw_input_contents(0) = std::string("\x01\x00", 2);
+  EXPECT_EQ(MapCode(short_prefix), absl::StatusCode::kInvalidArgument);
+
+  ModelInferRequest huge_length = RawImages({"a"});
+  *huge_length.mutable_raw_input_contents(0) = Le32(0xFFFFFFFFu) + "abc";
+  EXPECT_EQ(MapCode(huge_length), absl::StatusCode::kInvalidArgument);
+
+  ModelInferRequest left_over = RawImages({"a", "b"});
+  left_over.mutable_inputs(0)->set_shape(0, 1);
+  EXPECT_EQ(MapCode(left_over), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ErrorOf(left_over).find("after"), std::string::npos) << ErrorOf(left_over);
+
+  ModelInferRequest too_many = RawImages({"a"});
+  too_many.mutable_inputs(0)->set_shape(0, 1'000'000'000);  // no allocation for what cannot fit
+  EXPECT_EQ(MapCode(too_many), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KServeMapping, SplitRawBytesChecksEveryLength) {
+  const std::string raw = Le32(2) + "hi" + Le32(0);
+  auto parts = SplitRawBytes(raw, 2, "x");
+  ASSERT_TRUE(parts.ok());
+  EXPECT_EQ((*parts)[0], "hi");
+  EXPECT_EQ((*parts)[1], "");
+  EXPECT_FALSE(SplitRawBytes(raw, 3, "x").ok());
+  EXPECT_FALSE(SplitRawBytes(raw, 1, "x").ok());
+  EXPECT_FALSE(SplitRawBytes(raw, -1, "x").ok());
+  EXPECT_EQ(JoinRawBytes({"hi", ""}), raw);
+}
+
+TEST(KServeMapping, PixelsRawAndTypedGiveTheSameImages) {
+  ModelInferRequest raw;
+  raw.set_model_name("vit");
+  AddInput(&raw, "pixels", "UINT8", {2, 1, 2, 3});
+  raw.add_raw_input_contents(std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\xff", 12));
+  ModelInferRequest typed;
+  typed.set_model_name("vit");
+  auto* t = AddInput(&typed, "pixels", "UINT8", {2, 1, 2, 3});
+  for (uint32_t v : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 255}) t->mutable_contents()->add_uint_contents(v);
+  for (const ModelInferRequest* r : {&raw, &typed}) {
+    v1::ClassifyRequest out;
+    ASSERT_TRUE(MapClassifyRequest(*r, Classifier(), kMaxImages, &out).ok());
+    ASSERT_EQ(out.images_size(), 2);
+    const v1::RawImage& second = out.images(1).raw();
+    EXPECT_EQ(second.width_px(), 2u);
+    EXPECT_EQ(second.height_px(), 1u);
+    EXPECT_EQ(second.channels(), 3u);
+    EXPECT_EQ(second.pixels(), std::string("\x07\x08\x09\x0a\x0b\xff", 6));
+  }
+}
+
+TEST(KServeMapping, PixelShapesAreChecked) {
+  auto pixels = [](std::vector<int64_t> shape, size_t bytes) {
+    ModelInferRequest r;
+    r.set_model_name("vit");
+    AddInput(&r, "pixels", "UINT8", shape);
+    r.add_raw_input_contents(std::string(bytes, '\0'));
+    return r;
+  };
+  EXPECT_EQ(MapCode(pixels({1, 2, 2, 3}, 12)), absl::StatusCode::kOk);
+  EXPECT_EQ(MapCode(pixels({1, 2, 2, 3}, 11)), absl::StatusCode::kInvalidArgument);  // truncated
+  EXPECT_EQ(MapCode(pixels({1, 2, 2, 3}, 13)), absl::StatusCode::kInvalidArgument);  // oversized
+  EXPECT_EQ(MapCode(pixels({1, 2, 2, 2}, 8)), absl::StatusCode::kInvalidArgument);   // C = 2
+  EXPECT_EQ(MapCode(pixels({2, 2, 3}, 12)), absl::StatusCode::kInvalidArgument);     // rank 3
+  EXPECT_EQ(MapCode(pixels({0, 2, 2, 3}, 0)), absl::StatusCode::kInvalidArgument);   // no images
+  EXPECT_EQ(MapCode(pixels({1, -2, 2, 3}, 12)), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MapCode(pixels({65, 1, 1, 1}, 65)), absl::StatusCode::kInvalidArgument);  // > max images
+  // The product overflows int64: refused by division, whatever the data.
+  const int64_t big = int64_t{1} << 40;
+  ModelInferRequest overflow = pixels({1, big, big, 3}, 12);
+  EXPECT_EQ(MapCode(overflow), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ErrorOf(overflow).find("INT64_MAX"), std::string::npos) << ErrorOf(overflow);
+  // Typed contents: a value beyond UINT8 and a count mismatch.
+  ModelInferRequest typed;
+  typed.set_model_name("vit");
+  auto* t = AddInput(&typed, "pixels", "UINT8", {1, 1, 1, 1});
+  t->mutable_contents()->add_uint_contents(256);
+  EXPECT_EQ(MapCode(typed), absl::StatusCode::kInvalidArgument);
+  t->mutable_contents()->set_uint_contents(0, 7);
+  t->mutable_contents()->add_uint_contents(7);
+  EXPECT_EQ(MapCode(typed), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KServeMapping, UnknownInputsDatatypesAndParametersAreRefused) {
+  ModelInferRequest r = RawImages({"a"});
+  r.mutable_inputs(0)->set_datatype("UINT8");
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ErrorOf(r).find("not BYTES"), std::string::npos) << ErrorOf(r);
+
+  r = RawImages({"a"});
+  r.mutable_inputs(0)->set_name("INPUT0");
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ErrorOf(r).find("unknown input \"INPUT0\""), std::string::npos) << ErrorOf(r);
+
+  r = RawImages({"a"});
+  AddInput(&r, "pixels", "UINT8", {1, 1, 1, 1});
+  r.add_raw_input_contents(std::string(1, '\0'));
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);  // two inputs
+
+  r = RawImages({"a"});
+  r.mutable_inputs(0)->mutable_contents()->add_bytes_contents("b");  // raw and typed
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+
+  r = RawImages({"a"});
+  (*r.mutable_parameters())["topk"].set_int64_param(3);
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+  r = RawImages({"a"});
+  (*r.mutable_parameters())["top_k"].set_int64_param(0);
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+  r = RawImages({"a"});
+  (*r.mutable_parameters())["top_k"].set_string_param("3");
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+
+  r = RawImages({"a"});
+  r.add_outputs()->set_name("logits");
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+  r = RawImages({"a"});
+  auto* o = r.add_outputs();
+  o->set_name("top_labels");
+  (*o->mutable_parameters())["classification"].set_int64_param(2);  // only on probabilities
+  EXPECT_EQ(MapCode(r), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KServeMapping, PriorityAndTimeoutParameters) {
+  ModelInferRequest r = RawImages({"a"});
+  (*r.mutable_parameters())["priority"].set_uint64_param(1);  // Triton: 1 is the highest
+  (*r.mutable_parameters())["timeout"].set_int64_param(2500);
+  (*r.mutable_parameters())["top_k"].set_int64_param(2);
+  auto options = ParseRequestParameters(r);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->priority, v1::PRIORITY_HIGH);
+  EXPECT_EQ(options->timeout, absl::Microseconds(2500));
+  EXPECT_EQ(options->top_k, 2);
+  (*r.mutable_parameters())["priority"].set_string_param("low");
+  EXPECT_EQ(ParseRequestParameters(r)->priority, v1::PRIORITY_LOW);
+  (*r.mutable_parameters())["priority"].set_uint64_param(7);
+  EXPECT_EQ(ParseRequestParameters(r)->priority, v1::PRIORITY_LOW);
+  (*r.mutable_parameters())["sequence_id"].set_int64_param(7);
+  EXPECT_EQ(ParseRequestParameters(r).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+v1::ClassifyResponse Answer() {
+  // Two images, three classes each, best first (as InferenceCalls answers with top_k = all).
+  v1::ClassifyResponse a;
+  auto add = [&](std::vector<std::pair<int, float>> scores) {
+    auto* c = a.add_classifications();
+    for (auto [id, p] : scores) {
+      auto* s = c->add_classes();
+      s->set_class_id(id);
+      s->set_label("c" + std::to_string(id));
+      s->set_probability(p);
+    }
+  };
+  add({{2, 0.5f}, {0, 0.3f}, {1, 0.2f}});
+  add({{1, 0.9f}, {2, 0.06f}, {0, 0.04f}});
+  return a;
+}
+
+float RawFloat(const std::string& raw, size_t i) {
+  float f;
+  std::memcpy(&f, raw.data() + 4 * i, 4);
+  return f;
+}
+
+TEST(KServeMapping, ClassifyOutputsRaw) {
+  ModelInferRequest r = RawImages({"a", "b"});
+  r.set_id("req-1");
+  (*r.mutable_parameters())["top_k"].set_int64_param(2);
+  v1::ClassifyRequest v1r;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  ASSERT_TRUE(plan.ok());
+  ModelInferResponse out;
+  ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
+  EXPECT_EQ(out.model_name(), "vit");
+  EXPECT_EQ(out.model_version(), "1");
+  EXPECT_EQ(out.id(), "req-1");
+  ASSERT_EQ(out.outputs_size(), 4);
+  ASSERT_EQ(out.raw_output_contents_size(), 4);
+  // probabilities FP32 [2, 3], scattered by class id.
+  EXPECT_EQ(out.outputs(0).name(), "probabilities");
+  EXPECT_EQ(out.outputs(0).datatype(), "FP32");
+  EXPECT_EQ(std::vector<int64_t>(out.outputs(0).shape().begin(), out.outputs(0).shape().end()),
+            (std::vector<int64_t>{2, 3}));
+  const std::string& p = out.raw_output_contents(0);
+  ASSERT_EQ(p.size(), 24u);
+  EXPECT_FLOAT_EQ(RawFloat(p, 0), 0.3f);
+  EXPECT_FLOAT_EQ(RawFloat(p, 2), 0.5f);
+  EXPECT_FLOAT_EQ(RawFloat(p, 4), 0.9f);
+  // top_classes INT64 [2, 2].
+  EXPECT_EQ(out.outputs(1).datatype(), "INT64");
+  const std::string& ids = out.raw_output_contents(1);
+  ASSERT_EQ(ids.size(), 32u);
+  int64_t first;
+  std::memcpy(&first, ids.data(), 8);
+  EXPECT_EQ(first, 2);
+  // top_labels BYTES [2, 2], length-prefixed.
+  auto labels = SplitRawBytes(out.raw_output_contents(2), 4, "labels");
+  ASSERT_TRUE(labels.ok());
+  EXPECT_EQ((*labels)[0], "c2");
+  EXPECT_EQ((*labels)[2], "c1");
+  EXPECT_FLOAT_EQ(RawFloat(out.raw_output_contents(3), 1), 0.3f);
+}
+
+TEST(KServeMapping, ClassifyOutputsTypedAndClassification) {
+  ModelInferRequest r;
+  r.set_model_name("vit");
+  auto* t = AddInput(&r, "image", "BYTES", {2});
+  t->mutable_contents()->add_bytes_contents("a");
+  t->mutable_contents()->add_bytes_contents("b");
+  auto* o = r.add_outputs();
+  o->set_name("probabilities");
+  (*o->mutable_parameters())["classification"].set_int64_param(5);  // capped at 3 classes
+  r.add_outputs()->set_name("top_probabilities");
+  v1::ClassifyRequest v1r;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ModelInferResponse out;
+  ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
+  EXPECT_EQ(out.raw_output_contents_size(), 0);
+  ASSERT_EQ(out.outputs_size(), 2);
+  EXPECT_EQ(out.outputs(0).datatype(), "BYTES");
+  EXPECT_EQ(out.outputs(0).shape(1), 3);
+  ASSERT_EQ(out.outputs(0).contents().bytes_contents_size(), 6);
+  EXPECT_EQ(out.outputs(0).contents().bytes_contents(0), "0.500000:2:c2");
+  EXPECT_EQ(out.outputs(0).contents().bytes_contents(3), "0.900000:1:c1");
+  EXPECT_EQ(out.outputs(1).contents().fp32_contents_size(), 6);  // top_k 5, capped at 3
+}
+
+TEST(KServeMapping, ClassificationString) {
+  EXPECT_EQ(ClassificationString(0.25f, 7, "seven"), "0.250000:7:seven");
+  EXPECT_EQ(ClassificationString(1.0f, 0, ""), "1.000000:0");
+}
+
+TEST(KServeMapping, SegmentMaskAndLabels) {
+  ModelInferRequest r;
+  r.set_model_name("seg");
+  AddInput(&r, "pixels", "UINT8", {2, 1, 2, 1});
+  r.add_raw_input_contents(std::string(4, '\0'));
+  r.add_outputs()->set_name("mask");
+  r.add_outputs()->set_name("labels");
+  v1::SegmentRequest v1r;
+  auto plan = MapSegmentRequest(r, Segmenter(), kMaxImages, &v1r);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(v1r.images_size(), 2);
+  v1::SegmentResponse answer;
+  for (int i = 0; i < 2; ++i) {
+    auto* m = answer.add_masks();
+    m->set_width_px(2);
+    m->set_height_px(1);
+    m->set_class_ids_u8(std::string(i == 0 ? "\x00\x01" : "\x01\x01", 2));
+    m->add_labels("background");
+    m->add_labels("digit");
+  }
+  ModelInferResponse out;
+  ASSERT_TRUE(FillSegmentResponse(*plan, r, answer, &out).ok());
+  ASSERT_EQ(out.outputs_size(), 2);
+  EXPECT_EQ(out.outputs(0).datatype(), "INT32");
+  EXPECT_EQ(std::vector<int64_t>(out.outputs(0).shape().begin(), out.outputs(0).shape().end()),
+            (std::vector<int64_t>{2, 1, 2}));
+  const std::string& mask = out.raw_output_contents(0);
+  ASSERT_EQ(mask.size(), 16u);
+  int32_t second;
+  std::memcpy(&second, mask.data() + 4, 4);
+  EXPECT_EQ(second, 1);
+  auto labels = SplitRawBytes(out.raw_output_contents(1), 2, "labels");
+  ASSERT_TRUE(labels.ok());
+  EXPECT_EQ((*labels)[1], "digit");
+
+  // Masks of different sizes cannot share one tensor.
+  answer.mutable_masks(1)->set_width_px(1);
+  answer.mutable_masks(1)->set_height_px(2);
+  ModelInferResponse differ;
+  auto s = FillSegmentResponse(*plan, r, answer, &differ);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("differ in size"), absl::string_view::npos) << s;
+
+  // top_k and classification belong to classifiers.
+  (*r.mutable_parameters())["top_k"].set_int64_param(1);
+  EXPECT_EQ(MapSegmentRequest(r, Segmenter(), kMaxImages, &v1r).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KServeMapping, ModelMetadataAndVersions) {
+  inference::ModelMetadataResponse m;
+  FillModelMetadata(Classifier(10), &m);
+  EXPECT_EQ(m.name(), "vit");
+  ASSERT_EQ(m.versions_size(), 1);
+  EXPECT_EQ(m.versions(0), "1");
+  EXPECT_EQ(m.platform(), kPlatform);
+  ASSERT_EQ(m.inputs_size(), 2);
+  EXPECT_EQ(m.inputs(0).datatype(), "BYTES");
+  EXPECT_EQ(m.inputs(1).shape_size(), 4);
+  ASSERT_EQ(m.outputs_size(), 4);
+  EXPECT_EQ(m.outputs(0).shape(1), 10);
+  inference::ModelMetadataResponse seg;
+  FillModelMetadata(Segmenter(), &seg);
+  EXPECT_EQ(seg.outputs(0).name(), "mask");
+  EXPECT_EQ(seg.outputs(1).shape(0), 2);
+  EXPECT_TRUE(CheckModelVersion("vit", "").ok());
+  EXPECT_TRUE(CheckModelVersion("vit", "1").ok());
+  EXPECT_EQ(CheckModelVersion("vit", "2").code(), absl::StatusCode::kNotFound);
+}
+
+TEST(KServeJson, JsonAndBinaryInputsBecomeRawContents) {
+  const std::string json = R"({"id": "7", "parameters": {"top_k": 2, "binary_data_output": true},
+    "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 2, 1], "data": [[[[0], [255]]]]}],
+    "outputs": [{"name": "top_labels", "parameters": {"binary_data": false}}]})";
+  auto r = ParseInferRequest(json, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->id(), "7");
+  EXPECT_EQ(r->parameters().at("top_k").int64_param(), 2);
+  ASSERT_EQ(r->raw_input_contents_size(), 1);
+  EXPECT_EQ(r->raw_input_contents(0), std::string("\x00\xff", 2));
+  EXPECT_EQ(r->outputs(0).parameters().at("binary_data").bool_param(), false);
+
+  const std::string file = "\x89PNG....";
+  const std::string element = Le32(static_cast<uint32_t>(file.size())) + file;
+  const std::string header = R"({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+    "parameters": {"binary_data_size": )" + std::to_string(element.size()) + "}}]}";
+  auto b = ParseInferRequest(header + element, header.size());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->raw_input_contents(0), element);
+  EXPECT_EQ(b->inputs(0).parameters().count("binary_data_size"), 0u);
+  v1::ClassifyRequest v1r;
+  b->set_model_name("vit");
+  ASSERT_TRUE(MapClassifyRequest(*b, Classifier(), kMaxImages, &v1r).ok());
+  EXPECT_EQ(v1r.images(0).encoded(), file);
+
+  // Binary sizes that do not add up, bad JSON, data of the wrong type or count.
+  EXPECT_FALSE(ParseInferRequest(header + element + "x", header.size()).ok());
+  EXPECT_FALSE(ParseInferRequest(header + element.substr(1), header.size()).ok());
+  EXPECT_FALSE(ParseInferRequest(header, header.size() + 1).ok());
+  EXPECT_FALSE(ParseInferRequest("{", std::nullopt).ok());
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1],
+    "data": [256]}]})", std::nullopt).ok());
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [2],
+    "data": [1]}]})", std::nullopt).ok());
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [-1],
+    "data": []}]})", std::nullopt).ok());
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": [{"name": "x", "datatype": "FP16", "shape": [1],
+    "data": [1.0]}]})", std::nullopt).ok());
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": {}})", std::nullopt).ok());
+  // Very deep nesting is refused, not recursed into.
+  EXPECT_FALSE(ParseInferRequest(R"({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1], "data": )" +
+                                     std::string(100, '[') + "1" + std::string(100, ']') + "}]}",
+                                 std::nullopt)
+                   .ok());
+}
+
+TEST(KServeJson, ResponsesInJsonAndBinary) {
+  ModelInferRequest r = RawImages({"a", "b"});
+  auto* o = r.add_outputs();
+  o->set_name("probabilities");
+  (*o->mutable_parameters())["binary_data"].set_bool_param(true);
+  r.add_outputs()->set_name("top_labels");
+  v1::ClassifyRequest v1r;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  ASSERT_TRUE(plan.ok());
+  ModelInferResponse out;
+  ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
+  auto body = WriteInferResponse(r, out);
+  ASSERT_TRUE(body.ok()) << body.status();
+  ASSERT_TRUE(body->json_length.has_value());
+  const auto header = nlohmann::json::parse(body->body.substr(0, *body->json_length));
+  EXPECT_EQ(header["model_version"], "1");
+  EXPECT_EQ(header["outputs"][0]["parameters"]["binary_data_size"], 24);
+  EXPECT_EQ(header["outputs"][1]["data"], nlohmann::json({"c2", "c0", "c1", "c1", "c2", "c0"}));
+  EXPECT_EQ(body->body.size() - *body->json_length, 24u);
+  EXPECT_FLOAT_EQ(RawFloat(body->body.substr(*body->json_length), 2), 0.5f);
+
+  ModelInferRequest plain = RawImages({"a", "b"});
+  plain.add_outputs()->set_name("top_classes");
+  (*plain.mutable_parameters())["top_k"].set_int64_param(1);
+  plan = MapClassifyRequest(plain, Classifier(), kMaxImages, &v1r);
+  ASSERT_TRUE(plan.ok());
+  ModelInferResponse out2;
+  ASSERT_TRUE(FillClassifyResponse(*plan, plain, Answer(), &out2).ok());
+  auto json_body = WriteInferResponse(plain, out2);
+  ASSERT_TRUE(json_body.ok());
+  EXPECT_FALSE(json_body->json_length.has_value());
+  const auto parsed = nlohmann::json::parse(json_body->body);
+  EXPECT_EQ(parsed["outputs"][0]["data"], nlohmann::json({2, 1}));
+  EXPECT_EQ(parsed["outputs"][0]["shape"], nlohmann::json({2, 1}));
+}
+
+}  // namespace
+}  // namespace elliptical::server::kserve
