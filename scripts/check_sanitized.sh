@@ -24,10 +24,10 @@ FUZZ_SECONDS="${ELLIPTICAL_FUZZ_SECONDS:-90}"
 FUZZ_SEED="${ELLIPTICAL_FUZZ_SEED:-1}"
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=(asan tsan fuzz)
-FUZZ_TARGETS=(image_decoder safetensors model_config tokenizer inference_service)
+FUZZ_TARGETS=(image_decoder safetensors model_config tokenizer inference_service http_request)
 # Inputs per target: about 30-45 s each on the 2-core CI machine (docs/building.md).
 declare -A FUZZ_RUNS=([image_decoder]=60000 [safetensors]=600000 [model_config]=120000
-                      [tokenizer]=50000 [inference_service]=25000)
+                      [tokenizer]=50000 [inference_service]=25000 [http_request]=RUNS_TBD)
 
 log() { printf '[sanitize] %s\n' "$*"; }
 failures=()

@@ -12,6 +12,10 @@ void FillToken(const GenerationStream::Event& e, v1::Token* token) {
   token->set_logprob(e.logprob);
 }
 
+void FillPromptScores(const GenerationStream::Event& e, v1::GenerateResponse* message) {
+  for (const GenerationStream::ScoredToken& t : e.prompt_scores) FillScoredToken(t, message->add_prompt_tokens());
+}
+
 }  // namespace
 
 void GenerateReactor::Reject(const grpc::Status& error) { Finish(error); }
@@ -63,13 +67,14 @@ GenerateReactor::Action GenerateReactor::NextAction() {
   // Every token queued so far goes in one message: a slow reader gets fewer, fuller messages.
   while (!events_.empty() && !events_.front().final) {
     const GenerationStream::Event& e = events_.front();
+    if (e.has_prompt_scores) FillPromptScores(e, &message_);
     if (e.has_token || !e.text.empty()) {
       FillToken(e, message_.add_tokens());
     }
     events_.pop_front();
   }
-  if (message_.tokens_size() > 0) {
-    *message_.mutable_token() = message_.tokens(0);
+  if (message_.tokens_size() > 0 || message_.prompt_tokens_size() > 0) {
+    if (message_.tokens_size() > 0) *message_.mutable_token() = message_.tokens(0);
     writing_ = true;
     action.write = true;
     return action;

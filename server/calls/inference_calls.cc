@@ -123,37 +123,33 @@ class VisionRun final : public CallHandle {
   std::optional<absl::Status> deferred_ ABSL_GUARDED_BY(mu_);
 };
 
-// One Score call: the scheduler's events for a scoring request, gathered into the response.
-// The run keeps itself alive until the final event; the stream's listener holds it weakly, so
-// nothing is left behind once the call has finished.
+// One Score call: the events of its scoring stream (InferenceCalls::ScoreStream) gathered into
+// the response. The run keeps itself alive until the final event; the stream's listener holds
+// it weakly, so nothing is left behind once the call has finished.
 class ScoreRun final : public CallHandle, public std::enable_shared_from_this<ScoreRun> {
  public:
-  ScoreRun(CallTracker* calls, std::unique_ptr<RpcOutcome> outcome, const v1::ScoreRequest* request,
-           v1::ScoreResponse* response, InferenceCalls::Finish finish)
-      : scope_(calls), outcome_(std::move(outcome)), request_(request), response_(response),
-        finish_(std::move(finish)) {}
+  ScoreRun(const v1::ScoreRequest* request, v1::ScoreResponse* response, InferenceCalls::Finish finish)
+      : request_(request), response_(response), finish_(std::move(finish)) {}
 
-  void Start(std::shared_ptr<const void> keep, std::shared_ptr<GenerationStream> stream) {
-    keep_ = std::move(keep);
-    stream_ = std::move(stream);
+  void Start(std::unique_ptr<GenerateCall> call) {
+    call_ = std::move(call);
     self_ = shared_from_this();
     std::weak_ptr<ScoreRun> weak = self_;
     // The listener's first call picks up events already queued.
-    stream_->SetListener([weak] {
+    call_->stream().SetListener([weak] {
       if (std::shared_ptr<ScoreRun> run = weak.lock()) run->OnEvents();
     });
   }
 
-  // Finishes the call with `error` before anything was submitted.
+  // Finishes the call with `error` (ScoreStream refused it and recorded why).
   void Reject(const absl::Status& error) {
     done_ = true;
-    outcome_->Record(error);
     InferenceCalls::Finish finish = std::move(finish_);
     finish(error);
   }
 
   void Cancel() override {
-    if (stream_) stream_->Cancel();
+    if (call_) call_->Cancel();
   }
 
  private:
@@ -161,18 +157,11 @@ class ScoreRun final : public CallHandle, public std::enable_shared_from_this<Sc
   // listener lock orders the calls.
   void OnEvents() {
     std::deque<GenerationStream::Event> events;
-    stream_->Take(&events);
+    call_->stream().Take(&events);
     for (GenerationStream::Event& e : events) {
       if (done_) return;
       if (e.has_prompt_scores) {
-        for (const GenerationStream::ScoredToken& t : e.prompt_scores) {
-          v1::ScoredToken* out = response_->add_tokens();
-          out->set_id(static_cast<uint32_t>(t.id));
-          out->set_text(t.text);
-          out->set_piece(t.piece);
-          out->set_logprob(t.logprob);
-          out->set_has_logprob(t.has_logprob);
-        }
+        for (const GenerationStream::ScoredToken& t : e.prompt_scores) FillScoredToken(t, response_->add_tokens());
       }
       if (!e.final) continue;
       done_ = true;
@@ -186,7 +175,7 @@ class ScoreRun final : public CallHandle, public std::enable_shared_from_this<Sc
         // not kept per request.
         response_->mutable_timing()->set_compute_us(static_cast<uint64_t>(absl::ToInt64Microseconds(e.total)));
       }
-      outcome_->Record(status);
+      call_->Finish(status);
       std::shared_ptr<ScoreRun> keep = std::move(self_);  // gone once this returns
       InferenceCalls::Finish finish = std::move(finish_);
       finish(status);
@@ -194,13 +183,10 @@ class ScoreRun final : public CallHandle, public std::enable_shared_from_this<Sc
     }
   }
 
-  CallTracker::Scope scope_;
-  std::unique_ptr<RpcOutcome> outcome_;
   const v1::ScoreRequest* const request_;
   v1::ScoreResponse* const response_;
   InferenceCalls::Finish finish_;
-  std::shared_ptr<const void> keep_;
-  std::shared_ptr<GenerationStream> stream_;
+  std::unique_ptr<GenerateCall> call_;
   std::shared_ptr<ScoreRun> self_;
   bool done_ = false;  // only touched under the stream's listener lock
 };
@@ -313,19 +299,41 @@ std::shared_ptr<CallHandle> InferenceCalls::Segment(const CallContext& context, 
       });
 }
 
-absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::Generate(const CallContext& context,
-                                                                       const v1::GenerateRequest& request) {
-  const std::string label = ModelLabel(request.model_name());
-  auto outcome = std::make_unique<RpcOutcome>(metrics_, label, "Generate", context.protocol);
+// Generate and Score: check, find the language model, and queue the request at its scheduler.
+// `params` validates the request and builds its GenerationParams.
+absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::SubmitToLanguageModel(
+    const CallContext& context, const char* rpc, const std::string& model_name,
+    const std::function<absl::StatusOr<GenerationParams>()>& params) {
+  const std::string label = ModelLabel(model_name);
+  auto outcome = std::make_unique<RpcOutcome>(metrics_, label, rpc, context.protocol);
   struct Ready {
     std::shared_ptr<LanguageServable> model;
     std::shared_ptr<GenerationStream> stream;
   };
-  absl::StatusOr<Ready> ready = GuardExceptions(label, "Generate", [&]() -> absl::StatusOr<Ready> {
+  absl::StatusOr<Ready> ready = GuardExceptions(label, rpc, [&]() -> absl::StatusOr<Ready> {
     if (absl::Status s = Refusal(); !s.ok()) return s;
-    if (absl::Status s = ValidateGenerate(request, limits_); !s.ok()) return s;
-    auto servable = repository_->Get<LanguageServable>(request.model_name());
+    auto p = params();
+    if (!p.ok()) return p.status();
+    auto servable = repository_->Get<LanguageServable>(model_name);
     if (!servable.ok()) return servable.status();
+    p->deadline = context.deadline;
+    auto stream = (*servable)->Submit(*p);
+    if (!stream.ok()) return stream.status();
+    return Ready{*std::move(servable), *std::move(stream)};
+  });
+  if (!ready.ok()) {
+    LogInternal(ready.status(), rpc, label);
+    outcome->Record(ready.status());
+    return ready.status();
+  }
+  return std::make_unique<GenerateCall>(std::move(ready->model), std::move(ready->stream), std::move(outcome),
+                                        &calls_);
+}
+
+absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::Generate(const CallContext& context,
+                                                                       const v1::GenerateRequest& request) {
+  return SubmitToLanguageModel(context, "Generate", request.model_name(), [&]() -> absl::StatusOr<GenerationParams> {
+    if (absl::Status s = ValidateGenerate(request, limits_); !s.ok()) return s;
     GenerationParams params;
     params.prompt = request.prompt();
     params.max_new_tokens = static_cast<int>(request.max_new_tokens());
@@ -334,50 +342,33 @@ absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::Generate(const Cal
     params.sampling.top_p = request.top_p();
     params.seed = request.seed();
     params.stop.assign(request.stop().begin(), request.stop().end());
-    params.deadline = context.deadline;
-    auto stream = (*servable)->Submit(params);
-    if (!stream.ok()) return stream.status();
-    return Ready{*std::move(servable), *std::move(stream)};
+    params.prompt_logprobs = request.prompt_logprobs();
+    return params;
   });
-  if (!ready.ok()) {
-    LogInternal(ready.status(), "Generate", label);
-    outcome->Record(ready.status());
-    return ready.status();
-  }
-  return std::make_unique<GenerateCall>(std::move(ready->model), std::move(ready->stream), std::move(outcome),
-                                        &calls_);
+}
+
+absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::ScoreStream(const CallContext& context,
+                                                                          const v1::ScoreRequest& request) {
+  return SubmitToLanguageModel(context, "Score", request.model_name(), [&]() -> absl::StatusOr<GenerationParams> {
+    if (absl::Status s = ValidateScore(request, limits_); !s.ok()) return s;
+    GenerationParams params;
+    params.prompt = request.text();
+    params.score_only = true;
+    params.prompt_logprobs = true;
+    params.append_eos = !request.no_end_of_sequence();
+    return params;
+  });
 }
 
 std::shared_ptr<CallHandle> InferenceCalls::Score(const CallContext& context, const v1::ScoreRequest* request,
                                                   v1::ScoreResponse* response, Finish finish) {
-  const std::string label = ModelLabel(request->model_name());
-  auto outcome = std::make_unique<RpcOutcome>(metrics_, label, "Score", context.protocol);
-  struct Ready {
-    std::shared_ptr<LanguageServable> model;
-    std::shared_ptr<GenerationStream> stream;
-  };
-  absl::StatusOr<Ready> ready = GuardExceptions(label, "Score", [&]() -> absl::StatusOr<Ready> {
-    if (absl::Status s = Refusal(); !s.ok()) return s;
-    if (absl::Status s = ValidateScore(*request, limits_); !s.ok()) return s;
-    auto servable = repository_->Get<LanguageServable>(request->model_name());
-    if (!servable.ok()) return servable.status();
-    GenerationParams params;
-    params.prompt = request->text();
-    params.score_only = true;
-    params.prompt_logprobs = true;
-    params.append_eos = !request->no_end_of_sequence();
-    params.deadline = context.deadline;
-    auto stream = (*servable)->Submit(params);
-    if (!stream.ok()) return stream.status();
-    return Ready{*std::move(servable), *std::move(stream)};
-  });
-  auto run = std::make_shared<ScoreRun>(&calls_, std::move(outcome), request, response, std::move(finish));
-  if (!ready.ok()) {
-    LogInternal(ready.status(), "Score", label);
-    run->Reject(ready.status());
-    return run;
+  auto run = std::make_shared<ScoreRun>(request, response, std::move(finish));
+  auto call = ScoreStream(context, *request);
+  if (!call.ok()) {
+    run->Reject(call.status());
+  } else {
+    run->Start(*std::move(call));
   }
-  run->Start(ready->model, ready->stream);
   return run;
 }
 

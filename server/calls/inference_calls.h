@@ -95,6 +95,17 @@ class InferenceCalls {
   // An accepted stream, or why the request was refused (already recorded).
   absl::StatusOr<std::unique_ptr<GenerateCall>> Generate(const CallContext& context,
                                                          const v1::GenerateRequest& request);
+  // Score as a stream of generation events (the prompt-scores event, then the final one), for
+  // front ends that already read Generate streams (OpenAI's echo with max_tokens 0).
+  absl::StatusOr<std::unique_ptr<GenerateCall>> ScoreStream(const CallContext& context,
+                                                            const v1::ScoreRequest& request);
+
+  // Counts a call that its front end refused before it could become one of the calls above
+  // (a request its protocol mapping cannot express), so the request metrics see every call.
+  void RecordRefusal(const CallContext& context, const char* rpc, const std::string& model_name,
+                     const absl::Status& status) {
+    RpcOutcome(metrics_, ModelLabel(model_name), rpc, context.protocol).Record(status);
+  }
 
   // The model's snapshot after its name is checked against the limits (NOT_FOUND when unknown).
   absl::StatusOr<ModelSnapshot> Describe(const std::string& model_name) const;
@@ -103,6 +114,9 @@ class InferenceCalls {
   template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
   std::shared_ptr<CallHandle> ServeVision(const CallContext& context, const char* rpc, const Request* request,
                                           Response* response, Finish finish, Validate validate, Fill fill);
+  absl::StatusOr<std::unique_ptr<GenerateCall>> SubmitToLanguageModel(
+      const CallContext& context, const char* rpc, const std::string& model_name,
+      const std::function<absl::StatusOr<GenerationParams>()>& params);
   absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
       const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
   absl::Status Refusal() const;

@@ -132,6 +132,14 @@ void FillMask(const model::Segmentation& segmentation, const std::vector<std::st
   for (const std::string& label : labels) out->add_labels(label);
 }
 
+void FillScoredToken(const GenerationStream::ScoredToken& token, v1::ScoredToken* out) {
+  out->set_id(static_cast<uint32_t>(token.id));
+  out->set_text(token.text);
+  out->set_piece(token.piece);
+  out->set_logprob(token.logprob);
+  out->set_has_logprob(token.has_logprob);
+}
+
 void FillSummary(const GenerationStream::Event& e, v1::GenerationSummary* out) {
   switch (e.reason) {
     case FinishReason::kLength: out->set_finish_reason(v1::FINISH_REASON_LENGTH); break;

@@ -33,6 +33,8 @@ void FillMask(const model::Segmentation& segmentation, const std::vector<std::st
               v1::SegmentationMask* out);
 
 void FillSummary(const GenerationStream::Event& final_event, v1::GenerationSummary* out);
+// One prompt token's score (Score, and Generate with prompt_logprobs).
+void FillScoredToken(const GenerationStream::ScoredToken& token, v1::ScoredToken* out);
 
 v1::ModelFamily FamilyToProto(const std::optional<model::ModelFamily>& family);
 void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out);

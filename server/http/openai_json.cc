@@ -1,5 +1,6 @@
 #include "server/http/openai_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -152,6 +153,9 @@ bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, 
   if (v) request->logprobs = static_cast<int>(*v);
   v.reset();
   if (!ReadBool(j, "echo", &request->echo, error)) return false;
+  if (request->max_tokens == 0 && !request->echo) {
+    return Fail(error, "max_tokens", "max_tokens 0 generates nothing: set echo (with logprobs, to score the prompt)");
+  }
   if (!ReadBool(j, "stream", &request->stream, error)) return false;
   if (auto options = j.find("stream_options"); options != j.end() && !options->is_null()) {
     if (!options->is_object()) return WrongType(error, "stream_options", "an object", *options);
@@ -177,10 +181,6 @@ bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, 
       return Fail(error, "suffix", "'suffix' (insertion) is not supported");
     }
   }
-  if (request->echo && request->logprobs) {
-    return Fail(error, "echo",
-                "echo with logprobs (prompt scoring) is not supported yet; echo alone returns the prompt");
-  }
   return true;
 }
 
@@ -194,6 +194,16 @@ v1::GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prom
   out.set_top_k(static_cast<uint32_t>(request.top_k));
   if (request.seed) out.set_seed(static_cast<uint64_t>(*request.seed) + static_cast<uint64_t>(choice));
   for (const std::string& s : request.stop) out.add_stop(s);
+  // echo with logprobs scores the prompt too (OpenAI's way to get a text's log-likelihood).
+  out.set_prompt_logprobs(request.echo && request.logprobs.has_value());
+  return out;
+}
+
+v1::ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index) {
+  v1::ScoreRequest out;
+  out.set_model_name(request.model);
+  out.set_text(request.prompts[prompt_index]);
+  out.set_no_end_of_sequence(true);  // the prompt as the beginning of a text, as echo scores it
   return out;
 }
 
@@ -204,12 +214,32 @@ ChoiceState StartChoice(int index, const CompletionRequest& request, const std::
   if (request.echo) {
     c.text = prompt;
     c.text_chars = Utf8Chars(prompt);
+    c.echo_unsent = true;
   }
   return c;
 }
 
 void AddEvent(const GenerationStream::Event& event, ChoiceState* c, ChoiceDelta* delta) {
   delta->first_token = c->tokens.size();
+  if (c->echo_unsent) {
+    // The echoed prompt goes out with the choice's first chunk.
+    delta->text += c->text;
+    c->echo_unsent = false;
+  }
+  if (event.has_prompt_scores && c->want_logprobs) {
+    // The prompt's own tokens come first; the first has no logprob (null), as in OpenAI's
+    // answer. Their offsets run over the tokens' decoded text, which is the prompt itself unless
+    // the tokenizer cannot represent some of it (an unknown character decodes as its own
+    // symbol): capped at the prompt's end, they stay in order before the generated tokens'.
+    const int64_t prompt_chars = c->text_chars;
+    int64_t offset = 0;
+    for (const GenerationStream::ScoredToken& t : event.prompt_scores) {
+      c->tokens.push_back(t.text);
+      c->token_logprobs.push_back(t.has_logprob ? t.logprob : std::numeric_limits<float>::quiet_NaN());
+      c->text_offset.push_back(std::min(offset, prompt_chars));
+      offset += Utf8Chars(t.text);
+    }
+  }
   if (event.has_token) {
     c->tokens.push_back(event.text);
     c->token_logprobs.push_back(event.logprob);
@@ -247,7 +277,7 @@ json LogprobsJson(const ChoiceState& c, size_t from) {
   json tokens = json::array(), logprobs = json::array(), offsets = json::array();
   for (size_t i = from; i < c.tokens.size(); ++i) {
     tokens.push_back(c.tokens[i]);
-    logprobs.push_back(c.token_logprobs[i]);
+    logprobs.push_back(std::isnan(c.token_logprobs[i]) ? json(nullptr) : json(c.token_logprobs[i]));
     offsets.push_back(c.text_offset[i]);
   }
   // The scheduler keeps only the chosen token's logprob: no alternatives to list.

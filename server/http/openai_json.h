@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "elliptical/v1/generate.pb.h"
+#include "elliptical/v1/score.pb.h"
 #include "server/generation/generation_scheduler.h"
 #include "server/repository/model_repository.h"
 
@@ -54,6 +55,10 @@ struct RequestError {
 // wrong type or out of its bound is an error.
 bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, RequestError* error);
 
+// max_tokens 0 with echo: prompt `prompt_index` scored as the beginning of a text (nothing
+// appended), through InferenceCalls::ScoreStream.
+v1::ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index);
+
 // The core request of choice `choice` (0 .. n-1) of prompt `prompt_index`; with a seed, choice
 // i gets seed + i, so n choices differ and each is reproducible.
 v1::GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_index, int choice);
@@ -66,9 +71,12 @@ struct ChoiceState {
   std::string text;                 // everything so far (the echoed prompt first)
   int64_t text_chars = 0;           // code points of `text` (OpenAI's text_offset unit)
   // The chosen tokens: the text each released, its logprob and where it starts in the text.
+  // With echo and logprobs the prompt's tokens come first (the first one's logprob NaN: null).
   std::vector<std::string> tokens;
   std::vector<float> token_logprobs;
   std::vector<int64_t> text_offset;
+  // echo: the prompt (the beginning of `text`) is still to be sent, with the first chunk.
+  bool echo_unsent = false;
   bool finished = false;
   absl::Status status;              // the final event's
   FinishReason reason = FinishReason::kLength;

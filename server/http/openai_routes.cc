@@ -65,8 +65,11 @@ class Completion {
     const CallContext context{Protocol::kOpenAI, absl::InfiniteFuture()};
     for (size_t p = 0; p < request_.prompts.size(); ++p) {
       for (int i = 0; i < request_.n; ++i) {
+        // max_tokens 0 (with echo): the prompt is only scored, as a scoring request.
         absl::StatusOr<std::unique_ptr<GenerateCall>> call =
-            calls.Generate(context, openai::ToGenerateRequest(request_, static_cast<int>(p), i));
+            request_.max_tokens == 0
+                ? calls.ScoreStream(context, openai::ToScoreRequest(request_, static_cast<int>(p)))
+                : calls.Generate(context, openai::ToGenerateRequest(request_, static_cast<int>(p), i));
         if (!call.ok()) return call.status();
         choices_.push_back(openai::StartChoice(static_cast<int>(choices_.size()), request_, request_.prompts[p]));
         calls_.push_back(*std::move(call));

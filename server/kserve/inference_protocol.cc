@@ -13,6 +13,16 @@
 namespace elliptical::server::kserve {
 namespace {
 
+// The request metrics' rpc label of a ModelInfer: the serving verb of the model's family.
+const char* RpcName(model::ModelFamily family) {
+  switch (family) {
+    case model::ModelFamily::kImageClassifier: return "Classify";
+    case model::ModelFamily::kSegmenter: return "Segment";
+    case model::ModelFamily::kLanguageModel: return "Generate";
+  }
+  return "ModelInfer";
+}
+
 // A v1 call in progress and what its answer becomes: alive until the call has finished.
 template <typename Request, typename Response>
 struct VisionCall {
@@ -28,6 +38,7 @@ std::shared_ptr<CallHandle> Serve(InferenceCalls& calls, const CallContext& cont
   auto call = std::make_shared<VisionCall<Request, Response>>();
   auto plan = map(*request, model, calls.limits().max_images_per_request, &call->request);
   if (!plan.ok()) {
+    calls.RecordRefusal(context, RpcName(*model.family), request->model_name(), plan.status());
     finish(plan.status());
     return nullptr;
   }
@@ -77,12 +88,15 @@ absl::StatusOr<inference::ModelMetadataResponse> ModelMetadata(InferenceCalls& c
 std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext context,
                                             const inference::ModelInferRequest* request,
                                             inference::ModelInferResponse* response, InferenceCalls::Finish finish) {
-  auto fail = [&finish](const absl::Status& status) -> std::shared_ptr<CallHandle> {
+  const char* rpc = "ModelInfer";  // the verb, once the model's family says which
+  auto fail = [&](const absl::Status& status) -> std::shared_ptr<CallHandle> {
+    calls.RecordRefusal(context, rpc, request->model_name(), status);
     finish(status);
     return nullptr;
   };
   auto model = calls.Describe(request->model_name());
   if (!model.ok()) return fail(model.status());
+  if (model->family) rpc = RpcName(*model->family);
   if (absl::Status s = CheckModelVersion(request->model_name(), request->model_version()); !s.ok()) return fail(s);
   auto options = ParseRequestParameters(*request);
   if (!options.ok()) return fail(options.status());

@@ -9,6 +9,10 @@ namespace elliptical::server::security {
 namespace {
 
 constexpr absl::string_view kHealthPrefix = "/grpc.health.v1.Health/";
+// The Open Inference Protocol's own health calls, which KServe and Triton tooling probe with.
+constexpr absl::string_view kKServeHealthMethods[] = {"/inference.GRPCInferenceService/ServerLive",
+                                                      "/inference.GRPCInferenceService/ServerReady",
+                                                      "/inference.GRPCInferenceService/ModelReady"};
 // libgrpc++_reflection serves v1alpha; v1 is listed too so that a gRPC upgrade that adds it
 // does not silently put it behind (or outside) the policy.
 constexpr absl::string_view kReflectionPrefixes[] = {"/grpc.reflection.v1alpha.ServerReflection/",
@@ -36,7 +40,12 @@ absl::StatusOr<AuthExemptions> ParseAuthExempt(absl::string_view value) {
 }
 
 bool TokenAuthenticator::IsExempt(absl::string_view method) const {
-  if (exempt_.health && absl::StartsWith(method, kHealthPrefix)) return true;
+  if (exempt_.health) {
+    if (absl::StartsWith(method, kHealthPrefix)) return true;
+    for (absl::string_view health : kKServeHealthMethods) {
+      if (method == health) return true;
+    }
+  }
   if (exempt_.reflection) {
     for (absl::string_view prefix : kReflectionPrefixes) {
       if (absl::StartsWith(method, prefix)) return true;

@@ -2,6 +2,8 @@
 // (server/http/http_status.h), without a server.
 #include "server/http/openai_json.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "server/http/http_status.h"
@@ -149,7 +151,8 @@ TEST(ParseCompletion, Bounds) {
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "best_of": 2})").param, "best_of");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "presence_penalty": 1})").param, "presence_penalty");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"5": 1}})").param, "logit_bias");
-  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "echo": true, "logprobs": 1})").param, "echo");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "max_tokens": 0})").param, "max_tokens");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "max_tokens": 0, "echo": 1})").param, "echo");
   // The values OpenAI's SDK sends by default are accepted.
   Parse(R"({"model": "lm", "prompt": "p", "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
             "best_of": 1, "suffix": null})");
@@ -177,7 +180,7 @@ TEST(Choice, AccumulatesTextLogprobsAndOffsets) {
 
 TEST(Choice, EchoStartsWithThePromptAndOffsetsCountCharacters) {
   CompletionRequest r = Parse(R"({"model": "lm", "prompt": "é p", "echo": true})");
-  r.logprobs = 1;  // echo with logprobs is refused for now; the offsets still count the prompt
+  r.logprobs = 1;  // no prompt-scores event here: the offsets of generated tokens count the prompt
   ChoiceState c = StartChoice(0, r, "é p");
   ChoiceDelta d;
   AddEvent(Token(5, "q", -0.5f), &c, &d);
@@ -274,6 +277,45 @@ TEST(Utf8, CountsCodePoints) {
   EXPECT_EQ(Utf8Chars("é"), 1);
   EXPECT_EQ(Utf8Chars("日本"), 2);
 }
+
+TEST(Choice, EchoWithLogprobsScoresThePromptFirst) {
+  CompletionRequest r = Parse(R"({"model": "lm", "prompt": "a bé", "echo": true, "logprobs": 0})");
+  EXPECT_TRUE(ToGenerateRequest(r, 0, 0).prompt_logprobs());
+  EXPECT_FALSE(ToGenerateRequest(Parse(R"({"model": "lm", "prompt": "p", "logprobs": 0})"), 0, 0).prompt_logprobs());
+  ChoiceState c = StartChoice(0, r, "a bé");
+  GenerationStream::Event scores;
+  scores.has_prompt_scores = true;
+  GenerationStream::ScoredToken first, second;
+  first.id = 3;
+  first.text = "a";
+  first.logprob = std::numeric_limits<float>::quiet_NaN();
+  second.id = 4;
+  second.text = " bé";
+  second.has_logprob = true;
+  second.logprob = -2.5f;
+  scores.prompt_scores = {first, second};
+  ChoiceDelta d;
+  AddEvent(scores, &c, &d);
+  EXPECT_EQ(d.text, "a bé");  // the echoed prompt goes with the first chunk
+  ChoiceDelta d2;
+  AddEvent(Token(5, "!", -0.5f), &c, &d2);
+  EXPECT_EQ(d2.text, "!");
+  json lp = LogprobsJson(c, 0);
+  EXPECT_EQ(lp["tokens"], json({"a", " bé", "!"}));
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_EQ(lp["token_logprobs"][1], -2.5);
+  EXPECT_EQ(lp["text_offset"], json({0, 1, 4}));
+  EXPECT_EQ(c.text, "a bé!");
+}
+
+TEST(Choice, MaxTokensZeroWithEchoIsAScoringRequest) {
+  CompletionRequest r = Parse(R"({"model": "lm", "prompt": ["x", "y z"], "max_tokens": 0, "echo": true, "logprobs": 1})");
+  v1::ScoreRequest s = ToScoreRequest(r, 1);
+  EXPECT_EQ(s.model_name(), "lm");
+  EXPECT_EQ(s.text(), "y z");
+  EXPECT_TRUE(s.no_end_of_sequence());
+}
+
 
 }  // namespace
 }  // namespace elliptical::server::openai

@@ -85,6 +85,28 @@ TEST(TokenAuthenticator, RightTokenPasses) {
   EXPECT_TRUE(Authenticator().Check("/elliptical.v1.InferenceService/Classify", "bearer  tok-1 ").ok());
 }
 
+TEST(TokenAuthenticator, HealthExemptionCoversTheOpenInferenceProtocolHealthCalls) {
+  AuthExemptions health;
+  health.health = true;
+  health.reflection = false;
+  const auto auth = Authenticator(health);
+  for (const char* method : {"/grpc.health.v1.Health/Check", "/inference.GRPCInferenceService/ServerLive",
+                             "/inference.GRPCInferenceService/ServerReady",
+                             "/inference.GRPCInferenceService/ModelReady"}) {
+    EXPECT_TRUE(auth.Check(method, std::nullopt).ok()) << method;
+  }
+  for (const char* method : {"/inference.GRPCInferenceService/ModelInfer",
+                             "/inference.GRPCInferenceService/ModelMetadata",
+                             "/inference.GRPCInferenceService/ServerLiveX"}) {
+    EXPECT_EQ(auth.Check(method, std::nullopt).code(), absl::StatusCode::kUnauthenticated) << method;
+  }
+  AuthExemptions none;
+  none.health = false;
+  none.reflection = false;
+  EXPECT_EQ(Authenticator(none).Check("/inference.GRPCInferenceService/ServerLive", std::nullopt).code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 TEST(TokenAuthenticator, MissingWrongOrOtherSchemeIsUnauthenticated) {
   const auto auth = Authenticator();
   const char* method = "/elliptical.v1.InferenceService/Generate";
