@@ -56,11 +56,11 @@ COPY models/ /opt/elliptical/models/
 COPY --from=build /stage/ /
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
-EXPOSE 8500 8501
+EXPOSE 8500 8501 8502
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s \
   CMD ["/opt/elliptical/bin/elliptical-client", "--server=127.0.0.1:8500", "--timeout_s=4", "health"]
 ENTRYPOINT ["/opt/elliptical/bin/elliptical-server"]
-CMD ["--model_repository=/opt/elliptical/models", "--port=8500", "--metrics_port=8501"]
+CMD ["--model_repository=/opt/elliptical/models", "--port=8500", "--metrics_port=8501", "--http_port=8502"]
 
 FROM runtime AS runtime-cpu
 

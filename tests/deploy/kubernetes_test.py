@@ -293,11 +293,14 @@ def check_deployment(name, objects, dockerfile):
         for p in svc["spec"]["ports"]:
             check(p["targetPort"] in ports and p["name"] == p["targetPort"],
                   f"Service {svc['metadata']['name']}: port {p['name']} targets the container port of that name")
-            check(p.get("appProtocol") == {"grpc": "grpc", "metrics": "http"}.get(p["name"], "?"),
+            check(p.get("appProtocol") == {"grpc": "grpc", "metrics": "http", "http": "http"}.get(p["name"], "?"),
                   f"Service {svc['metadata']['name']}: port {p['name']} declares appProtocol {p.get('appProtocol')}")
     main = one(objects, "Service", "elliptical-server")
-    check({p["name"]: p["port"] for p in main["spec"]["ports"]} == {"grpc": ports["grpc"], "metrics": ports["metrics"]},
-          "Service elliptical-server: grpc and metrics at the container's port numbers")
+    check({p["name"]: p["port"] for p in main["spec"]["ports"]}
+          == {"grpc": ports["grpc"], "metrics": ports["metrics"], "http": ports["http"]},
+          "Service elliptical-server: grpc, metrics and http at the container's port numbers")
+    check(int(flags.get("http_port", 8502)) == ports.get("http"),
+          f"{what}: --http_port is the container port named http")
     pdb = one(objects, "PodDisruptionBudget")
     check(labels_match(pdb["spec"]["selector"]["matchLabels"], pod_labels),
           f"{name}: the PodDisruptionBudget covers the pods")
