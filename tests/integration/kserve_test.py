@@ -31,7 +31,7 @@ from tritonclient.utils import InferenceServerException
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server  # noqa: E402
+from server import fixture_repository, start_server, stop_server  # noqa: E402
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
@@ -138,12 +138,7 @@ def main():
     try:
         run(args, address, read_port(http_port_file), read_port(metrics_port_file), work)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = -1
+        code = stop_server(server)
         if code != 0:
             print(open(os.path.join(work, "server.log")).read()[-4000:])
         shutil.rmtree(work, ignore_errors=True)

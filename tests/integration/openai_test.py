@@ -25,7 +25,7 @@ import openai
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server  # noqa: E402
+from server import fixture_repository, start_server, stop_server  # noqa: E402
 
 PROMPT = "And God said"
 
@@ -60,12 +60,7 @@ def start(binary, repo, work, *flags):
 
 
 def stop(server, what):
-    server.send_signal(signal.SIGTERM)
-    try:
-        code = server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        code = None
+    code = stop_server(server)
     check(code == 0, f"{what}: SIGTERM stops the server cleanly")
 
 

@@ -7,8 +7,6 @@
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 
@@ -17,7 +15,7 @@ from elliptical_client import Client, ClientError
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server  # noqa: E402
+from server import fixture_repository, start_server, stop_server  # noqa: E402
 
 
 def main():
@@ -75,12 +73,7 @@ def main():
             check(e.code == "INVALID_ARGUMENT", f"empty prompt: ClientError {e.code}")
         client.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = -1
+        code = stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
     check(code == 0, "server exits 0 on SIGTERM")
     print(f"{checks.passed} checks passed")

@@ -18,8 +18,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 
@@ -151,7 +149,7 @@ def main():
 
     from elliptical_client import Client, ClientError
     sys.path.insert(0, os.path.join(HERE, "..", "support"))
-    from server import start_server
+    from server import start_server, stop_server
 
     server, address = start_server(args.server_binary, repo, work, "--compute_threads=1")
     try:
@@ -171,12 +169,7 @@ def main():
             check(e.code == "INVALID_ARGUMENT", f"text beyond the context: ClientError {e.code}")
         client.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = -1
+        code = stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
     check(code == 0, "server exits 0 on SIGTERM")
     print(f"{checks.passed} checks passed")

@@ -37,7 +37,7 @@ from elliptical_client import Client, ClientError  # noqa: E402
 
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server  # noqa: E402
+from server import fixture_repository, start_server, stop_server  # noqa: E402
 
 TOKEN = "tok-Right_0123456789abcdef"
 WRONG_TOKEN = "tok-Wrong_0123456789abcdef"
@@ -113,12 +113,7 @@ def log_of(work):
 
 
 def stop(server):
-    server.send_signal(signal.SIGTERM)
-    try:
-        return server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        return -1
+    return stop_server(server)
 
 
 def check_refuses_to_start(binary, repo, work, flags, expected, what):

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import start_server  # noqa: E402
+from server import start_server, stop_server  # noqa: E402
 
 CONVERTER = os.path.join(HERE, "..", "..", "tools", "convert_checkpoint.py")
 SIZE, PATCH, DIM, DEPTH, HEADS, CLASSES = 32, 8, 48, 3, 3, 10
@@ -170,12 +170,7 @@ def main():
                       f"(gaps {np.array2string(stretched, precision=3)})")
         client.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = -1
+        code = stop_server(server)
         if code == 0:
             shutil.rmtree(work, ignore_errors=True)
     check(code == 0, f"server exits 0 on SIGTERM (log: {work}/server.log)")

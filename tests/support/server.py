@@ -1,6 +1,7 @@
 """Starts the real server binary for the Python integration tests."""
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -31,3 +32,14 @@ def fixture_repository(fixtures, work, names=("vit", "seg", "lm")):
             continue
         shutil.copytree(os.path.join(fixtures, *source), os.path.join(repo, name))
     return repo
+
+
+def stop_server(server, timeout_s=30):
+    """SIGTERM, then the exit code once the server has drained and exited (-1 when it had not
+    within `timeout_s`: it is killed)."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return -1
