@@ -15,7 +15,6 @@ import argparse
 import base64
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
