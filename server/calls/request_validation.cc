@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "server/generation/sampler.h"
 #include "server/input/image_decoder.h"
 
 namespace elliptical::server {
@@ -48,13 +49,8 @@ absl::StatusOr<int64_t> ImagePixels(const v1::Image& image, const std::string& f
     case v1::Image::SOURCE_NOT_SET:
       return Invalid(field, "sets neither encoded bytes nor raw pixels");
   }
-  if (width <= 0 || height <= 0) {
-    return Invalid(field, absl::StrCat("has no pixels (", width, "x", height, ")"));
-  }
-  // Divided, not multiplied: two uint32 sides can overflow a product into a small number.
-  if (width > limits.max_image_pixels / height) {
-    return Invalid(field, absl::StrCat("is ", width, "x", height, " pixels; the limit is ",
-                                       limits.max_image_pixels, " pixels per image"));
+  if (absl::Status s = CheckImageSize(width, height, limits.max_image_pixels); !s.ok()) {
+    return Invalid(field, s.message());
   }
   if (image.source_case() == v1::Image::kRaw) {
     const uint64_t needed = static_cast<uint64_t>(width * height) * image.raw().channels();
@@ -137,12 +133,10 @@ absl::Status ValidateGenerate(const v1::GenerateRequest& request, const RequestL
   if (request.max_new_tokens() > (1u << 30)) {
     return Invalid("max_new_tokens", absl::StrCat(request.max_new_tokens(), " is out of range"));
   }
-  const float temperature = request.temperature();
-  if (!std::isfinite(temperature) || temperature < 0) {
-    return Invalid("temperature", "must be finite and 0 (greedy) or positive");
-  }
-  const float top_p = request.top_p();
-  if (!(top_p >= 0 && top_p <= 1)) return Invalid("top_p", "must be between 0 and 1 (0: off)");
+  SamplingParams sampling;
+  sampling.temperature = request.temperature();
+  sampling.top_p = request.top_p();
+  if (absl::Status s = CheckSamplingParams(sampling); !s.ok()) return s;
   if (absl::Status s = CheckTopK(request.top_k(), limits); !s.ok()) return s;
   if (request.stop_size() > limits.max_stop_sequences) {
     return Invalid("stop", absl::StrCat("holds ", request.stop_size(), " sequences; the limit is ",

@@ -145,12 +145,7 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
                                                    "; this server allows 1 to ",
                                                    limits_.max_new_tokens_limit));
   }
-  if (p.sampling.temperature < 0 || !std::isfinite(p.sampling.temperature)) {
-    return absl::InvalidArgumentError("temperature must be 0 (greedy) or positive");
-  }
-  if (!(p.sampling.top_p >= 0 && p.sampling.top_p <= 1)) {  // NaN fails both comparisons
-    return absl::InvalidArgumentError("top_p must be between 0 and 1");
-  }
+  if (absl::Status s = CheckSamplingParams(p.sampling); !s.ok()) return s;
   auto s = std::make_unique<Sequence>();
   s->prompt = tokenizer_->Encode(p.prompt);
   if (s->prompt.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");

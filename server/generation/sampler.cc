@@ -17,6 +17,16 @@ float LogSoftmaxAt(const std::vector<float>& x, size_t i) {
 
 }  // namespace
 
+absl::Status CheckSamplingParams(const SamplingParams& params) {
+  if (!std::isfinite(params.temperature) || params.temperature < 0) {
+    return absl::InvalidArgumentError("temperature must be finite and 0 (greedy) or positive");
+  }
+  if (!(params.top_p >= 0 && params.top_p <= 1)) {  // NaN fails both comparisons
+    return absl::InvalidArgumentError("top_p must be between 0 and 1 (0: off)");
+  }
+  return absl::OkStatus();
+}
+
 SampledToken Sample(const std::vector<float>& logits, const SamplingParams& params, std::mt19937_64* rng) {
   if (params.temperature <= 0) {
     const size_t best = std::max_element(logits.begin(), logits.end()) - logits.begin();

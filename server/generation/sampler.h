@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace elliptical::server {
 
 struct SamplingParams {
@@ -13,6 +15,10 @@ struct SamplingParams {
   int top_k = 0;          // 0: no top-k filter
   float top_p = 0;        // 0 or >= 1: no nucleus filter
 };
+
+// INVALID_ARGUMENT naming the field unless temperature is finite and >= 0 and top_p in [0, 1]
+// (top_k is any count). The request edge and the scheduler both check with this.
+absl::Status CheckSamplingParams(const SamplingParams& params);
 
 struct SampledToken {
   int32_t id = 0;

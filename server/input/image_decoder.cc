@@ -12,17 +12,9 @@ namespace elliptical::server {
 namespace {
 
 absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits) {
-  if (width <= 0 || height <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("image has no pixels (", width, "x", height, ")"));
-  }
-  // Dividing, not multiplying: two client-chosen uint32 sides can overflow an int64 product
-  // into a small number that would pass. width <= floor(max / height) is width * height <= max.
-  if (width > limits.max_pixels / height) {
-    const double pixels = static_cast<double>(width) * static_cast<double>(height);
-    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ", pixels,
-                                                   " pixels; the limit is ", limits.max_pixels));
-  }
-  return absl::OkStatus();
+  absl::Status s = CheckImageSize(width, height, limits.max_pixels);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
 }
 
 // stb takes an int length; a longer buffer is read as its first 2 GiB (the header is at the start).
@@ -31,6 +23,20 @@ int ClampedSize(absl::string_view encoded) {
 }
 
 }  // namespace
+
+absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels) {
+  if (width <= 0 || height <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("has no pixels (", width, "x", height, ")"));
+  }
+  // Dividing, not multiplying: two client-chosen uint32 sides can overflow an int64 product
+  // into a small number that would pass. width <= floor(max / height) is width * height <= max.
+  if (width > max_pixels / height) {
+    const double pixels = static_cast<double>(width) * static_cast<double>(height);  // cannot overflow
+    return absl::InvalidArgumentError(absl::StrCat("is ", width, "x", height, " = ", pixels, " pixels; the limit is ",
+                                                   max_pixels, " pixels per image"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded) {
   if (encoded.empty()) return absl::InvalidArgumentError("image bytes are empty");

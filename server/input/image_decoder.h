@@ -21,6 +21,11 @@ struct ImageSize {
   int64_t height = 0;
 };
 
+// INVALID_ARGUMENT unless a width x height image has pixels and at most `max_pixels` of them,
+// checked without a product that could overflow. The message ("is 9000x9000 = 8.1e+07 pixels;
+// the limit is ... pixels per image", "has no pixels (0x5)") reads after the image's name.
+absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels);
+
 // The size a PNG or JPEG declares in its header, read without decoding: requests are checked
 // against their pixel budgets before any pixel is allocated.
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded);

@@ -23,44 +23,65 @@
 
 namespace elliptical::server {
 
-// True when `jpeg` (which starts with the JPEG signature) holds a Huffman table of more than 256
-// codes that stb_image would read.
-inline bool HasOversizedHuffmanTable(absl::string_view jpeg) {
-  // stb reads a 0 for every byte past the end.
-  const auto byte = [&](size_t i) -> int { return i < jpeg.size() ? static_cast<uint8_t>(jpeg[i]) : 0; };
-  // The DHT segment whose marker byte (C4) is at `at`, its tables read as stb reads them.
-  const auto oversized = [&](size_t at) {
-    int64_t left = (byte(at + 1) << 8 | byte(at + 2)) - 2;
-    size_t pos = at + 3;
-    while (left > 0 && pos < jpeg.size()) {
-      const int table = byte(pos);
-      if ((table >> 4) > 1 || (table & 15) > 3) return false;  // stb refuses the segment
-      int codes = 0;
-      for (int i = 1; i <= 16; ++i) codes += byte(pos + i);
-      if (codes > 256) return true;
-      pos += 17 + codes;
-      left -= 17 + codes;
-    }
-    return false;
-  };
+namespace stb_jpeg {
+
+// stb reads a 0 for every byte past the end.
+inline int Byte(absl::string_view jpeg, size_t i) { return i < jpeg.size() ? static_cast<uint8_t>(jpeg[i]) : 0; }
+
+// Visits the segments of `jpeg` as stb finds them, `visit(marker, at)` with `at` the marker
+// byte's offset, and returns true as soon as a visit does. Before the first scan: segment by
+// segment, skipping payloads by their lengths and resuming at the next 0xFF after junk; from the
+// first scan on (SOS included): every byte that follows a 0xFF.
+template <typename Visit>
+bool AnySegment(absl::string_view jpeg, Visit visit) {
   size_t pos = 2;  // after the start-of-image marker
   while (pos < jpeg.size()) {
-    while (pos < jpeg.size() && byte(pos) != 0xFF) ++pos;  // junk: resume at the next 0xFF
-    while (pos < jpeg.size() && byte(pos) == 0xFF) ++pos;  // fill bytes
+    while (pos < jpeg.size() && Byte(jpeg, pos) != 0xFF) ++pos;  // junk: resume at the next 0xFF
+    while (pos < jpeg.size() && Byte(jpeg, pos) == 0xFF) ++pos;  // fill bytes
     if (pos >= jpeg.size()) return false;
-    const int marker = byte(pos);
+    const int marker = Byte(jpeg, pos);
     if (marker == 0xDA) break;  // the first scan
     if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {
       ++pos;  // markers without a payload
       continue;
     }
-    if (marker == 0xC4 && oversized(pos)) return true;
-    pos += 1 + (byte(pos + 1) << 8 | byte(pos + 2));  // the marker byte, then its segment
+    if (visit(marker, pos)) return true;
+    pos += 1 + (Byte(jpeg, pos + 1) << 8 | Byte(jpeg, pos + 2));  // the marker byte, then its segment
   }
-  for (size_t i = pos; i + 1 < jpeg.size(); ++i) {
-    if (byte(i) == 0xFF && byte(i + 1) == 0xC4 && oversized(i + 1)) return true;
+  for (size_t i = pos; i < jpeg.size(); ++i) {
+    if (i > 0 && Byte(jpeg, i - 1) != 0xFF) continue;
+    if (visit(Byte(jpeg, i), i)) return true;
   }
   return false;
+}
+
+// Visits the tables of the DHT segment whose marker byte is at `at` as stb reads them,
+// `table(class, id, codes)` (class 0 DC, 1 AC), until one that stb refuses; true as soon as a
+// visit returns true.
+template <typename Table>
+bool AnyHuffmanTable(absl::string_view jpeg, size_t at, Table table) {
+  int64_t left = (Byte(jpeg, at + 1) << 8 | Byte(jpeg, at + 2)) - 2;
+  size_t pos = at + 3;
+  while (left > 0 && pos < jpeg.size()) {
+    const int spec = Byte(jpeg, pos);
+    if ((spec >> 4) > 1 || (spec & 15) > 3) return false;  // stb refuses the segment
+    int codes = 0;
+    for (int i = 1; i <= 16; ++i) codes += Byte(jpeg, pos + i);
+    if (table(spec >> 4, spec & 15, codes)) return true;
+    pos += 17 + codes;
+    left -= 17 + codes;
+  }
+  return false;
+}
+
+}  // namespace stb_jpeg
+
+// True when `jpeg` (which starts with the JPEG signature) holds a Huffman table of more than 256
+// codes that stb_image would read.
+inline bool HasOversizedHuffmanTable(absl::string_view jpeg) {
+  return stb_jpeg::AnySegment(jpeg, [&](int marker, size_t at) {
+    return marker == 0xC4 && stb_jpeg::AnyHuffmanTable(jpeg, at, [](int, int, int codes) { return codes > 256; });
+  });
 }
 
 // True when a scan of `jpeg` (which starts with the JPEG signature) decodes with a Huffman table
@@ -69,24 +90,10 @@ inline bool HasOversizedHuffmanTable(absl::string_view jpeg) {
 // stbi__jpeg_huff_decode that Debian's libstb keeps, so one such file aborted the server. A
 // baseline scan uses its components' DC and AC tables; a progressive scan its DC tables when it
 // is a first DC scan (Ss = 0, Ah = 0), none for a DC refinement, and its AC tables when Ss > 0.
-// Segments are found as HasOversizedHuffmanTable finds them.
 inline bool UsesUndefinedHuffmanTable(absl::string_view jpeg) {
-  const auto byte = [&](size_t i) -> int { return i < jpeg.size() ? static_cast<uint8_t>(jpeg[i]) : 0; };
+  const auto byte = [&](size_t i) { return stb_jpeg::Byte(jpeg, i); };
   bool defined[2][4] = {};  // [DC, AC][table id]
   bool progressive = false;
-  const auto define = [&](size_t at) {  // the DHT whose marker byte is at `at`
-    int64_t left = (byte(at + 1) << 8 | byte(at + 2)) - 2;
-    size_t pos = at + 3;
-    while (left > 0 && pos < jpeg.size()) {
-      const int table = byte(pos);
-      if ((table >> 4) > 1 || (table & 15) > 3) return;  // stb refuses the segment
-      int codes = 0;
-      for (int i = 1; i <= 16; ++i) codes += byte(pos + i);
-      defined[table >> 4][table & 15] = true;
-      pos += 17 + codes;
-      left -= 17 + codes;
-    }
-  };
   const auto undefined_in_scan = [&](size_t at) {  // the SOS whose marker byte is at `at`
     const int components = byte(at + 3);
     const size_t after = at + 4 + 2 * static_cast<size_t>(components);
@@ -101,27 +108,18 @@ inline bool UsesUndefinedHuffmanTable(absl::string_view jpeg) {
     }
     return false;
   };
-  size_t pos = 2;  // after the start-of-image marker
-  while (pos < jpeg.size()) {
-    while (pos < jpeg.size() && byte(pos) != 0xFF) ++pos;
-    while (pos < jpeg.size() && byte(pos) == 0xFF) ++pos;
-    if (pos >= jpeg.size()) return false;
-    const int marker = byte(pos);
-    if (marker == 0xDA) break;  // the first scan
-    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {
-      ++pos;
-      continue;
+  bool scanning = false;  // from the first scan on, a frame marker no longer counts
+  return stb_jpeg::AnySegment(jpeg, [&](int marker, size_t at) {
+    if (marker == 0xDA) scanning = true;
+    if (marker == 0xC2 && !scanning) progressive = true;
+    if (marker == 0xC4) {
+      stb_jpeg::AnyHuffmanTable(jpeg, at, [&](int table_class, int id, int) {
+        defined[table_class][id] = true;
+        return false;
+      });
     }
-    if (marker == 0xC2) progressive = true;
-    if (marker == 0xC4) define(pos);
-    pos += 1 + (byte(pos + 1) << 8 | byte(pos + 2));
-  }
-  for (size_t i = pos; i < jpeg.size(); ++i) {
-    if (i > 0 && byte(i - 1) != 0xFF) continue;
-    if (byte(i) == 0xC4) define(i);
-    if (byte(i) == 0xDA && undefined_in_scan(i)) return true;
-  }
-  return false;
+    return marker == 0xDA && undefined_in_scan(at);
+  });
 }
 
 // True when `png` (which starts with the PNG signature) holds a chunk longer than the bytes that

@@ -4,7 +4,8 @@
 // requests (a classifier and a segmenter described here, with a few labels), an answer made up
 // from the mapped images back into a ModelInferResponse and the response body; and an OpenAI
 // /v1/completions body through ParseCompletionRequest, its GenerateRequests and the response,
-// stream-chunk and error objects built from made-up generation events. No server is started.
+// stream-chunk and error objects built from made-up generation events (the prompt-scores event
+// first when echo asks for logprobs). No server is started.
 //
 // Byte 0 is a control byte; the rest is the body.
 //   bits 0-1  0: KServe, all JSON (no Inference-Header-Content-Length)
@@ -94,6 +95,9 @@ void MaskSize(const v1::Image& image, uint32_t* w, uint32_t* h) {
 
 void Classify(const inference::ModelInferRequest& request, bool loading) {
   const ModelSnapshot model = Model("classifier", ModelFamily::kImageClassifier, kClassLabels, loading);
+  inference::ModelMetadataResponse metadata;
+  ks::FillModelMetadata(model, &metadata);
+  CHECK(json::accept(ks::ModelMetadataJson(metadata)));
   v1::ClassifyRequest mapped;
   auto plan = ks::MapClassifyRequest(request, model, kMaxImages, &mapped);
   if (!plan.ok()) return;
@@ -192,7 +196,28 @@ void OpenAi(const std::string& body) {
       oa::ChoiceState choice = oa::StartChoice(index, request, prompt);
       // Made-up generation: the prompt's bytes (cut anywhere, even inside a character) released
       // as tokens of up to 3 bytes, then the final event with held-back text of its own.
+      if (request.max_tokens == 0) {  // echo alone: a scoring request
+        CHECK(request.echo);
+        CHECK(oa::ToScoreRequest(request, static_cast<int>(p)).text() == prompt);
+      }
+      CHECK(generate.prompt_logprobs() == (request.echo && request.logprobs.has_value()));
       std::string generated, released;
+      if (generate.prompt_logprobs()) {
+        // The prompt-scores event: the prompt's tokens (4-byte pieces), the first without a logprob.
+        elliptical::server::GenerationStream::Event scores;
+        scores.has_prompt_scores = true;
+        for (size_t at = 0; at < prompt.size() && at < 64; at += 4) {
+          elliptical::server::GenerationStream::ScoredToken t;
+          t.text = prompt.substr(at, 4);
+          t.has_logprob = at > 0;
+          t.logprob = -1.5f;
+          scores.prompt_scores.push_back(t);
+          generated += t.text;
+        }
+        oa::ChoiceDelta delta;
+        oa::AddEvent(scores, &choice, &delta);
+        if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false));
+      }
       for (size_t at = 0; at < prompt.size() && at < 48; at += 3) {
         elliptical::server::GenerationStream::Event event;
         event.has_token = true;
@@ -225,6 +250,7 @@ void OpenAi(const std::string& body) {
       // generated part once a token has been released.
       CHECK(choice.text == (request.echo ? prompt : std::string()) + released + last.text);
       CHECK(choice.text_chars == oa::Utf8Chars(choice.text));
+      CHECK(std::is_sorted(choice.text_offset.begin(), choice.text_offset.end()));
       choices.push_back(std::move(choice));
     }
   }

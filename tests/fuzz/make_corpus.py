@@ -136,8 +136,10 @@ def inference_service():
 
 
 if __name__ == "__main__":
-    shutil.rmtree(OUT, ignore_errors=True)
+    # Only the folders made here are rewritten; http_request/ is written by hand. So is
+    # model_config/timm-deit-crop.json: rerunning this drops it (restore it from git).
     for make in (image_decoder, safetensors, model_config, tokenizer, inference_service):
+        shutil.rmtree(OUT / make.__name__, ignore_errors=True)
         (OUT / make.__name__).mkdir(parents=True, exist_ok=True)
         make()
     files = [p for p in OUT.rglob("*") if p.is_file()]
