@@ -53,7 +53,6 @@ class GenerateCall {
       : scope_(calls), keep_(std::move(keep)), stream_(std::move(stream)), outcome_(std::move(outcome)) {}
 
   GenerationStream& stream() { return *stream_; }
-  const std::shared_ptr<GenerationStream>& shared_stream() const { return stream_; }
   // Stops the generation at its next step (client gone, write failed).
   void Cancel() { stream_->Cancel(); }
   // Records the final status in the metrics; later calls are ignored.
@@ -80,8 +79,6 @@ class InferenceCalls {
   const RequestLimits& limits() const { return limits_; }
   // The calls in progress; shutdown drains them (main.cc).
   CallTracker* calls() { return &calls_; }
-  // The metric label of a model name: the name when the repository knows it, else "unknown".
-  std::string ModelLabel(const std::string& name) const;
 
   // `request` and `response` must stay valid until `finish` has run.
   std::shared_ptr<CallHandle> Classify(const CallContext& context, const v1::ClassifyRequest* request,
@@ -117,6 +114,8 @@ class InferenceCalls {
   absl::StatusOr<std::unique_ptr<GenerateCall>> SubmitToLanguageModel(
       const CallContext& context, const char* rpc, const std::string& model_name,
       const std::function<absl::StatusOr<GenerationParams>()>& params);
+  // The metric label of a model name: the name when the repository knows it, else "unknown".
+  std::string ModelLabel(const std::string& name) const;
   absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
       const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
   absl::Status Refusal() const;
