@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "model/config/segmenter_config.h"
 #include "model/config/vision_fields.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/temp_dir.h"
 
 namespace elliptical::model {
 namespace {
@@ -137,9 +139,10 @@ TEST(ConfigSchema, GeneratedFixturesPass) {
 // Found by tests/fuzz/model_config_fuzz.cc (regressions/model_config/ keeps the inputs).
 class ConfigNumbers : public ::testing::Test {
  protected:
+  // Each call gets its own directory, kept until the test ends (readers may return paths in it).
   std::string Write(json config) {
-    const std::string dir = ::testing::TempDir() + "/config_numbers_" + std::to_string(count_++);
-    std::filesystem::create_directories(dir);
+    dirs_.push_back(std::make_unique<testing::ScopedTempDir>("config-numbers"));
+    const std::string& dir = dirs_.back()->path();
     std::ofstream(dir + "/config.json") << config.dump();
     return dir;
   }
@@ -149,7 +152,9 @@ class ConfigNumbers : public ::testing::Test {
     config.erase("labels");
     return config;
   }
-  int count_ = 0;
+
+ private:
+  std::vector<std::unique_ptr<testing::ScopedTempDir>> dirs_;
 };
 
 TEST_F(ConfigNumbers, NumbersBeyondIntRangeAreRefusedWithTheirPath) {

@@ -16,6 +16,7 @@
 #include "model/nets/prepared_image.h"
 #include "server/input/image_decoder.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tensor_expect.h"
 
 namespace elliptical::model {
@@ -163,8 +164,8 @@ class PreprocessConfigTest : public ::testing::Test {
     std::ifstream in(source + "/config.json");
     nlohmann::json config = nlohmann::json::parse(in);
     config["preprocess"] = nlohmann::json::parse(preprocess_json);
-    const std::string dir = ::testing::TempDir() + "/preprocess_config";
-    std::filesystem::create_directories(dir);
+    const testing::ScopedTempDir scoped("preprocess-config");
+    const std::string& dir = scoped.path();
     std::filesystem::copy_file(source + "/labels.txt", dir + "/labels.txt",
                                std::filesystem::copy_options::overwrite_existing);
     std::ofstream(dir + "/config.json") << config.dump();

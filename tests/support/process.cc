@@ -21,12 +21,6 @@
 namespace elliptical::testing {
 namespace {
 
-std::string MakeTempDir() {
-  char pattern[] = "/tmp/elliptical-test-XXXXXX";
-  const char* dir = mkdtemp(pattern);
-  return dir ? dir : "/tmp";
-}
-
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -67,7 +61,8 @@ int WaitFor(pid_t pid, double timeout_s) {
 }  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s) {
-  const std::string dir = MakeTempDir();
+  const ScopedTempDir scoped;
+  const std::string& dir = scoped.path();
   const pid_t pid = Spawn(argv, dir + "/out", dir + "/err");
   CommandResult result;
   result.exit_code = WaitFor(pid, timeout_s);
@@ -80,8 +75,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s)
   return result;
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv) : dir_(MakeTempDir()) {
-  pid_ = Spawn(argv, dir_ + "/stdout", dir_ + "/stderr");
+ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
+  pid_ = Spawn(argv, dir_.path() + "/stdout", dir_.path() + "/stderr");
 }
 
 ChildProcess::~ChildProcess() {
@@ -97,7 +92,7 @@ bool ChildProcess::running() const {
   return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0;
 }
 
-std::string ChildProcess::log() const { return Slurp(dir_ + "/stderr"); }
+std::string ChildProcess::log() const { return Slurp(dir_.path() + "/stderr"); }
 
 int FreeLoopbackPort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -116,13 +111,12 @@ int FreeLoopbackPort() {
 }
 
 ServerProcess::ServerProcess(const std::string& binary, const std::vector<std::string>& flags,
-                             double timeout_s)
-    : dir_(MakeTempDir()) {
+                             double timeout_s) {
   std::vector<std::string> argv = {binary, "--host=127.0.0.1", "--port=0",
-                                   "--port_file=" + dir_ + "/port", "--metrics_host=127.0.0.1",
-                                   "--metrics_port=0", "--metrics_port_file=" + dir_ + "/metrics_port"};
+                                   "--port_file=" + dir_.path() + "/port", "--metrics_host=127.0.0.1",
+                                   "--metrics_port=0", "--metrics_port_file=" + dir_.path() + "/metrics_port"};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  pid_ = Spawn(argv, dir_ + "/stdout", dir_ + "/stderr");
+  pid_ = Spawn(argv, dir_.path() + "/stdout", dir_.path() + "/stderr");
 
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
@@ -132,7 +126,7 @@ ServerProcess::ServerProcess(const std::string& binary, const std::vector<std::s
       pid_ = -1;
       return;  // exited during start-up; log() tells why
     }
-    std::ifstream in(dir_ + "/port");
+    std::ifstream in(dir_.path() + "/port");
     in >> port_;
     if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -163,11 +157,11 @@ std::shared_ptr<grpc::Channel> ServerProcess::channel() const {
   return grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
 }
 
-std::string ServerProcess::log() const { return Slurp(dir_ + "/stderr"); }
+std::string ServerProcess::log() const { return Slurp(dir_.path() + "/stderr"); }
 
 int ServerProcess::metrics_port() const {
   int port = 0;
-  std::ifstream(dir_ + "/metrics_port") >> port;
+  std::ifstream(dir_.path() + "/metrics_port") >> port;
   return port;
 }
 

@@ -10,6 +10,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tests/support/temp_dir.h"
+
 namespace elliptical::testing {
 
 struct CommandResult {
@@ -31,7 +33,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
-  std::string dir_;
+  ScopedTempDir dir_;
 };
 
 // The value of one series on a server's /metrics, written as exposed
@@ -69,7 +71,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   bool serving_ = false;
-  std::string dir_;
+  ScopedTempDir dir_;
 };
 
 }  // namespace elliptical::testing
