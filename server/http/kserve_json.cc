@@ -6,9 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/kserve/tensor_mapping.h"
+#include "server/kserve/tensors.h"
 
 namespace elliptical::server::kserve {
 namespace {
@@ -16,15 +15,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kMaxDataDepth = 16;  // nesting of an input's "data" (a tensor's rank, at most)
-
-std::string Quoted(absl::string_view name) {
-  constexpr size_t kMax = 64;
-  return absl::StrCat("\"", absl::CHexEscape(name.substr(0, kMax)), name.size() > kMax ? "...\"" : "\"");
-}
-
-absl::Status Invalid(absl::string_view what, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(what, ": ", why));
-}
 
 template <typename Range>
 json Array(const Range& range) {

@@ -2,7 +2,8 @@
 // /v2/models/{m}/infer body (JSON tensors, or JSON followed by binary tensors: Triton's binary
 // tensor data extension) becomes an inference::ModelInferRequest, and the ModelInferResponse
 // becomes the response body. Both bindings thus share one tensor mapping
-// (server/kserve/tensor_mapping.h). Pure functions: no HTTP server code.
+// (server/kserve/request_mapping.h,
+// response_mapping.h). Pure functions: no HTTP server code.
 //
 // Every input becomes raw_input_contents (JSON data encoded by its datatype, little-endian;
 // binary data as it is), so the answer comes back in raw_output_contents; each output is then

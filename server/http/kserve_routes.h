@@ -2,7 +2,7 @@
 // Triton's binary tensor data extension, added to the HTTP front's server. A request's JSON
 // (and its binary tensors) becomes an inference::ModelInferRequest, the same message the gRPC
 // service (server/kserve/kserve_service.h) receives, so both paths share one mapping to
-// elliptical.v1 (server/kserve/tensor_mapping.h) and are served by InferenceCalls.
+// elliptical.v1 (server/kserve/request_mapping.h, response_mapping.h) and are served by InferenceCalls.
 //
 // Routes (docs/protocols/kserve.md):
 //   GET  /v2                                   server metadata

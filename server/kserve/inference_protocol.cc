@@ -1,10 +1,13 @@
 #include "server/kserve/inference_protocol.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/kserve/tensor_mapping.h"
+#include "server/input/image_decoder.h"
+#include "server/kserve/request_mapping.h"
+#include "server/kserve/response_mapping.h"
 
 #ifndef ELLIPTICAL_SERVER_VERSION
 #error "ELLIPTICAL_SERVER_VERSION (the project's version) is set by server/CMakeLists.txt"
@@ -21,6 +24,29 @@ const char* RpcName(model::ModelFamily family) {
     case model::ModelFamily::kLanguageModel: return "Generate";
   }
   return "ModelInfer";
+}
+
+// A segment request whose images share one size (the one mask tensor holds them all), checked
+// from the files' headers before any compute, so that the refusal costs nothing and is
+// counted as what it is. A header that cannot be read is the decoder's to refuse, with its
+// reason; raw pixels come from one tensor and share its size already.
+absl::StatusOr<OutputPlan> MapSegmentRequestOfOneSize(const inference::ModelInferRequest& request,
+                                                      const ModelSnapshot& model, int64_t max_images,
+                                                      v1::SegmentRequest* out) {
+  auto plan = MapSegmentRequest(request, model, max_images, out);
+  if (!plan.ok()) return plan;
+  std::optional<ImageSize> first;
+  for (const v1::Image& image : out->images()) {
+    if (!image.has_encoded()) continue;
+    auto size = ReadImageSize(image.encoded());
+    if (!size.ok()) continue;
+    if (!first) {
+      first = *size;
+    } else if (size->width != first->width || size->height != first->height) {
+      return ImagesDifferInSize(first->width, first->height, size->width, size->height);
+    }
+  }
+  return plan;
 }
 
 // A v1 call in progress and what its answer becomes: alive until the call has finished.
@@ -113,7 +139,7 @@ std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext c
           FillClassifyResponse);
     case model::ModelFamily::kSegmenter:
       return Serve<v1::SegmentRequest, v1::SegmentResponse>(
-          calls, context, *model, request, response, std::move(finish), MapSegmentRequest,
+          calls, context, *model, request, response, std::move(finish), MapSegmentRequestOfOneSize,
           [&calls](const CallContext& c, const v1::SegmentRequest* q, v1::SegmentResponse* r,
                    InferenceCalls::Finish f) { return calls.Segment(c, q, r, std::move(f)); },
           FillSegmentResponse);

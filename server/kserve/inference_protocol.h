@@ -1,7 +1,7 @@
 // The Open Inference Protocol's verbs, whatever carries them: the gRPC service
 // (kserve_service.h) and the HTTP routes (server/http/kserve_routes.h) are thin wrappers of
 // these. Readiness and metadata come from the model repository; ModelInfer maps the v2 request
-// to elliptical.v1 (tensor_mapping.h) and serves it through InferenceCalls, the one serving path.
+// to elliptical.v1 (request_mapping.h, response_mapping.h) and serves it through InferenceCalls, the one serving path.
 //
 // Thread-safety: every function may be called from any thread.
 #pragma once

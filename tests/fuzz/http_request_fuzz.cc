@@ -29,7 +29,8 @@
 
 #include "server/http/kserve_json.h"
 #include "server/http/openai_json.h"
-#include "server/kserve/tensor_mapping.h"
+#include "server/kserve/request_mapping.h"
+#include "server/kserve/response_mapping.h"
 
 namespace {
 

@@ -342,6 +342,9 @@ def run(args, address, http_port, metrics_port, work_dir):
     for protocol in sent:
         seg = metric(text, "elliptical_requests_total", model="seg", rpc="Segment", protocol=protocol)
         check(seg >= 2, f"metrics: Segment calls with protocol=\"{protocol}\" ({seg:g})")
+        sizes = metric(text, "elliptical_requests_total", model="seg", rpc="Segment", protocol=protocol,
+                       code="INVALID_ARGUMENT")
+        check(sizes >= 1, f"metrics: images of different sizes counted INVALID_ARGUMENT under {protocol} ({sizes:g})")
         bad = metric(text, "elliptical_requests_total", model="vit", rpc="Classify", protocol=protocol,
                      code="INVALID_ARGUMENT")
         check(bad >= 1, f"metrics: the undecodable image counted INVALID_ARGUMENT under {protocol} ({bad:g})")

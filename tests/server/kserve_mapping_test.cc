@@ -1,5 +1,6 @@
-// The Open Inference Protocol's tensor mapping (server/kserve/tensor_mapping.h) and its REST
-// bodies (server/http/kserve_json.h): v2 tensors in, elliptical.v1 requests out, and back.
+// The Open Inference Protocol's tensor mapping (server/kserve/tensors.h, request_mapping.h,
+// response_mapping.h) and its REST bodies (server/http/kserve_json.h): v2 tensors in,
+// elliptical.v1 requests out, and back.
 #include <cstring>
 #include <limits>
 #include <string>
@@ -9,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "server/http/kserve_json.h"
-#include "server/kserve/tensor_mapping.h"
+#include "server/kserve/request_mapping.h"
+#include "server/kserve/response_mapping.h"
 
 namespace elliptical::server::kserve {
 namespace {

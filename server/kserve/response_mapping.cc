@@ -1,0 +1,225 @@
+#include "server/kserve/response_mapping.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace elliptical::server::kserve {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+void AppendLe64(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+uint32_t FloatBits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+// Adds output tensors to a response, as raw_output_contents or typed contents.
+class OutputWriter {
+ public:
+  OutputWriter(ModelInferResponse* out, bool raw) : out_(out), raw_(raw) {}
+
+  void Fp32(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& values) {
+    auto* t = Add(name, "FP32", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_fp32_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(4 * values.size());
+    for (float v : values) AppendLe32(FloatBits(v), raw);
+  }
+  void Int64(const std::string& name, std::vector<int64_t> shape, const std::vector<int64_t>& values) {
+    auto* t = Add(name, "INT64", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_int64_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(8 * values.size());
+    for (int64_t v : values) AppendLe64(static_cast<uint64_t>(v), raw);
+  }
+  void Int32(const std::string& name, std::vector<int64_t> shape, const std::vector<int32_t>& values) {
+    auto* t = Add(name, "INT32", shape);
+    if (!raw_) {
+      t->mutable_contents()->mutable_int_contents()->Add(values.begin(), values.end());
+      return;
+    }
+    std::string* raw = out_->add_raw_output_contents();
+    raw->reserve(4 * values.size());
+    for (int32_t v : values) AppendLe32(static_cast<uint32_t>(v), raw);
+  }
+  void Bytes(const std::string& name, std::vector<int64_t> shape, const std::vector<std::string>& values) {
+    auto* t = Add(name, "BYTES", shape);
+    if (!raw_) {
+      for (const std::string& v : values) t->mutable_contents()->add_bytes_contents(v);
+      return;
+    }
+    *out_->add_raw_output_contents() = JoinRawBytes(values);
+  }
+
+ private:
+  ModelInferResponse::InferOutputTensor* Add(const std::string& name, const char* datatype,
+                                             const std::vector<int64_t>& shape) {
+    auto* t = out_->add_outputs();
+    t->set_name(name);
+    t->set_datatype(datatype);
+    for (int64_t d : shape) t->add_shape(d);
+    return t;
+  }
+
+  ModelInferResponse* const out_;
+  const bool raw_;
+};
+
+void FillHeader(const ModelInferRequest& request, ModelInferResponse* out) {
+  out->set_model_name(request.model_name());
+  out->set_model_version(kModelVersion);
+  out->set_id(request.id());
+}
+
+}  // namespace
+
+absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferRequest& request,
+                                  const v1::ClassifyResponse& answer, ModelInferResponse* out) {
+  FillHeader(request, out);
+  const int64_t n = answer.classifications_size();
+  // Every class is in the answer: as many as the labels, or (labels unknown) as it holds.
+  int64_t classes = plan.num_classes;
+  int64_t fewest = std::numeric_limits<int64_t>::max();
+  for (const v1::Classification& c : answer.classifications()) {
+    if (plan.num_classes == 0) classes = std::max<int64_t>(classes, c.classes_size());
+    fewest = std::min<int64_t>(fewest, c.classes_size());
+  }
+  if (n == 0) fewest = 0;
+  const int64_t k = std::min(plan.top_k, fewest);
+  OutputWriter writer(out, plan.raw);
+  for (const OutputPlan::Output& output : plan.outputs) {
+    if (output.name == kProbabilities && output.classification > 0) {
+      const int64_t c = std::min(output.classification, fewest);
+      std::vector<std::string> strings;
+      strings.reserve(static_cast<size_t>(n * c));
+      for (const v1::Classification& cl : answer.classifications()) {
+        for (int64_t j = 0; j < c; ++j) {
+          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
+          strings.push_back(ClassificationString(s.probability(), s.class_id(), s.label()));
+        }
+      }
+      writer.Bytes(output.name, {n, c}, strings);
+    } else if (output.name == kProbabilities) {
+      std::vector<float> probabilities(static_cast<size_t>(n * classes), 0.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        for (const v1::ClassScore& s : answer.classifications(static_cast<int>(i)).classes()) {
+          if (s.class_id() >= classes) {
+            return absl::InternalError(absl::StrCat("class id ", s.class_id(), " is beyond the model's ", classes,
+                                                    " classes"));
+          }
+          probabilities[static_cast<size_t>(i * classes + s.class_id())] = s.probability();
+        }
+      }
+      writer.Fp32(output.name, {n, classes}, probabilities);
+    } else {
+      std::vector<int64_t> ids;
+      std::vector<std::string> labels;
+      std::vector<float> probabilities;
+      for (const v1::Classification& cl : answer.classifications()) {
+        for (int64_t j = 0; j < k; ++j) {
+          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
+          ids.push_back(s.class_id());
+          labels.push_back(s.label());
+          probabilities.push_back(s.probability());
+        }
+      }
+      if (output.name == kTopClasses) writer.Int64(output.name, {n, k}, ids);
+      if (output.name == kTopLabels) writer.Bytes(output.name, {n, k}, labels);
+      if (output.name == kTopProbabilities) writer.Fp32(output.name, {n, k}, probabilities);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FillSegmentResponse(const OutputPlan& plan, const ModelInferRequest& request,
+                                 const v1::SegmentResponse& answer, ModelInferResponse* out) {
+  FillHeader(request, out);
+  OutputWriter writer(out, plan.raw);
+  for (const OutputPlan::Output& output : plan.outputs) {
+    if (output.name == kLabels) {
+      std::vector<std::string> labels;
+      if (answer.masks_size() > 0) {
+        labels.assign(answer.masks(0).labels().begin(), answer.masks(0).labels().end());
+      }
+      writer.Bytes(output.name, {static_cast<int64_t>(labels.size())}, labels);
+      continue;
+    }
+    const int64_t n = answer.masks_size();
+    const int64_t w = n > 0 ? answer.masks(0).width_px() : 0;
+    const int64_t h = n > 0 ? answer.masks(0).height_px() : 0;
+    for (const v1::SegmentationMask& m : answer.masks()) {
+      if (m.width_px() != w || m.height_px() != h) {
+        // Encoded images are checked before compute (inference_protocol.cc); this is the guard
+        // for whatever reaches here anyway.
+        return ImagesDifferInSize(w, h, m.width_px(), m.height_px());
+      }
+    }
+    std::vector<int32_t> ids;
+    ids.reserve(static_cast<size_t>(n * w * h));
+    for (const v1::SegmentationMask& m : answer.masks()) {
+      const size_t pixels = static_cast<size_t>(w * h);
+      if (m.has_class_ids_u16()) {
+        const std::string& b = m.class_ids_u16();
+        if (b.size() != 2 * pixels) return absl::InternalError("a mask has the wrong number of class ids");
+        for (size_t i = 0; i < pixels; ++i) {
+          ids.push_back(static_cast<int32_t>(static_cast<unsigned char>(b[2 * i]) |
+                                             static_cast<unsigned char>(b[2 * i + 1]) << 8));
+        }
+      } else {
+        const std::string& b = m.class_ids_u8();
+        if (b.size() != pixels) return absl::InternalError("a mask has the wrong number of class ids");
+        for (char c : b) ids.push_back(static_cast<unsigned char>(c));
+      }
+    }
+    writer.Int32(output.name, {n, h, w}, ids);
+  }
+  return absl::OkStatus();
+}
+
+std::string ClassificationString(float score, int64_t index, absl::string_view label) {
+  std::string s = absl::StrCat(std::to_string(score), ":", index);
+  if (!label.empty()) absl::StrAppend(&s, ":", label);
+  return s;
+}
+
+void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataResponse* out) {
+  out->set_name(model.name);
+  out->add_versions(kModelVersion);
+  out->set_platform(kPlatform);
+  if (!model.family || *model.family == model::ModelFamily::kLanguageModel) return;
+  auto add = [](auto* list, const char* name, const char* datatype, std::vector<int64_t> shape) {
+    auto* t = list->Add();
+    t->set_name(name);
+    t->set_datatype(datatype);
+    for (int64_t d : shape) t->add_shape(d);
+  };
+  add(out->mutable_inputs(), kImage, "BYTES", {-1});
+  add(out->mutable_inputs(), kPixels, "UINT8", {-1, -1, -1, -1});
+  const int64_t classes = NumClasses(model) > 0 ? NumClasses(model) : -1;
+  if (*model.family == model::ModelFamily::kImageClassifier) {
+    add(out->mutable_outputs(), kProbabilities, "FP32", {-1, classes});
+    add(out->mutable_outputs(), kTopClasses, "INT64", {-1, -1});
+    add(out->mutable_outputs(), kTopLabels, "BYTES", {-1, -1});
+    add(out->mutable_outputs(), kTopProbabilities, "FP32", {-1, -1});
+  } else {
+    add(out->mutable_outputs(), kMask, "INT32", {-1, -1, -1});
+    add(out->mutable_outputs(), kLabels, "BYTES", {classes});
+  }
+}
+
+}  // namespace elliptical::server::kserve
