@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "server/http/http_status.h"
 #include "server/http/openai_json.h"
+#include "server/http/peer_connection.h"
 
 namespace elliptical::server {
 namespace {
@@ -171,9 +173,17 @@ class Completion {
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-void Complete(Completion& completion, const std::string& id, int64_t created, httplib::Response& res) {
+// Whether the client has gone (as far as can be seen without writing to it).
+bool ClientGone(const std::optional<PeerConnection>& peer) { return peer && peer->Closed(); }
+
+// The whole answer, once every choice has ended. A client that leaves first is seen within
+// `poll` (PeerConnection): the answer is then dropped, and the Completion's destructor
+// cancels the generations and records them CANCELLED.
+void Complete(Completion& completion, const std::string& id, int64_t created, const std::optional<PeerConnection>& peer,
+              absl::Duration poll, httplib::Response& res) {
   while (!completion.AllFinished()) {
-    completion.Wait(absl::InfiniteDuration());
+    completion.Wait(poll);
+    if (ClientGone(peer)) return;  // one poll(2) per wake-up: cheap beside a decode step
     completion.Pump([&](size_t, const ChoiceDelta&, bool final) {
       if (final && !completion.FirstError().ok()) completion.CancelUnfinished();
       return true;
@@ -199,19 +209,25 @@ bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
 // The stream: a chunk per batch of events of one choice, the choice's last with its
 // finish_reason, then the usage chunk and [DONE]. A failed choice ends the stream with an
 // error event (OpenAI's error object) and [DONE]. Returns false when the client went away.
-bool Stream(Completion& completion, const std::string& id, int64_t created, absl::Duration keepalive,
-            httplib::DataSink& sink) {
+bool Stream(Completion& completion, const std::string& id, int64_t created, const std::optional<PeerConnection>& peer,
+            const OpenAIOptions& options, httplib::DataSink& sink) {
   const CompletionRequest& r = completion.request();
   bool failed = false;
   bool client_ok = true;
+  absl::Time quiet_since = absl::Now();
   while (client_ok && !completion.AllFinished()) {
-    if (!completion.Wait(keepalive)) {
+    if (!completion.Wait(options.disconnect_poll_interval)) {
+      if (ClientGone(peer)) return false;
+      if (absl::Now() - quiet_since < options.keepalive_interval) continue;
       // Nothing produced for a while (queued, or a long prefill): a comment line, which SSE
-      // readers ignore, tells whether the client is still there.
+      // readers ignore, keeps proxies from timing the stream out and tells whether the client
+      // is still there where its socket could not be watched.
       static constexpr char kKeepAlive[] = ": keep-alive\n\n";
       client_ok = sink.is_writable() && sink.write(kKeepAlive, sizeof(kKeepAlive) - 1);
+      quiet_since = absl::Now();
       continue;
     }
+    quiet_since = absl::Now();
     client_ok = completion.Pump([&](size_t i, const ChoiceDelta& delta, bool final) {
       const ChoiceState& c = completion.choices()[i];
       if (final && !c.status.ok()) {
@@ -273,17 +289,18 @@ void AddOpenAIRoutes(httplib::Server& server, InferenceCalls& calls, OpenAIOptio
     if (absl::Status s = completion->Start(calls); !s.ok()) return SendStatus(res, s);
     const std::string id = CompletionId();
     const int64_t created = absl::ToUnixSeconds(absl::Now());
-    if (!stream) return Complete(*completion, id, created, res);
+    const std::optional<PeerConnection> peer = PeerConnection::Of(req);
+    if (!stream) return Complete(*completion, id, created, peer, options.disconnect_poll_interval, res);
 
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");  // proxies: do not hold the events back
-    const absl::Duration keepalive = options.keepalive_interval;
-    // The provider runs on this worker thread after the handler returns; the releaser drops the
-    // completion (cancelling what still runs) whether the stream ended or broke.
+    // The provider runs on this worker thread after the handler returns (the connection, and so
+    // `peer`, is still this request's); the releaser drops the completion (cancelling what
+    // still runs) whether the stream ended or broke.
     res.set_chunked_content_provider(
         "text/event-stream",
-        [completion, id, created, keepalive](size_t, httplib::DataSink& sink) {
-          return Stream(*completion, id, created, keepalive, sink);
+        [completion, id, created, peer, options](size_t, httplib::DataSink& sink) {
+          return Stream(*completion, id, created, peer, options, sink);
         },
         [completion](bool) mutable { completion.reset(); });
   });

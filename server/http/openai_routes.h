@@ -10,11 +10,10 @@
 // Threads: cpp-httplib serves each connection on one worker of its pool (--http_threads), so a
 // completion holds its worker until it ends; a streaming one for as long as it streams.
 //
-// Cancellation: a streamed completion whose client goes away (a write fails, or the
-// keep-alive comment sent while nothing was produced for 15 s fails) cancels its generations,
-// which then finish CANCELLED. A non-streaming completion cannot see its client leave (the
-// server learns it only when it writes the response): it waits for its generations to end,
-// which they always do, bounded by max_tokens and the model's context.
+// Cancellation: a completion whose client goes away cancels its generations, which then
+// finish CANCELLED. The handler watches the request's socket (peer_connection.h) every
+// disconnect_poll_interval while it waits, streaming or not; a stream also notices when a
+// write fails, including the keep-alive comment sent after keepalive_interval without events.
 //
 // Thread-safety: the handlers may run on any of the server's threads at once. `calls` must
 // outlive the server.
@@ -24,6 +23,7 @@
 
 #include <httplib.h>
 
+#include "absl/time/time.h"
 #include "server/calls/inference_calls.h"
 
 namespace elliptical::server {
@@ -33,6 +33,8 @@ struct OpenAIOptions {
   int64_t models_created = 0;
   // How long a stream may go without an event before a keep-alive comment checks the client.
   absl::Duration keepalive_interval = absl::Seconds(15);
+  // How often a waiting completion checks whether its client has closed the connection.
+  absl::Duration disconnect_poll_interval = absl::Milliseconds(200);
 };
 
 void AddOpenAIRoutes(httplib::Server& server, InferenceCalls& calls, OpenAIOptions options = {});

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """OpenAI's own Python SDK against the server's HTTP front (/v1/models, /v1/completions): whole
 and streamed completions, stop strings, n with a seed, logprobs, echo, errors, a client that leaves
-mid-stream (the server's metrics show the generation cancelled), bearer tokens; and the curl
+mid-stream or mid-completion (the server's metrics show the generation cancelled), bearer tokens; and the curl
 examples of docs/protocols/openai.md. Runs with the protocol-clients venv (.venv-clients).
 
     .venv-clients/bin/python tests/integration/openai_test.py \
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -253,6 +254,30 @@ def test_disconnect(http_port, metrics_port):
     check(True, "a client leaving mid-stream frees its generation (CANCELLED, in flight 0)")
 
 
+def test_disconnect_whole(http_port, metrics_port):
+    """A non-streaming client that closes its connection while its completion runs: the server
+    sees the socket close (it writes nothing before the answer), cancels and records it."""
+    before = metric(metrics_port, "elliptical_requests_total", protocol="openai", code="CANCELLED")
+    ok_before = metric(metrics_port, "elliptical_requests_total", protocol="openai", code="OK")
+    # Eight choices of 1000 tokens after a long prompt: seconds of work (4 s on a 2-core VM) for
+    # the server to notice the close in (it checks at every wake-up, after each decode step).
+    body = json.dumps({"model": "lm", "prompt": " ".join(["And it came to pass"] * 60), "max_tokens": 1000,
+                       "temperature": 0, "n": 8}).encode()
+    sock = socket.create_connection(("127.0.0.1", http_port), timeout=30)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    wait_for(lambda: metric(metrics_port, "elliptical_in_flight_requests", protocol="openai") == 8,
+             "the whole completion's 8 choices are in flight")
+    sock.close()
+    wait_for(lambda: metric(metrics_port, "elliptical_requests_total", protocol="openai", code="CANCELLED") == before + 8,
+             "the abandoned whole completion's 8 choices are counted CANCELLED")
+    wait_for(lambda: metric(metrics_port, "elliptical_in_flight_requests", protocol="openai") == 0,
+             "in-flight openai requests back to 0")
+    check(metric(metrics_port, "elliptical_requests_total", protocol="openai", code="OK") == ok_before,
+          "the abandoned whole completion is not counted OK")
+    check(True, "a non-streaming client leaving frees its generation (CANCELLED, in flight 0)")
+
+
 def test_http_edges(http_port):
     big = json.dumps({"model": "lm", "prompt": "x" * (2 << 20)})
     r = httpx2.post(f"http://127.0.0.1:{http_port}/v1/completions", content=big,
@@ -328,6 +353,7 @@ def main():
         test_http_edges(http_port)
         test_curl(http_port)
         test_disconnect(http_port, metrics_port)
+        test_disconnect_whole(http_port, metrics_port)
         check(metric(metrics_port, "elliptical_requests_total", protocol="openai", code="OK") > 10,
               "the core counted the calls under protocol=openai")
     finally:
