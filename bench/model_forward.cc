@@ -22,6 +22,7 @@
 #include "model/nets/decoder_lm.h"
 #include "model/io/device.h"
 #include "model/api/runtime.h"
+#include "model/nets/packed_linear.h"
 #include "model/nets/vit.h"
 
 ABSL_FLAG(std::string, models, "deit_tiny,deit_small,lm16", "deit_tiny, deit_small, lm16");
@@ -34,6 +35,9 @@ ABSL_FLAG(double, min_seconds, 3.0, "time each mode of each measurement for at l
 ABSL_FLAG(int, warmup, 2, "untimed forwards before each measurement");
 ABSL_FLAG(std::string, out, "", "JSON file to write (stdout when empty)");
 ABSL_FLAG(bool, tune_malloc, true, "tune glibc's allocator as the server does");
+ABSL_FLAG(bool, pack, true,
+          "pack the ViT's linear weights for oneDNN as the server does (bf16 on the CPU; "
+          "model/nets/packed_linear.h); false measures the unpacked forward");
 
 namespace elliptical::bench {
 namespace {
@@ -96,6 +100,7 @@ Workload Make(const std::string& name, AttentionMode mode, int batch, torch::Dev
   model::VisionTransformer vit(config, Attention(mode, config.depth, std::nullopt), 1000);
   vit->to(device, dtype);
   vit->eval();
+  if (absl::GetFlag(FLAGS_pack)) model::PackLinears(*vit, 1 + config.num_patches());
   torch::Tensor images = torch::randn({batch, 3, config.image_size, config.image_size}).to(device, dtype);
   return {[vit, images]() mutable { vit->forward(images); }, 1 + config.num_patches()};
 }
@@ -199,6 +204,7 @@ int Run() {
       {"device_name", device->is_cuda() ? "CUDA device " + device->str() : CpuName()},
       {"dtype", model::DtypeName(*dtype)},
       {"threads", torch::get_num_threads()},
+      {"packed_linears", absl::GetFlag(FLAGS_pack)},
       {"torch_version", TORCH_VERSION},
       {"results", results}};
   return WriteReport(report, absl::GetFlag(FLAGS_out));

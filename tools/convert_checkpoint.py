@@ -33,7 +33,9 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# The served dtype and the stored one: "auto" (the server picks per machine, model/io/precision.h)
+# keeps float32 weights, from which any precision can be made at load.
+DTYPES = {"auto": torch.float32, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # DeiT/ViT sizes whose head count is standard (Tiny, Small, Base, Large); others need --num-heads.
 KNOWN_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -518,7 +520,9 @@ def main(argv=None):
         p.add_argument("--estimator", choices=["mean", "median"], default=estimator)
         p.add_argument("--delta", type=float, default=delta, help="divides |v_l - v_{l-1}|; cancels out")
         p.add_argument("--elliptical-layers", help="comma-separated 0-based blocks (default: all but the first)")
-        p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="stored and served dtype")
+        p.add_argument("--dtype", choices=sorted(DTYPES), default="auto",
+                      help="served dtype (auto: bfloat16 where the CPU has AMX or on CUDA, else float32); "
+                           "auto stores float32, the others store what they serve")
         p.add_argument("--device", default="auto", help="config device: auto, cpu, cuda, cuda:N")
         p.add_argument("--trust-pickle", action="store_true",
                        help="allow checkpoints that are more than tensors (runs code from the file)")

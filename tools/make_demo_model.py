@@ -19,7 +19,7 @@ DEFAULT_CONFIG = {
     "weights": "model.safetensors",
     "labels": "labels.txt",
     "num_classes": 10,
-    "dtype": "float32",
+    "dtype": "auto",
     "device": "auto",
     "vit": {"image_size": 32, "patch_size": 4, "in_channels": 3, "embed_dim": 96, "depth": 6,
             "num_heads": 3, "mlp_ratio": 4.0, "qkv_bias": True, "layer_norm_eps": 1e-6},

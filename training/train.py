@@ -105,7 +105,7 @@ def train_classifier(out, mode):
     gen = torch.Generator().manual_seed(SEED)
     split = digits.load_split()
     config = {"family": "image_classifier", "weights": "model.safetensors", "labels": "labels.txt",
-              "num_classes": 10, "dtype": "float32", "device": "auto",
+              "num_classes": 10, "dtype": "auto", "device": "auto",
               "vit": dict(SMALL_VIT, image_size=32), "attention": attention_config(mode), "preprocess": GREY,
               "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2}}
     net = model_files.build(config)
@@ -139,7 +139,7 @@ def train_segmenter(out, mode):
     gen = torch.Generator().manual_seed(SEED)
     hp = SEGMENTER
     config = {"family": "segmenter", "weights": "model.safetensors", "labels": "labels.txt",
-              "num_classes": len(digits.SCENE_LABELS), "dtype": "float32", "device": "auto",
+              "num_classes": len(digits.SCENE_LABELS), "dtype": "auto", "device": "auto",
               "vit": dict(SEGMENTER_VIT, image_size=digits.SCENE_SIZE), "attention": attention_config(mode),
               "decoder": {"type": "linear"},
               "inference": {"window_size": digits.SCENE_SIZE, "window_stride": digits.SCENE_SIZE * 2 // 3},
@@ -204,7 +204,7 @@ def train_lm(out, mode):
           "activation": "relu", "layer_norm_eps": 1e-5, "positions": "sinusoidal", "position_order": "ascending",
           "max_positions": 1024, "embed_scale": 128 ** 0.5, "tie_embeddings": True, "output_bias": True}
     config = {"family": "language_model", "weights": "model.safetensors", "tokenizer": "tokenizer.model",
-              "vocab_size": sp.get_piece_size(), "dtype": "float32", "device": "auto", "lm": lm,
+              "vocab_size": sp.get_piece_size(), "dtype": "auto", "device": "auto", "lm": lm,
               "attention": attention_config(mode),
               "generation": {"scale_mode": "prefix", "default_max_new_tokens": 48, "max_new_tokens_limit": 512}}
     net = model_files.build(config)

@@ -102,6 +102,7 @@ int RunMetadata(const CallOptions& options, const std::string& name) {
                                m.status().reason().empty() ? "" : absl::StrCat(" (", m.status().reason(), ")"));
   std::cout << absl::StrFormat("  device %s, %s; %d layers, %d heads, width %d, %d parameters\n", m.device(),
                                m.dtype(), m.num_layers(), m.num_heads(), m.embed_dim(), m.num_parameters());
+  if (!m.dtype_reason().empty()) std::cout << "  precision: " << m.dtype_reason() << "\n";
   std::cout << absl::StrFormat("  attention %s, elliptical layers [%s], score scale %g, estimator %s\n",
                                m.attention().mode() == v1::ATTENTION_MODE_DOT_PRODUCT ? "dot-product" : "elliptical",
                                layers, m.attention().score_scale(), m.attention().metric_estimator());

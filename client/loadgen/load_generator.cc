@@ -25,6 +25,7 @@ struct Sample {
   grpc::StatusCode code = grpc::StatusCode::OK;
   double ttft_s = 0;
   int tokens = 0;
+  v1::ServerTiming timing;  // Classify and Segment: what the server says it spent
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -73,12 +74,14 @@ Sample Call(v1::InferenceService::Stub* stub, const LoadOptions& o, Clock::time_
     r.add_images()->set_encoded(o.image_bytes);
     v1::SegmentResponse response;
     status = stub->Segment(&context, r, &response);
+    s.timing = response.timing();
   } else {
     v1::ClassifyRequest r;
     r.set_model_name(o.model);
     r.add_images()->set_encoded(o.image_bytes);
     v1::ClassifyResponse response;
     status = stub->Classify(&context, r, &response);
+    s.timing = response.timing();
   }
   s.end = Clock::now();
   s.code = status.error_code();
@@ -222,6 +225,7 @@ LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOpti
   r.seconds = Seconds(measure_end - measure_from);
   std::vector<double> latency, ttft, tpot;
   int64_t tokens = 0;
+  double decode = 0, preprocess = 0, queue = 0, compute = 0, batch = 0;
   for (const Sample& s : samples) {
     if (s.code != grpc::StatusCode::OK) {
       ++r.errors[CodeName(s.code)];
@@ -230,6 +234,11 @@ LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOpti
     ++r.ok;
     const double l = Seconds(s.end - s.start);
     latency.push_back(l);
+    decode += s.timing.decode_us();
+    preprocess += s.timing.preprocess_us();
+    queue += s.timing.queue_us();
+    compute += s.timing.compute_us();
+    batch += s.timing.batch_size();
     if (o.rpc == "generate" && s.tokens > 0) {
       tokens += s.tokens;
       ttft.push_back(s.ttft_s);
@@ -237,6 +246,16 @@ LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOpti
     }
   }
   r.throughput = r.seconds > 0 ? r.ok / r.seconds : 0;
+  if (o.rpc != "generate" && r.ok > 0) {
+    const double n = static_cast<double>(r.ok);
+    r.server_decode_ms = decode / n / 1e3;
+    r.server_preprocess_ms = preprocess / n / 1e3;
+    r.server_queue_ms = queue / n / 1e3;
+    r.server_compute_ms = compute / n / 1e3;
+    r.mean_batch_size = batch / n;
+    r.mean_latency_ms = 0;
+    for (double l : latency) r.mean_latency_ms += 1e3 * l / n;
+  }
   r.p50_ms = 1e3 * Percentile(latency, 0.5);
   r.p90_ms = 1e3 * Percentile(latency, 0.9);
   r.p99_ms = 1e3 * Percentile(latency, 0.99);
@@ -261,6 +280,13 @@ std::string ToJson(const LoadReport& r) {
                       {"errors", r.errors},
                       {"throughput", r.throughput},
                       {"latency_ms", {{"p50", r.p50_ms}, {"p90", r.p90_ms}, {"p99", r.p99_ms}, {"max", r.max_ms}}}};
+  if (r.rpc != "generate") {
+    // Means per successful request; latency minus the server's stages is the rest (gRPC, the
+    // response, the network, the client).
+    j["server_ms"] = {{"decode", r.server_decode_ms},     {"preprocess", r.server_preprocess_ms},
+                      {"queue", r.server_queue_ms},       {"compute", r.server_compute_ms},
+                      {"mean_latency", r.mean_latency_ms}, {"mean_batch_size", r.mean_batch_size}};
+  }
   if (r.rpc == "generate") {
     j["tokens_per_second"] = r.tokens_per_second;
     j["ttft_ms"] = {{"p50", r.ttft_p50_ms}, {"p99", r.ttft_p99_ms}};

@@ -46,6 +46,9 @@ struct LoadReport {
   std::map<std::string, int64_t> errors;  // by gRPC code name
   double throughput = 0;                  // successful requests per second
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
+  // Classify and Segment: the server's own per-request timing (ServerTiming), means in ms.
+  double server_decode_ms = 0, server_preprocess_ms = 0, server_queue_ms = 0, server_compute_ms = 0;
+  double mean_batch_size = 0, mean_latency_ms = 0;
   // Generate only.
   double tokens_per_second = 0;
   double ttft_p50_ms = 0, ttft_p99_ms = 0, tpot_p50_ms = 0;

@@ -10,6 +10,7 @@
 #include "model/nets/prepared_image.h"
 #include "model/nets/layer_stats.h"
 #include "model/io/module_loader.h"
+#include "model/nets/packed_linear.h"
 #include "model/nets/vit.h"
 #include "model/io/weights.h"
 
@@ -101,6 +102,8 @@ absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std
       directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageClassifier>> {
         VisionTransformer vit(config.vit, config.attention, config.num_classes);
         ELLIPTICAL_RETURN_IF_ERROR(PlaceAndLoad(*vit, placement, config.runtime.weights_path));
+        // The matmuls see one image's tokens per batch row block.
+        PackLinears(*vit, 1 + config.vit.num_patches());
         ModelDescription d =
             DescribeModule(ModelFamily::kImageClassifier, placement, config.attention, *vit);
         d.image_size = config.vit.image_size;

@@ -9,6 +9,7 @@
 #include "model/nets/layer_stats.h"
 #include "model/io/module_loader.h"
 #include "model/nets/prepared_image.h"
+#include "model/nets/packed_linear.h"
 #include "model/nets/segmenter_net.h"
 #include "model/io/weights.h"
 
@@ -104,6 +105,8 @@ absl::StatusOr<std::unique_ptr<ImageSegmenter>> ImageSegmenter::Load(const std::
       directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageSegmenter>> {
         SegmenterNet net(config);
         ELLIPTICAL_RETURN_IF_ERROR(PlaceAndLoad(*net, placement, config.runtime.weights_path));
+        const int64_t grid = config.window_size / config.encoder.patch_size;
+        PackLinears(*net, 1 + grid * grid);  // one window's tokens
         ModelDescription d = DescribeModule(ModelFamily::kSegmenter, placement, config.attention, *net);
         d.image_size = config.window_size;
         d.labels = config.labels;

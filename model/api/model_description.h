@@ -14,6 +14,8 @@ struct ModelDescription {
   ModelFamily family = ModelFamily::kImageClassifier;
   std::string device;  // "cpu", "cuda:0"
   std::string dtype;   // "float32", ...
+  std::string dtype_source;  // why that dtype, as a metric label value (model/io/precision.h)
+  std::string dtype_reason;  // the same as a sentence
   AttentionConfig attention;
   int image_size = 0;
   std::vector<std::string> labels;

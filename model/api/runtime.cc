@@ -1,5 +1,6 @@
 #include "model/api/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -19,6 +20,31 @@ void SetComputeThreadsForThisThread(int threads) {
   // call; make that happen now, so the setting below stays this thread's own.
   at::parallel_for(0, 1, 1, [](int64_t, int64_t) {});
   torch::set_num_threads(threads);
+}
+
+namespace {
+
+using SetThreads = void (*)(int);
+
+// LibTorch's own OpenMP runtime and the MKL linked into libtorch_cpu, found in the process:
+// linking an OpenMP library here would bring a second runtime with its own thread pools.
+struct ThreadControls {
+  SetThreads omp = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  SetThreads mkl_local = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "mkl_set_num_threads_local"));
+};
+
+}  // namespace
+
+void SetBatchComputeThreads(int threads) {
+  if (threads <= 0) return;
+  static const ThreadControls controls;
+  if (!controls.omp) {
+    torch::set_num_threads(threads);  // a LibTorch built without OpenMP
+    return;
+  }
+  if (torch::get_num_threads() == threads) return;
+  controls.omp(threads);
+  if (controls.mkl_local) controls.mkl_local(threads);
 }
 
 std::string RuntimeSummary() {

@@ -15,6 +15,11 @@ void SetComputeThreads(int threads);
 // thread's first forward.
 void SetComputeThreadsForThisThread(int threads);
 
+// The calling thread's compute threads for its next forwards, cheap enough to call per batch:
+// it sets OpenMP's and MKL's per-thread counts only. (torch::set_num_threads also empties
+// oneDNN's primitive cache, which a bf16 model on AMX then rebuilds for milliseconds.)
+void SetBatchComputeThreads(int threads);
+
 // Keeps freed activation buffers in the process instead of returning them to the kernel after
 // every forward: glibc otherwise serves tensors above its mmap threshold with fresh mappings
 // whose pages fault in again each time (measured: DeiT-Tiny forward 170 -> 136 ms, one thread).

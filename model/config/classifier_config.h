@@ -8,7 +8,7 @@
 //     "weights": "model.safetensors",       // relative to the directory
 //     "labels": "labels.txt",               // one label per line, line i = class i
 //     "num_classes": 10,
-//     "dtype": "float32",                   // float32 | float16 | bfloat16
+//     "dtype": "auto",                      // auto | float32 | float16 | bfloat16
 //     "device": "auto",                     // auto (CUDA when present) | cpu | cuda | cuda:N
 //     "vit": { ...see vit_config.h... },
 //     "attention": { "mode": "elliptical", "elliptical_layers": [1, 2, 3],

@@ -27,10 +27,11 @@ absl::StatusOr<RuntimeFields> ParseRuntimeFields(const ModelDirectory& dir) {
   } catch (const nlohmann::json::exception& e) {
     return ConfigError(dir, absl::InvalidArgumentError(e.what()));
   }
-  if (fields.dtype != "float32" && fields.dtype != "float16" && fields.dtype != "bfloat16") {
+  if (fields.dtype != "auto" && fields.dtype != "float32" && fields.dtype != "float16" &&
+      fields.dtype != "bfloat16") {
     return ConfigError(dir, absl::InvalidArgumentError(absl::StrCat(
                                 "dtype is \"", fields.dtype,
-                                "\"; expected float32, float16 or bfloat16")));
+                                "\"; expected auto, float32, float16 or bfloat16")));
   }
   return fields;
 }

@@ -15,7 +15,8 @@ namespace elliptical::model {
 
 struct RuntimeFields {
   std::string weights_path;  // <directory>/<"weights">
-  std::string dtype = "float32";
+  // "auto" (model/io/precision.h: bfloat16 where the hardware runs it fast), or a forced one.
+  std::string dtype = "auto";
   std::string device = "auto";
 };
 

@@ -1,6 +1,7 @@
 #include "model/io/device.h"
 
 #include "absl/strings/str_cat.h"
+#include "model/io/precision.h"
 
 namespace elliptical::model {
 
@@ -32,16 +33,9 @@ absl::StatusOr<torch::Device> ResolveDevice(const std::string& name) {
 }
 
 absl::StatusOr<torch::ScalarType> ResolveDtype(const std::string& name, const torch::Device& device) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "bfloat16") return torch::kBFloat16;
-  if (name == "float16") {
-    if (device.is_cpu()) {
-      return absl::InvalidArgumentError("dtype float16 is for CUDA; use float32 or bfloat16 on CPU");
-    }
-    return torch::kFloat16;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("dtype \"", name, "\" is not one of float32, float16, bfloat16"));
+  auto choice = ChoosePrecision(name, device, HostCpuFeatures(), "the caller");
+  if (!choice.ok()) return choice.status();
+  return choice->dtype;
 }
 
 std::string DtypeName(torch::ScalarType dtype) {

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/io/device.h"
+#include "model/io/precision.h"
 #include "model/config/safetensors.h"
 #include "model/io/weights.h"
 
@@ -10,10 +11,15 @@ namespace elliptical::model {
 
 absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options) {
   if (!options.device.empty()) runtime.device = options.device;
+  const std::string origin = options.dtype.empty() ? "config.json" : "--dtype";
   if (!options.dtype.empty()) runtime.dtype = options.dtype;
   Placement p;
   ELLIPTICAL_ASSIGN_OR_RETURN(p.device, ResolveDevice(runtime.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(p.dtype, ResolveDtype(runtime.dtype, p.device));
+  ELLIPTICAL_ASSIGN_OR_RETURN(PrecisionChoice precision,
+                              ChoosePrecision(runtime.dtype, p.device, HostCpuFeatures(), origin));
+  p.dtype = precision.dtype;
+  p.dtype_source = precision.source;
+  p.dtype_reason = precision.reason;
   return p;
 }
 
@@ -34,6 +40,8 @@ ModelDescription DescribeModule(ModelFamily family, const Placement& placement,
   d.family = family;
   d.device = placement.device.str();
   d.dtype = DtypeName(placement.dtype);
+  d.dtype_source = placement.dtype_source;
+  d.dtype_reason = placement.dtype_reason;
   d.attention = attention;
   for (const auto& p : module.parameters()) d.num_parameters += p.numel();
   return d;

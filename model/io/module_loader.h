@@ -17,6 +17,8 @@ namespace elliptical::model {
 struct Placement {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
+  std::string dtype_source = "configured";  // PrecisionChoice::source
+  std::string dtype_reason;                 // PrecisionChoice::reason
 };
 
 // `runtime` with `options` applied, resolved against the machine.

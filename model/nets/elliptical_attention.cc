@@ -61,9 +61,8 @@ torch::Tensor PrefixEllipticalMetric(const torch::Tensor& v, const torch::Tensor
 
 SelfAttentionImpl::SelfAttentionImpl(int embed_dim, int num_heads, bool qkv_bias)
     : num_heads_(num_heads), head_dim_(embed_dim / num_heads) {
-  qkv = register_module("qkv",
-                        torch::nn::Linear(torch::nn::LinearOptions(embed_dim, 3 * embed_dim).bias(qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(embed_dim, embed_dim));
+  qkv = register_module("qkv", PackedLinear(embed_dim, 3 * embed_dim, qkv_bias));
+  proj = register_module("proj", PackedLinear(embed_dim, embed_dim));
 }
 
 SelfAttentionImpl::Output SelfAttentionImpl::forward(

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "model/config/attention_config.h"
+#include "model/nets/packed_linear.h"
 
 namespace elliptical::model {
 
@@ -57,8 +58,8 @@ class SelfAttentionImpl : public torch::nn::Module {
                  const std::optional<torch::Tensor>& token_mask = std::nullopt,
                  const std::optional<torch::Tensor>& attn_mask = std::nullopt);
 
-  torch::nn::Linear qkv{nullptr};
-  torch::nn::Linear proj{nullptr};
+  PackedLinear qkv{nullptr};
+  PackedLinear proj{nullptr};
 
  private:
   int num_heads_;

@@ -21,12 +21,12 @@ torch::Tensor MeanTokenCosineSimilarity(const torch::Tensor& x, const torch::Ten
 }
 
 MlpImpl::MlpImpl(int in_dim, int hidden_dim) {
-  fc1 = register_module("fc1", torch::nn::Linear(in_dim, hidden_dim));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden_dim, in_dim));
+  fc1 = register_module("fc1", PackedLinear(in_dim, hidden_dim));
+  fc2 = register_module("fc2", PackedLinear(hidden_dim, in_dim));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(F::gelu(fc1->forward(x)));  // exact (erf) GELU, as timm's nn.GELU
+  return fc2->forward(fc1->forward(x, /*gelu=*/true));  // exact (erf) GELU, as timm's nn.GELU
 }
 
 BlockImpl::BlockImpl(const ViTConfig& c) {
@@ -69,7 +69,7 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, AttentionC
   norm = register_module(
       "norm", torch::nn::LayerNorm(
                   torch::nn::LayerNormOptions({config.embed_dim}).eps(config.layer_norm_eps)));
-  if (num_classes > 0) head = register_module("head", torch::nn::Linear(config.embed_dim, num_classes));
+  if (num_classes > 0) head = register_module("head", PackedLinear(config.embed_dim, num_classes));
 }
 
 torch::Tensor VisionTransformerImpl::PositionEmbedding(int64_t grid_h, int64_t grid_w) const {

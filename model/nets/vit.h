@@ -27,7 +27,7 @@ class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int in_dim, int hidden_dim);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  PackedLinear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -81,7 +81,7 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::Tensor cls_token, pos_embed;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
-  torch::nn::Linear head{nullptr};
+  PackedLinear head{nullptr};
 };
 TORCH_MODULE(VisionTransformer);
 

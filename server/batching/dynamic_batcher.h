@@ -47,6 +47,10 @@ class DynamicBatcher {
     int instances = 1;
     // Called first on each instance's thread (to set its compute threads, for example).
     std::function<void(int instance)> on_instance_start;
+    // Called on the instance's thread before each batch with the number of batches computing
+    // now (this one included) and the items still queued, so the owner can size the batch's
+    // compute (a lone batch may take the idle instances' threads).
+    std::function<void(int instance, int running_batches, int queued_items)> on_batch_start;
     BatcherObserver observer;
     const Clock* clock = Clock::Real();
   };
@@ -121,6 +125,7 @@ class DynamicBatcher {
     std::vector<typename Queue::Completion> done;
     for (;;) {
       std::optional<typename Queue::Batch> batch;
+      int running = 0, queued = 0;
       {
         absl::MutexLock lock(&mu_);
         for (;;) {
@@ -130,10 +135,14 @@ class DynamicBatcher {
           if (stopping_ && queue_.empty()) return;
           options_.clock->WaitUntil(&mu_, &work_cv_, wake_at);
         }
-        if (batch) ++busy_;
+        if (batch) {
+          running = ++busy_;
+          queued = queue_.queued_items();
+        }
       }
       DeliverAll(&done);  // expired tasks
       if (!batch) continue;
+      if (options_.on_batch_start) options_.on_batch_start(instance, running, queued);
 
       const absl::Time start = options_.clock->Now();
       BatchContext context;

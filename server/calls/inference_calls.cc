@@ -220,6 +220,7 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
     std::shared_ptr<ServableT> model;
     std::vector<model::RgbImage> images;
     std::shared_ptr<PixelBudget::Lease> lease;
+    absl::Duration decode;
   };
   absl::StatusOr<Ready> ready = GuardExceptions(label, rpc, [&]() -> absl::StatusOr<Ready> {
     if (absl::Status s = Refusal(); !s.ok()) return s;
@@ -229,10 +230,11 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
     if (!servable.ok()) return servable.status();
     auto lease = pixels_.Acquire(cost->pixels);
     if (!lease.ok()) return lease.status();
+    const absl::Time decode_start = absl::Now();
     auto images = DecodeImages(request->images());
     if (!images.ok()) return images.status();
     return Ready{*std::move(servable), *std::move(images),
-                 std::make_shared<PixelBudget::Lease>(*std::move(lease))};
+                 std::make_shared<PixelBudget::Lease>(*std::move(lease)), absl::Now() - decode_start};
   });
   if (!ready.ok()) {
     LogInternal(ready.status(), rpc, label);
@@ -247,7 +249,8 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
       return model->Submit(
           ready->images, request->return_attention_stats(), options,
           [run, request, response, labels = &model->description().labels, fill, metrics = metrics_,
-           lease = ready->lease](auto results, const ServeTiming& timing) {
+           lease = ready->lease, decode = ready->decode](auto results, ServeTiming timing) {
+            timing.decode = decode;
             lease->Release();  // the images and their tensors are no longer needed
             if (!results.ok()) return run->Done(results.status());
             // On a model instance thread: nothing may escape into the batcher.

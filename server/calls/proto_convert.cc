@@ -88,6 +88,7 @@ void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* o
   const model::ModelDescription& d = *snapshot.description;
   out->set_device(d.device);
   out->set_dtype(d.dtype);
+  out->set_dtype_reason(d.dtype_reason);
   v1::AttentionConfig* a = out->mutable_attention();
   a->set_mode(d.attention.mode == model::AttentionMode::kElliptical ? v1::ATTENTION_MODE_ELLIPTICAL
                                                                     : v1::ATTENTION_MODE_DOT_PRODUCT);
@@ -105,6 +106,7 @@ void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* o
 }
 
 void FillTiming(const ServeTiming& timing, v1::ServerTiming* out) {
+  out->set_decode_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.decode)));
   out->set_preprocess_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.preprocess)));
   out->set_queue_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.batch.queue)));
   out->set_compute_us(static_cast<uint64_t>(absl::ToInt64Microseconds(timing.batch.compute)));

@@ -57,6 +57,7 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       batch_size_(BuildHistogram().Name("elliptical_batch_size").Help("Items (images) per batch.").Register(*registry_)),
       queue_depth_(BuildGauge().Name("elliptical_queue_items").Help("Items waiting in the model's batching queue.").Register(*registry_)),
       model_ready_(BuildGauge().Name("elliptical_model_ready").Help("1 when the model loaded and serves, 0 when it failed.").Register(*registry_)),
+      model_precision_(BuildGauge().Name("elliptical_model_precision_info").Help("1 for the device and dtype a loaded model computes in; source says why (configured, or what dtype auto found: cpu_amx_bf16, cpu_no_amx, cuda, ...).").Register(*registry_)),
       ttft_(BuildHistogram().Name("elliptical_time_to_first_token_seconds").Help("Generate: arrival to first token.").Register(*registry_)),
       time_per_token_(BuildHistogram().Name("elliptical_time_per_output_token_seconds").Help("Generate: mean time per token after the first.").Register(*registry_)),
       generation_(BuildHistogram().Name("elliptical_generation_duration_seconds").Help("Generate: arrival to last token.").Register(*registry_)),
@@ -138,6 +139,11 @@ void ServerMetrics::RegisterModel(const std::string& model, bool ready) {
   }
   absl::MutexLock lock(&mu_);
   Model(model).ready->Set(ready ? 1 : 0);
+}
+
+void ServerMetrics::RecordPrecision(const std::string& model, const std::string& device,
+                                    const std::string& dtype, const std::string& source) {
+  model_precision_.Add({{"model", model}, {"device", device}, {"dtype", dtype}, {"source", source}}).Set(1);
 }
 
 void ServerMetrics::RecordRequest(const std::string& model, const std::string& rpc,

@@ -47,6 +47,10 @@ class ServerMetrics {
 
   // Every model gets its series when it is loaded (ready or not).
   void RegisterModel(const std::string& model, bool ready);
+  // elliptical_model_precision_info{model, device, dtype, source} = 1: the precision a model
+  // computes in and why (source: "configured", or what dtype "auto" found on this machine).
+  void RecordPrecision(const std::string& model, const std::string& device, const std::string& dtype,
+                       const std::string& source);
 
   // One finished RPC: its gRPC code name (OK, INVALID_ARGUMENT, ...) and end-to-end time.
   void RecordRequest(const std::string& model, const std::string& rpc, const std::string& protocol,
@@ -121,6 +125,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& batch_size_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Gauge>& model_ready_;
+  prometheus::Family<prometheus::Gauge>& model_precision_;
   prometheus::Family<prometheus::Histogram>& ttft_;
   prometheus::Family<prometheus::Histogram>& time_per_token_;
   prometheus::Family<prometheus::Histogram>& generation_;

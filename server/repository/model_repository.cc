@@ -106,15 +106,22 @@ void ModelRepository::LoadAll() {
     absl::Status status = LoadOne(&staged);
     if (status.ok()) {
       staged.snapshot.state = ModelState::kReady;
-      LogInfo("model %s ready on %s (%s) in %.2f s", name, staged.snapshot.description->device,
-              staged.snapshot.description->dtype, absl::ToDoubleSeconds(absl::Now() - start));
+      const model::ModelDescription& d = *staged.snapshot.description;
+      LogInfo("model %s ready on %s in %s (%s) in %.2f s", name, d.device, d.dtype, d.dtype_reason,
+              absl::ToDoubleSeconds(absl::Now() - start));
     } else {
       staged.snapshot.state = ModelState::kFailed;
       // Clients see paths within the repository; the server's own layout stays in the log.
       staged.snapshot.reason = WithinRepository(status.message(), options_.root);
       LogError("model %s failed to load: %s", name, status.message());
     }
-    if (options_.metrics) options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady);
+    if (options_.metrics) {
+      options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady);
+      if (staged.snapshot.description) {
+        const model::ModelDescription& d = *staged.snapshot.description;
+        options_.metrics->RecordPrecision(name, d.device, d.dtype, d.dtype_source);
+      }
+    }
     absl::MutexLock lock(&mu_);
     models_[name] = std::move(staged);
   }

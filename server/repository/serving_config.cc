@@ -24,6 +24,7 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
     const nlohmann::json inst = config.value("instances", nlohmann::json::object());
     out.instances.count = inst.value("count", 0);
     out.instances.threads = inst.value("threads", 0);
+    out.instances.lend_idle_threads = inst.value("lend_idle_threads", true);
     GenerationLimits& l = out.generation;
     l.max_running = g.value("max_running", l.max_running);
     l.max_waiting = g.value("max_waiting", l.max_waiting);

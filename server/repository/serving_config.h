@@ -3,7 +3,8 @@
 //
 //   "batching":   {"max_batch_size": 8, "max_queue_delay_ms": 0, "max_queue_size": 256,
 //                  "low_priority_max_wait_ms": 100}
-//   "instances":  {"count": 2, "threads": 1}       (vision models; default from the cores)
+//   "instances":  {"count": 2, "threads": 1,       (vision models; default from the cores)
+//                  "lend_idle_threads": true}
 //   "generation": {"max_running": 16, "max_waiting": 4096, "max_cache_mb": 512,
 //                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024}
 //
@@ -31,6 +32,9 @@ struct ServingOverrides {
 struct InstanceOptions {
   int count = 1;
   int threads = 0;  // intra-op threads of each; 0: LibTorch's default
+  // A batch that computes alone (no other instance busy, nothing queued) uses the threads of
+  // every instance, so a lone client gets every core; under load each keeps its own.
+  bool lend_idle_threads = true;
 };
 
 struct ServingConfig {

@@ -31,6 +31,16 @@ typename Servable::Batcher::Options BatcherOptions(const ServableContext& c) {
   o.on_instance_start = [threads = c.serving.instances.threads](int) {
     if (threads > 0) model::SetComputeThreadsForThisThread(threads);
   };
+  // A lone batch (no other instance computing, nothing queued) takes every instance's threads:
+  // one client then gets all the cores instead of its instance's share. Under load each batch
+  // keeps its own share, so instances never compete for cores.
+  const int per_instance = c.serving.instances.threads;
+  const int all = per_instance * c.serving.instances.count;
+  if (per_instance > 0 && all > per_instance && c.serving.instances.lend_idle_threads) {
+    o.on_batch_start = [per_instance, all](int, int running, int queued) {
+      model::SetBatchComputeThreads(running == 1 && queued == 0 ? all : per_instance);
+    };
+  }
   if (c.metrics) {
     o.observer.on_batch = [metrics = c.metrics, name = c.name](int instance, int size, absl::Duration compute) {
       metrics->RecordBatch(name, instance, size, compute);

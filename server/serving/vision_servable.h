@@ -22,6 +22,7 @@
 namespace elliptical::server {
 
 struct ServeTiming {
+  absl::Duration decode;  // filled by the caller, which decodes before Submit
   absl::Duration preprocess;
   BatchTiming batch;
 };

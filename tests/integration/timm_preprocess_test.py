@@ -85,7 +85,9 @@ def picture(index, width, height):
 
 
 def convert(*argv):
-    subprocess.run([sys.executable, CONVERTER, *map(str, argv)], check=True, stdout=subprocess.DEVNULL)
+    # float32: the comparison with timm's probabilities is a float32 one.
+    subprocess.run([sys.executable, CONVERTER, *map(str, argv), "--dtype", "float32"], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def served_probabilities(client, model, paths):

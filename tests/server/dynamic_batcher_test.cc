@@ -166,6 +166,44 @@ TEST(DynamicBatcher, TwoInstancesComputeTwoBatchesAtOnce) {
   EXPECT_EQ(instances, (std::vector<int>{0, 1}));
 }
 
+// What the owner learns before each batch (to lend a lone batch the idle instances' threads):
+// a batch alone with nothing queued hears (1 running, 0 queued); one that starts beside a
+// running batch hears 2; one that starts with work still queued behind it hears that work.
+TEST(DynamicBatcher, EachBatchStartsKnowingHowManyRunAndHowManyWait) {
+  Model model;
+  absl::Notification* first_gate = model.HoldNext();
+  absl::Notification* second_gate = model.HoldNext();
+  struct Start {
+    int running, queued;
+  };
+  absl::Mutex mu;
+  std::vector<Start> starts;
+  Batcher::Options o = Options(1, /*instances=*/2);
+  o.on_batch_start = [&](int, int running, int queued) {
+    absl::MutexLock lock(&mu);
+    starts.push_back({running, queued});
+  };
+  Batcher b("m", o, model.Fn());
+  Result r1, r2, r3;
+  ASSERT_TRUE(b.Schedule(MakeTask({1}, &r1)).ok());
+  ASSERT_TRUE(model.AwaitEntered(1));  // alone
+  ASSERT_TRUE(b.Schedule(MakeTask({2, 3}, &r2)).ok());  // two items, max batch 1: one waits
+  ASSERT_TRUE(model.AwaitEntered(2));
+  first_gate->Notify();
+  second_gate->Notify();
+  ASSERT_TRUE(r1.Wait() && r2.Wait());
+  ASSERT_TRUE(b.Schedule(MakeTask({4}, &r3)).ok());
+  ASSERT_TRUE(r3.Wait());
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(starts.size(), 4u);
+  EXPECT_EQ(starts[0].running, 1);
+  EXPECT_EQ(starts[0].queued, 0);
+  EXPECT_EQ(starts[1].running, 2);  // beside the first
+  EXPECT_EQ(starts[1].queued, 1);   // item 3 still waits
+  EXPECT_EQ(starts[3].running, 1);  // the last one alone again
+  EXPECT_EQ(starts[3].queued, 0);
+}
+
 TEST(DynamicBatcher, AConfiguredQueueDelayHoldsAPartialBatchUntilTheClockPassesIt) {
   FakeClock clock;
   Model model;

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# CPU speed, side by side in one run on one machine (names the CPU and its ISA):
+#   1. the DeiT-Tiny 224 forward alone (elliptical, random weights), images/s: float32, bfloat16
+#      with the linear weights as LibTorch hands them to oneDNN (unpacked) and packed as the
+#      server packs them, at 1 and all threads, batch 1 and 8 (bench/model_forward);
+#   2. optional anchors on the same network exported through training/nets.py: OpenVINO and
+#      ONNX Runtime, when their Python packages are installed (bench/engine_anchors.py);
+#   3. the server (elliptical-loadgen, Classify with a 224 x 224 PNG, closed loop) at 1, 8 and 32
+#      clients, float32 and dtype auto, a lone batch on its own instance's threads (before) and on
+#      every idle instance's (lend_idle_threads, now the default), with the server's own
+#      per-request timing (decode, preprocess, queue, compute).
+# Writes bench/results/cpu_speed-<label>.{jsonl,md}.
+#
+#   bash bench/run_cpu_speed_bench.sh [--label NAME] [--duration 8] [--forward-seconds 3]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LABEL="$(hostname -s)-$(nproc)cpu" DURATION=8 FORWARD_S=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --label) LABEL="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --forward-seconds) FORWARD_S="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bash "$ROOT/scripts/setup.sh" >/dev/null
+bash "$ROOT/scripts/build.sh" >/dev/null
+BUILD="$ROOT/build" PY="$ROOT/.venv/bin/python"
+SERVER="$BUILD/server/elliptical-server" LOADGEN="$BUILD/client/elliptical-loadgen"
+FORWARD="$BUILD/bench/model_forward"
+CORES="$(nproc)"
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+trap '[[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+OUT="$ROOT/bench/results"
+mkdir -p "$OUT"
+JSONL="$OUT/cpu_speed-$LABEL.jsonl"
+: > "$JSONL"
+
+record() {  # part, setting, JSON file or object
+  "$PY" - "$@" >> "$JSONL" <<'PY'
+import json, os, sys
+part, setting, data = sys.argv[1:4]
+rows = json.load(open(data)) if os.path.exists(data) else json.loads(data)
+for r in rows if isinstance(rows, list) else [rows]:
+    r.update({"part": part, "setting": setting})
+    print(json.dumps(r))
+PY
+}
+
+# The machine, first.
+record machine cpu "$("$PY" - <<'PY'
+import json
+name, flags = "", set()
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name") and not name:
+        name = line.split(":", 1)[1].strip()
+    if line.startswith("flags") and not flags:
+        flags = set(line.split(":", 1)[1].split())
+isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8") if f in flags]
+print(json.dumps({"cpu": name, "isa": isa}))
+PY
+)"
+CORES_JSON="{\"cores\": $CORES}"
+record machine cores "$CORES_JSON"
+
+# 1. The forward alone.
+for threads in 1 "$CORES"; do
+  for setting in float32:true bfloat16:false bfloat16:true; do
+    dtype="${setting%%:*}" pack="${setting#*:}"
+    echo "[bench] forward: $dtype, packed $pack, $threads threads" >&2
+    "$FORWARD" --models=deit_tiny --batches=1,8 --modes=elliptical --dtype="$dtype" --pack="$pack" \
+      --threads="$threads" --min_seconds="$FORWARD_S" --out="$WORK/forward.json" 2>/dev/null
+    "$PY" - "$WORK/forward.json" "$threads" "$pack" > "$WORK/rows.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+rows = [{**r, "dtype": report["dtype"], "threads": int(sys.argv[2]), "packed": sys.argv[3] == "true"}
+        for r in report["results"]]
+print(json.dumps(rows))
+PY
+    record forward "${dtype}_packed_${pack}_${threads}t" "$WORK/rows.json"
+  done
+done
+
+# 2. Other engines on the same network, where installed.
+if "$PY" "$ROOT/bench/engine_anchors.py" --threads="1,$CORES" --batches=1,8 --seconds="$FORWARD_S" \
+    --out="$WORK/anchors.json" >&2; then
+  record anchors engines "$WORK/anchors.json"
+fi
+
+# 3. The server.
+REPO="$WORK/models"
+"$PY" - "$REPO" "$WORK/deit.png" "$ROOT/tools" <<'PY'
+import copy, json, sys
+sys.path.insert(0, sys.argv[3])
+import make_demo_model as demo
+import numpy as np
+from PIL import Image
+repo, image = sys.argv[1:3]
+config = copy.deepcopy(demo.DEFAULT_CONFIG)
+config["vit"] = {"image_size": 224, "patch_size": 16, "in_channels": 3, "embed_dim": 192, "depth": 12,
+                 "num_heads": 3, "mlp_ratio": 4.0, "qkv_bias": True, "layer_norm_eps": 1e-6}
+config["num_classes"] = 1000
+config["attention"] = {"mode": "elliptical", "estimator": "mean", "delta": 1.0}
+config["batching"] = {"max_batch_size": 8}
+for lend in (False, True):
+    c = copy.deepcopy(config)
+    c["instances"] = {"lend_idle_threads": lend}
+    demo.write_classifier(f"{repo}/deit-lend-{str(lend).lower()}", c, [f"class_{i}" for i in range(1000)], seed=7)
+# A photo-like 224 x 224 PNG (smooth gradients and noise, about 145 KB as the issue's).
+rng = np.random.default_rng(0)
+y, x = np.mgrid[0:224, 0:224]
+base = np.stack([x, y, (x + y) // 2], -1).astype(np.float64)
+Image.fromarray((base + rng.normal(0, 24, base.shape)).clip(0, 255).astype(np.uint8)).save(image)
+PY
+
+start() {  # extra flags...
+  rm -f "$WORK/port"
+  "$SERVER" --model_repository="$REPO" --host=127.0.0.1 --port=0 --metrics_port=-1 --port_file="$WORK/port" \
+    "$@" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    if [[ -s "$WORK/port" ]] && grep -q "serving" "$WORK/server.log"; then
+      ADDR="127.0.0.1:$(cat "$WORK/port")"; return
+    fi
+    sleep 0.1
+  done
+  echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
+}
+stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
+
+for dtype in float32 auto; do
+  start --dtype="$dtype"
+  grep -o "model deit-lend-true ready.*" "$WORK/server.log" >&2 || true
+  for lend in false true; do
+    for clients in 1 8 32; do
+      echo "[bench] server: dtype $dtype, lend_idle_threads $lend, $clients clients" >&2
+      "$LOADGEN" --server="$ADDR" --rpc=classify --model="deit-lend-$lend" --image="$WORK/deit.png" \
+        --mode=closed --concurrency="$clients" --warmup_s=2 --duration_s="$DURATION" --progress=false \
+        --out="$WORK/point.json" >/dev/null
+      record server "${dtype}_lend_${lend}" "$WORK/point.json"
+    done
+  done
+  stop
+done
+
+"$PY" "$ROOT/bench/summarise_cpu_speed.py" "$JSONL" "$OUT/cpu_speed-$LABEL.md" "$LABEL"
+cat "$OUT/cpu_speed-$LABEL.md"

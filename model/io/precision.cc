@@ -1,0 +1,111 @@
+#include "model/io/precision.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <ATen/cpu/Utils.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace elliptical::model {
+namespace {
+
+std::set<std::string> CpuinfoFlags() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::istringstream words(line.substr(colon + 1));
+    std::set<std::string> flags;
+    for (std::string w; words >> w;) flags.insert(w);
+    return flags;  // every core reports the same flags: the first line is enough
+  }
+  return {};
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+CpuFeatures ReadCpuFeatures() {
+  CpuFeatures f;
+  const std::set<std::string> flags = CpuinfoFlags();
+  f.amx_bf16 = flags.count("amx_bf16") > 0 && flags.count("amx_tile") > 0;
+  f.avx512_bf16 = flags.count("avx512_bf16") > 0;
+  // Linux hands out the AMX tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM); a
+  // kernel before 5.16, or a seccomp policy, refuses it, and then oneDNN falls back to slower
+  // AVX-512 bf16 kernels. LibTorch makes the request and says whether it was granted.
+  f.amx_usable = f.amx_bf16 && at::cpu::init_amx();
+  f.onednn_max_isa = Env("ONEDNN_MAX_CPU_ISA");
+  if (f.onednn_max_isa.empty()) f.onednn_max_isa = Env("DNNL_MAX_CPU_ISA");
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& HostCpuFeatures() {
+  static const CpuFeatures features = ReadCpuFeatures();
+  return features;
+}
+
+bool OneDnnAllowsAmx(const std::string& max_isa) {
+  const std::string isa = absl::AsciiStrToUpper(max_isa);
+  // oneDNN's names at or above the AMX level; anything else (AVX2, AVX512_CORE_BF16, ...) caps
+  // it below.
+  return isa.empty() || isa == "ALL" || isa.find("AMX") != std::string::npos;
+}
+
+absl::StatusOr<PrecisionChoice> ChoosePrecision(const std::string& name, const torch::Device& device,
+                                                const CpuFeatures& cpu, const std::string& origin) {
+  PrecisionChoice c;
+  if (name == "auto" || name.empty()) {
+    if (device.is_cuda()) {
+      c.dtype = torch::kBFloat16;
+      c.source = "cuda";
+      c.reason = "auto: bfloat16 on a CUDA device";
+    } else if (!cpu.amx_bf16) {
+      c.dtype = torch::kFloat32;
+      c.source = "cpu_no_amx";
+      c.reason = absl::StrCat("auto: float32, the CPU has no AMX-BF16",
+                              cpu.avx512_bf16 ? " (AVX512-BF16 alone runs bfloat16 slower than float32)"
+                                              : "");
+    } else if (!cpu.amx_usable) {
+      c.dtype = torch::kFloat32;
+      c.source = "cpu_amx_not_permitted";
+      c.reason = "auto: float32, the CPU has AMX-BF16 but the kernel did not grant this process its tile state";
+    } else if (!OneDnnAllowsAmx(cpu.onednn_max_isa)) {
+      c.dtype = torch::kFloat32;
+      c.source = "onednn_isa_limit";
+      c.reason = absl::StrCat("auto: float32, ONEDNN_MAX_CPU_ISA=", cpu.onednn_max_isa,
+                              " keeps oneDNN below AMX");
+    } else {
+      c.dtype = torch::kBFloat16;
+      c.source = "cpu_amx_bf16";
+      c.reason = "auto: bfloat16, the CPU has AMX-BF16";
+    }
+    return c;
+  }
+  c.source = "configured";
+  c.reason = absl::StrCat(name, " as ", origin, " says");
+  if (name == "float32") {
+    c.dtype = torch::kFloat32;
+  } else if (name == "bfloat16") {
+    c.dtype = torch::kBFloat16;
+  } else if (name == "float16") {
+    if (device.is_cpu()) {
+      return absl::InvalidArgumentError("dtype float16 is for CUDA; use float32, bfloat16 or auto on CPU");
+    }
+    c.dtype = torch::kFloat16;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype \"", name, "\" is not one of auto, float32, float16, bfloat16"));
+  }
+  return c;
+}
+
+}  // namespace elliptical::model

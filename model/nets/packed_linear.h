@@ -1,0 +1,45 @@
+// A linear layer with torch::nn::Linear's parameters ("weight" (out, in), "bias" (out)) that,
+// once packed, multiplies with a copy of its weight kept in oneDNN's blocked layout.
+//
+// Why: a bfloat16 forward on the CPU runs its matmuls on oneDNN (AMX tiles where present), and
+// torch::nn::Linear hands oneDNN the plain (out, in) weight, which oneDNN reorders into its
+// blocked layout again on every call. For the small row counts of a ViT (197 tokens an image)
+// that reorder is a large share of the matmul and it does not parallelise: DeiT-Tiny bf16 ran
+// 1.4x faster on one thread and scaled better to two with packed weights (docs/benchmarks.md).
+// Packing is what OpenVINO and torch.compile's freezing do; the products are the same oneDNN
+// kernel's, so the results are bit-identical to the unpacked bf16 forward.
+//
+// Pack() does nothing where it would not help or cannot run: a float32 model (MKL's sgemm
+// serves it), a CUDA model, or a LibTorch without the oneDNN ops. forward() then is
+// torch::nn::functional::linear.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace elliptical::model {
+
+class PackedLinearImpl : public torch::nn::Module {
+ public:
+  PackedLinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+
+  // x (..., in) -> (..., out); with `gelu`, the exact (erf) GELU of that, fused into the matmul
+  // when packed.
+  torch::Tensor forward(const torch::Tensor& x, bool gelu = false);
+
+  // Packs the current weight for inputs of about `rows` rows (oneDNN picks its blocking for
+  // that size; other sizes run the same kernel family). Call after the weights are loaded and
+  // placed; returns whether it packed.
+  bool Pack(int64_t rows);
+  bool packed() const { return packed_.defined(); }
+
+  torch::Tensor weight, bias;
+
+ private:
+  torch::Tensor packed_;
+};
+TORCH_MODULE(PackedLinear);
+
+// Packs every PackedLinear in `module` (Pack(rows) each); returns how many were packed.
+int PackLinears(torch::nn::Module& module, int64_t rows);
+
+}  // namespace elliptical::model
