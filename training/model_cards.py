@@ -39,6 +39,7 @@ An elliptical-attention ViT that reads a handwritten digit (0-9).
 | output | 10 classes, labels `0`..`9` |
 | network | ViT, 32 x 32 input, 4 x 4 patches (64 tokens + class token), width 64, 4 blocks, 4 heads, MLP ratio 2 |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors) |
+| precision | `dtype: auto`: bfloat16 on CPUs with AMX-BF16 and on CUDA, float32 elsewhere; held-out cost of bf16 in [docs/benchmarks.md](../../docs/benchmarks.md#precision-auto-bfloat16-against-float32) |
 | **held-out accuracy** | **{accuracy:.2%}** on {heldout} digits never trained on |
 
 ## Data
@@ -66,6 +67,7 @@ scene of handwritten digits with its digit or background.
 | output | a class per pixel: `background`, `digit 0` .. `digit 9` |
 | network | ViT encoder, 4 x 4 patches (144 tokens), width {width}, 4 blocks, 4 heads, MLP ratio 2; linear decoder; logits upsampled bilinearly |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors) |
+| precision | `dtype: auto`: bfloat16 on CPUs with AMX-BF16 and on CUDA, float32 elsewhere; held-out cost of bf16 in [docs/benchmarks.md](../../docs/benchmarks.md#precision-auto-bfloat16-against-float32) |
 | **held-out mIoU** | **{miou:.2%}** (11 classes, over {heldout} held-out scenes) |
 
 ## Data
@@ -97,6 +99,7 @@ tokenizer. It continues a prompt in the style of the KJV and stops at the end of
 | tokenizer | SentencePiece unigram, {vocab} pieces, trained on the training verses; no byte fallback (the text is ASCII) |
 | network | decoder-only in the paper's LM layout: post-LayerNorm, width 128, 4 layers, 4 heads of 32, feed-forward 512 (ReLU), sinusoidal positions, embeddings scaled by sqrt(128) and tied to the output; causal elliptical metric (`generation.scale_mode: prefix`, exact with the KV cache) |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors, tokenizer {tok_size:.2f} MB) |
+| precision | `dtype: auto`: bfloat16 on CPUs with AMX-BF16 and on CUDA, float32 elsewhere; held-out cost of bf16 in [docs/benchmarks.md](../../docs/benchmarks.md#precision-auto-bfloat16-against-float32) |
 | training | {steps} steps of {batch} windows of {window} tokens ({tokens_seen:,} tokens, about {epochs:.1f} passes over {train_tokens:,}) |
 | **held-out perplexity** | **{ppl:.2f}** per token, on {heldout} held-out verses |
 

@@ -24,13 +24,17 @@ void SetComputeThreadsForThisThread(int threads) {
 
 namespace {
 
-using SetThreads = void (*)(int);
+using OmpSetThreads = void (*)(int);
+using MklSetThreadsLocal = int (*)(int);
 
 // LibTorch's own OpenMP runtime and the MKL linked into libtorch_cpu, found in the process:
 // linking an OpenMP library here would bring a second runtime with its own thread pools.
 struct ThreadControls {
-  SetThreads omp = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-  SetThreads mkl_local = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "mkl_set_num_threads_local"));
+  OmpSetThreads omp = reinterpret_cast<OmpSetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  // MKL's C entry point: its header maps mkl_set_num_threads_local to this name, and the
+  // lower-case symbol in the library is the Fortran one, which takes a pointer.
+  MklSetThreadsLocal mkl_local =
+      reinterpret_cast<MklSetThreadsLocal>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
 };
 
 }  // namespace

@@ -39,10 +39,14 @@ bool PackedLinearImpl::Pack(int64_t rows) {
   if (!weight.device().is_cpu() || weight.scalar_type() != torch::kBFloat16 || !Ops().available()) {
     return false;
   }
-  torch::jit::Stack stack{weight.detach(), c10::IValue(rows)};
-  Ops().reorder->callBoxed(&stack);
-  packed_ = stack.at(0).toTensor();
-  return true;
+  try {
+    torch::jit::Stack stack{weight.detach(), c10::IValue(rows)};
+    Ops().reorder->callBoxed(&stack);
+    packed_ = stack.at(0).toTensor();
+    return true;
+  } catch (const c10::Error&) {
+    return false;  // oneDNN has no bf16 kernels for this CPU: the plain path works everywhere
+  }
 }
 
 torch::Tensor PackedLinearImpl::forward(const torch::Tensor& x, bool gelu) {

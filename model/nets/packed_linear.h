@@ -6,8 +6,9 @@
 // blocked layout again on every call. For the small row counts of a ViT (197 tokens an image)
 // that reorder is a large share of the matmul and it does not parallelise: DeiT-Tiny bf16 ran
 // 1.4x faster on one thread and scaled better to two with packed weights (docs/benchmarks.md).
-// Packing is what OpenVINO and torch.compile's freezing do; the products are the same oneDNN
-// kernel's, so the results are bit-identical to the unpacked bf16 forward.
+// Packing is what OpenVINO and torch.compile's freezing do. Both paths accumulate in float32 in
+// the same oneDNN kernel family; the blocking may differ, so outputs agree to within one bf16
+// rounding (bit-identical where oneDNN picks the same blocking, as for the row count packed for).
 //
 // Pack() does nothing where it would not help or cannot run: a float32 model (MKL's sgemm
 // serves it), a CUDA model, or a LibTorch without the oneDNN ops. forward() then is

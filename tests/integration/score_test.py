@@ -151,7 +151,9 @@ def main():
     sys.path.insert(0, os.path.join(HERE, "..", "support"))
     from server import start_server, stop_server
 
-    server, address = start_server(args.server_binary, repo, work, "--compute_threads=1")
+    # float32 whatever the machine: the tolerances are float32 arguments, and the shipped kjv-lm's
+    # dtype is auto (bfloat16 on an AMX CPU).
+    server, address = start_server(args.server_binary, repo, work, "--compute_threads=1", "--dtype=float32")
     try:
         client = Client(address, timeout_s=60)
         client.wait_until_serving(timeout_s=120)
