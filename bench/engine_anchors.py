@@ -34,17 +34,25 @@ def export(path):
                       dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
 
 
-def timed(run, batch, seconds):
-    for _ in range(2):
+def interleaved(cases, seconds):
+    """Runs every case once in turn (A B C A B C ...) until each has run `seconds` in all, so the
+    noise of a shared machine falls on all alike. -> one result dict per case."""
+    for _, run in cases:
         run()
-    times = []
-    while sum(times) < seconds or len(times) < 3:
-        start = time.perf_counter()
         run()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    median = times[len(times) // 2]
-    return {"median_seconds": median, "items_per_second": batch / median, "iterations": len(times)}
+    times = [[] for _ in cases]
+    while min(sum(t) for t in times) < seconds or min(len(t) for t in times) < 3:
+        for i, (_, run) in enumerate(cases):
+            start = time.perf_counter()
+            run()
+            times[i].append(time.perf_counter() - start)
+    out = []
+    for (meta, _), t in zip(cases, times):
+        t.sort()
+        median = t[len(t) // 2]
+        out.append({**meta, "median_seconds": median, "items_per_second": meta["batch"] / median,
+                    "iterations": len(t)})
+    return out
 
 
 def main():
@@ -61,7 +69,7 @@ def main():
     import numpy as np
     threads = [int(t) for t in args.threads.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    rows = []
+    cases = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "deit_tiny.onnx")
         export(path)
@@ -84,11 +92,12 @@ def main():
             for name, run in engines:
                 for b in batches:
                     x = np.random.default_rng(0).standard_normal((b, 3, 224, 224)).astype(np.float32)
-                    r = timed(lambda: run(x), b, args.seconds)
-                    r.update({"engine": name, "threads": t, "batch": b, "model": "deit_tiny"})
-                    print(f"[anchors] {name} {t} threads batch {b}: {r['items_per_second']:.1f} images/s",
-                          file=sys.stderr)
-                    rows.append(r)
+                    cases.append(({"engine": name, "threads": t, "batch": b, "model": "deit_tiny"},
+                                  lambda run=run, x=x: run(x)))
+        rows = interleaved(cases, args.seconds)
+    for r in rows:
+        print(f"[anchors] {r['engine']} {r['threads']} threads batch {r['batch']}: "
+              f"{r['items_per_second']:.1f} images/s", file=sys.stderr)
     with open(args.out, "w") as f:
         json.dump(rows, f)
     return 0

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "model/nets/decoder_lm.h"
 #include "model/io/device.h"
+#include "model/io/precision.h"
 #include "model/api/runtime.h"
 #include "model/nets/packed_linear.h"
 #include "model/nets/vit.h"
@@ -29,15 +30,18 @@ ABSL_FLAG(std::string, models, "deit_tiny,deit_small,lm16", "deit_tiny, deit_sma
 ABSL_FLAG(std::string, batches, "1,8,64", "batch sizes");
 ABSL_FLAG(std::string, modes, "elliptical,dot_product", "attention modes, measured back to back");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda, cuda:N");
-ABSL_FLAG(std::string, dtype, "float32", "float32, bfloat16, float16 (CUDA)");
-ABSL_FLAG(int, threads, 0, "intra-op threads; 0 keeps LibTorch's default");
+ABSL_FLAG(std::string, dtype, "float32",
+          "float32, bfloat16, float16 (CUDA), auto; a comma-separated list is measured interleaved");
+ABSL_FLAG(std::string, threads, "0",
+          "intra-op threads; 0 keeps LibTorch's default; a comma-separated list (1,2) is measured "
+          "interleaved in one process, so a shared machine's noise falls on every count alike");
 ABSL_FLAG(double, min_seconds, 3.0, "time each mode of each measurement for at least this long");
 ABSL_FLAG(int, warmup, 2, "untimed forwards before each measurement");
 ABSL_FLAG(std::string, out, "", "JSON file to write (stdout when empty)");
 ABSL_FLAG(bool, tune_malloc, true, "tune glibc's allocator as the server does");
-ABSL_FLAG(bool, pack, true,
+ABSL_FLAG(std::string, pack, "true",
           "pack the ViT's linear weights for oneDNN as the server does (bf16 on the CPU; "
-          "model/nets/packed_linear.h); false measures the unpacked forward");
+          "model/nets/packed_linear.h): true, false, or both (measured interleaved)");
 
 namespace elliptical::bench {
 namespace {
@@ -84,8 +88,16 @@ struct Workload {
   int tokens_per_item = 0;
 };
 
+// One measured configuration; every variant of a (model, batch) runs interleaved.
+struct Variant {
+  AttentionMode mode;
+  torch::ScalarType dtype;
+  int threads;  // 0: LibTorch's default
+  bool pack;
+};
+
 Workload Make(const std::string& name, AttentionMode mode, int batch, torch::Device device,
-              torch::ScalarType dtype) {
+              torch::ScalarType dtype, bool pack) {
   torch::manual_seed(0);  // same weights for both modes
   if (name == "lm16") {
     model::DecoderLm lm(Lm16(mode));
@@ -100,7 +112,7 @@ Workload Make(const std::string& name, AttentionMode mode, int batch, torch::Dev
   model::VisionTransformer vit(config, Attention(mode, config.depth, std::nullopt), 1000);
   vit->to(device, dtype);
   vit->eval();
-  if (absl::GetFlag(FLAGS_pack)) model::PackLinears(*vit, 1 + config.num_patches());
+  if (pack) model::PackLinears(*vit, 1 + config.num_patches());
   torch::Tensor images = torch::randn({batch, 3, config.image_size, config.image_size}).to(device, dtype);
   return {[vit, images]() mutable { vit->forward(images); }, 1 + config.num_patches()};
 }
@@ -109,41 +121,54 @@ void Synchronize(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
 }
 
-// Times every mode of one (model, batch) with their forwards interleaved (A B A B ...), so that
-// the noise of a shared machine falls on all modes alike and their ratio stays meaningful.
-std::vector<nlohmann::json> Measure(const std::string& name, const std::vector<AttentionMode>& modes,
-                                    int batch, torch::Device device, torch::ScalarType dtype) {
+// Times every variant of one (model, batch) with their forwards interleaved (A B A B ...), so that
+// the noise of a shared machine falls on all variants alike and their ratios stay meaningful.
+// Thread counts switch per forward through model::SetBatchComputeThreads, as the server's
+// instances do per batch (it keeps oneDNN's primitive cache).
+std::vector<nlohmann::json> Measure(const std::string& name, const std::vector<Variant>& variants, int batch,
+                                    torch::Device device) {
   std::vector<Workload> workloads;
-  for (AttentionMode mode : modes) workloads.push_back(Make(name, mode, batch, device, dtype));
+  for (const Variant& v : variants) workloads.push_back(Make(name, v.mode, batch, device, v.dtype, v.pack));
+  const int default_threads = torch::get_num_threads();
+  auto run = [&](size_t i) {
+    model::SetBatchComputeThreads(variants[i].threads > 0 ? variants[i].threads : default_threads);
+    workloads[i].run();
+  };
   c10::InferenceMode guard;
   for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
-    for (Workload& w : workloads) w.run();
+    for (size_t v = 0; v < variants.size(); ++v) run(v);
   }
   Synchronize(device);
-  std::vector<std::vector<double>> seconds(modes.size());
+  std::vector<std::vector<double>> seconds(variants.size());
   double total = 0;
-  while (total < absl::GetFlag(FLAGS_min_seconds) * modes.size() || seconds[0].size() < 3) {
-    for (size_t m = 0; m < modes.size(); ++m) {
+  while (total < absl::GetFlag(FLAGS_min_seconds) * variants.size() || seconds[0].size() < 3) {
+    for (size_t v = 0; v < variants.size(); ++v) {
       const auto start = std::chrono::steady_clock::now();
-      workloads[m].run();
+      run(v);
       Synchronize(device);
-      seconds[m].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      total += seconds[m].back();
+      seconds[v].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      total += seconds[v].back();
     }
   }
   std::vector<nlohmann::json> out;
-  for (size_t m = 0; m < modes.size(); ++m) {
-    std::vector<double>& s = seconds[m];
+  for (size_t v = 0; v < variants.size(); ++v) {
+    std::vector<double>& s = seconds[v];
     std::sort(s.begin(), s.end());
     auto at = [&](double q) { return s[static_cast<size_t>(q * (s.size() - 1) + 0.5)]; };
     const double median = at(0.5);
-    const std::string mode_name(model::AttentionModeName(modes[m]));
-    std::cerr << "[cpp] " << name << " b=" << batch << " " << mode_name << ": " << median * 1e3
+    const Variant& var = variants[v];
+    const std::string mode_name(model::AttentionModeName(var.mode));
+    const int threads = var.threads > 0 ? var.threads : default_threads;
+    std::cerr << "[cpp] " << name << " b=" << batch << " " << mode_name << " " << model::DtypeName(var.dtype)
+              << (var.pack ? "" : " unpacked") << " " << threads << "t: " << median * 1e3
               << " ms/forward, " << batch / median << " items/s\n";
     out.push_back({{"model", name},
                    {"attention", mode_name},
+                   {"dtype", model::DtypeName(var.dtype)},
+                   {"threads", threads},
+                   {"packed", var.pack},
                    {"batch", batch},
-                   {"tokens_per_item", workloads[m].tokens_per_item},
+                   {"tokens_per_item", workloads[v].tokens_per_item},
                    {"iterations", s.size()},
                    {"median_seconds", median},
                    {"p10_seconds", at(0.1)},
@@ -167,12 +192,30 @@ int Run() {
     std::cerr << device.status() << "\n";
     return 2;
   }
-  auto dtype = model::ResolveDtype(absl::GetFlag(FLAGS_dtype), *device);
-  if (!dtype.ok()) {
-    std::cerr << dtype.status() << "\n";
+  std::vector<torch::ScalarType> dtypes;
+  for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_dtype), ',')) {
+    auto dtype = model::ResolveDtype(std::string(d), *device);
+    if (!dtype.ok()) {
+      std::cerr << dtype.status() << "\n";
+      return 2;
+    }
+    dtypes.push_back(*dtype);
+  }
+  std::vector<int> thread_counts;
+  for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_threads), ',')) {
+    int n = 0;
+    if (!absl::SimpleAtoi(t, &n) || n < 0) {
+      std::cerr << "bad thread count " << t << "\n";
+      return 2;
+    }
+    thread_counts.push_back(n);
+  }
+  const std::string pack = absl::GetFlag(FLAGS_pack);
+  if (pack != "true" && pack != "false" && pack != "both") {
+    std::cerr << "--pack is true, false or both\n";
     return 2;
   }
-  if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  std::vector<bool> packs = pack == "both" ? std::vector<bool>{false, true} : std::vector<bool>{pack == "true"};
   // As the server does (model/api/runtime.h); --tune_malloc=false measures glibc's defaults.
   if (absl::GetFlag(FLAGS_tune_malloc)) model::TuneCpuAllocator();
   std::vector<AttentionMode> modes;
@@ -195,16 +238,29 @@ int Run() {
         std::cerr << "bad batch size " << b << "\n";
         return 2;
       }
-      for (auto& r : Measure(std::string(name), modes, batch, *device, *dtype)) results.push_back(r);
+      std::vector<Variant> variants;
+      for (torch::ScalarType dtype : dtypes) {
+        for (bool p : packs) {
+          // Packing changes nothing but a bf16 CPU forward: one unpacked float32 is enough.
+          if (p != packs.back() && !(dtype == torch::kBFloat16 && device->is_cpu())) continue;
+          for (int threads : thread_counts) {
+            for (AttentionMode mode : modes) variants.push_back({mode, dtype, threads, p});
+          }
+        }
+      }
+      for (auto& r : Measure(std::string(name), variants, batch, *device)) results.push_back(r);
     }
   }
   nlohmann::json report = {
       {"implementation", "cpp"},
       {"device", device->str()},
       {"device_name", device->is_cuda() ? "CUDA device " + device->str() : CpuName()},
-      {"dtype", model::DtypeName(*dtype)},
-      {"threads", torch::get_num_threads()},
-      {"packed_linears", absl::GetFlag(FLAGS_pack)},
+      // The first variant's, for bench/summarise_model_bench.py; each result names its own.
+      {"dtype", model::DtypeName(dtypes.front())},
+      {"threads", thread_counts.front() > 0 ? thread_counts.front() : torch::get_num_threads()},
+      {"cpu_isa", model::HostCpuFeatures().amx_bf16      ? "AMX-BF16"
+                  : model::HostCpuFeatures().avx512_bf16 ? "AVX512-BF16, no AMX"
+                                                         : "no bf16 units"},
       {"torch_version", TORCH_VERSION},
       {"results", results}};
   return WriteReport(report, absl::GetFlag(FLAGS_out));

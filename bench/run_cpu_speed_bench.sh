@@ -4,7 +4,8 @@
 #      with the linear weights as LibTorch hands them to oneDNN (unpacked) and packed as the
 #      server packs them, at 1 and all threads, batch 1 and 8 (bench/model_forward);
 #   2. optional anchors on the same network exported through training/nets.py: OpenVINO and
-#      ONNX Runtime, when their Python packages are installed (bench/engine_anchors.py);
+#      ONNX Runtime, when a venv with them is at .venv-anchors (or ANCHORS_PY names its python;
+#      bench/engine_anchors.py);
 #   3. the server (elliptical-loadgen, Classify with a 224 x 224 PNG, closed loop) at 1, 8 and 32
 #      clients, float32 and dtype auto, a lone batch on its own instance's threads (before) and on
 #      every idle instance's (lend_idle_threads, now the default), with the server's own
@@ -65,28 +66,25 @@ PY
 CORES_JSON="{\"cores\": $CORES}"
 record machine cores "$CORES_JSON"
 
-# 1. The forward alone.
-for threads in 1 "$CORES"; do
-  for setting in float32:true bfloat16:false bfloat16:true; do
-    dtype="${setting%%:*}" pack="${setting#*:}"
-    echo "[bench] forward: $dtype, packed $pack, $threads threads" >&2
-    "$FORWARD" --models=deit_tiny --batches=1,8 --modes=elliptical --dtype="$dtype" --pack="$pack" \
-      --threads="$threads" --min_seconds="$FORWARD_S" --out="$WORK/forward.json" 2>/dev/null
-    "$PY" - "$WORK/forward.json" "$threads" "$pack" > "$WORK/rows.json" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-rows = [{**r, "dtype": report["dtype"], "threads": int(sys.argv[2]), "packed": sys.argv[3] == "true"}
-        for r in report["results"]]
-print(json.dumps(rows))
-PY
-    record forward "${dtype}_packed_${pack}_${threads}t" "$WORK/rows.json"
-  done
-done
+# 1. The forward alone: every variant interleaved in one process (model_forward's --threads,
+#    --dtype and --pack lists), so their ratios hold on a noisy machine.
+echo "[bench] forward: float32 and bfloat16 (unpacked, packed), 1 and $CORES threads, batch 1 and 8" >&2
+"$FORWARD" --models=deit_tiny --batches=1,8 --modes=elliptical --dtype=float32,bfloat16 --pack=both \
+  --threads="1,$CORES" --min_seconds="$FORWARD_S" --out="$WORK/forward.json"
+"$PY" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["results"]))' "$WORK/forward.json" \
+  > "$WORK/rows.json"
+record forward interleaved "$WORK/rows.json"
 
-# 2. Other engines on the same network, where installed.
-if "$PY" "$ROOT/bench/engine_anchors.py" --threads="1,$CORES" --batches=1,8 --seconds="$FORWARD_S" \
-    --out="$WORK/anchors.json" >&2; then
+# 2. Other engines on the same network, where installed: a venv of their own (their protobuf and
+#    onnx pins would break ours), e.g.
+#      python3 -m venv .venv-anchors && .venv-anchors/bin/pip install torch==2.11.0 onnx onnxscript \
+#        openvino onnxruntime
+ANCHORS_PY="${ANCHORS_PY:-$ROOT/.venv-anchors/bin/python}"
+if [[ -x "$ANCHORS_PY" ]] && "$ANCHORS_PY" "$ROOT/bench/engine_anchors.py" --threads="1,$CORES" --batches=1,8 \
+    --seconds="$FORWARD_S" --out="$WORK/anchors.json" >&2; then
   record anchors engines "$WORK/anchors.json"
+else
+  echo "[bench] anchors: skipped (no $ANCHORS_PY with openvino/onnxruntime)" >&2
 fi
 
 # 3. The server.

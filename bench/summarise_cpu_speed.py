@@ -35,6 +35,8 @@ def main():
             cells = [get(1, 1), get(1, 8), get(cores, 1), get(cores, 8)]
             ratio = cells[3] / cells[1] if cells[1] and cells[3] else None
             name = dtype if dtype == "float32" else f"{dtype}, {'packed' if packed else 'unpacked'} weights"
+            if dtype == "float32" and not packed and any(r["dtype"] == "float32" and r["packed"] for r in forward):
+                continue
             out.append(f"| {name} | " + " | ".join(f"{c:.1f}" if c else "-" for c in cells) +
                        f" | {ratio:.2f}x |" if ratio else " | - |")
         out.append("")
