@@ -69,7 +69,7 @@ torch::Tensor PackedLinearImpl::forward(const torch::Tensor& x, bool gelu) {
 int PackLinears(torch::nn::Module& module, int64_t rows) {
   int packed = 0;
   for (const auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* linear = dynamic_cast<PackedLinearImpl*>(m.get())) packed += linear->Pack(rows) ? 1 : 0;
+    if (auto* packable = dynamic_cast<CpuPackable*>(m.get())) packed += packable->Pack(rows) ? 1 : 0;
   }
   return packed;
 }

@@ -19,7 +19,16 @@
 
 namespace elliptical::model {
 
-class PackedLinearImpl : public torch::nn::Module {
+// A module that can keep a packed copy of its weights for bf16 CPU forwards (PackedLinear, a
+// ViT's patch embedding); PackLinears finds every one in a network.
+class CpuPackable {
+ public:
+  virtual ~CpuPackable() = default;
+  // Packs for inputs of about `rows` rows; returns whether it packed.
+  virtual bool Pack(int64_t rows) = 0;
+};
+
+class PackedLinearImpl : public torch::nn::Module, public CpuPackable {
  public:
   PackedLinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
 
@@ -30,7 +39,7 @@ class PackedLinearImpl : public torch::nn::Module {
   // Packs the current weight for inputs of about `rows` rows (oneDNN picks its blocking for
   // that size; other sizes run the same kernel family). Call after the weights are loaded and
   // placed; returns whether it packed.
-  bool Pack(int64_t rows);
+  bool Pack(int64_t rows) override;
   bool packed() const { return packed_.defined(); }
 
   torch::Tensor weight, bias;
@@ -40,7 +49,7 @@ class PackedLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PackedLinear);
 
-// Packs every PackedLinear in `module` (Pack(rows) each); returns how many were packed.
+// Packs every CpuPackable in `module` (Pack(rows) each); returns how many were packed.
 int PackLinears(torch::nn::Module& module, int64_t rows);
 
 }  // namespace elliptical::model

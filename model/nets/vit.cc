@@ -47,14 +47,39 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& v_
   return h + mlp->forward(norm2->forward(h));
 }
 
-PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) {
+PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) : patch_size_(c.patch_size) {
   proj = register_module(
       "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_channels, c.embed_dim, c.patch_size)
                                     .stride(c.patch_size)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
+  if (as_linear_ && as_linear_->packed() && images.scalar_type() == torch::kBFloat16 &&
+      images.device().is_cpu() && images.size(2) % patch_size_ == 0 && images.size(3) % patch_size_ == 0) {
+    const int64_t B = images.size(0), ch = images.size(1), P = patch_size_;
+    const int64_t gh = images.size(2) / P, gw = images.size(3) / P;
+    // (B, ch, gh*P, gw*P) -> (B, gh*gw, ch*P*P), each patch in the conv weight's (ch, P, P) order.
+    torch::Tensor patches = images.reshape({B, ch, gh, P, gw, P})
+                                .permute({0, 2, 4, 1, 3, 5})
+                                .reshape({B, gh * gw, ch * P * P});
+    return as_linear_->forward(patches);
+  }
   return proj->forward(images).flatten(2).transpose(1, 2);  // (B, C, G, G) -> (B, G*G, C)
+}
+
+bool PatchEmbedImpl::Pack(int64_t rows) {
+  const torch::Tensor& w = proj->weight;  // (C, ch, P, P)
+  if (!w.device().is_cpu() || w.scalar_type() != torch::kBFloat16) return false;
+  PackedLinear linear(w.size(1) * w.size(2) * w.size(3), w.size(0), proj->bias.defined());
+  linear->to(w.scalar_type());
+  {
+    torch::NoGradGuard no_grad;
+    linear->weight.copy_(w.reshape({w.size(0), -1}));
+    if (proj->bias.defined()) linear->bias.copy_(proj->bias);
+  }
+  if (!linear->Pack(rows)) return false;
+  as_linear_ = linear;
+  return true;
 }
 
 VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, AttentionConfig attention,
