@@ -13,14 +13,16 @@
 # Writes bench/results/cpu_speed-<label>.{jsonl,md}.
 #
 #   bash bench/run_cpu_speed_bench.sh [--label NAME] [--duration 8] [--forward-seconds 3]
+#                                     [--parts forward,anchors,server]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LABEL="$(hostname -s)-$(nproc)cpu" DURATION=8 FORWARD_S=3
+LABEL="$(hostname -s)-$(nproc)cpu" DURATION=8 FORWARD_S=3 PARTS="forward,anchors,server"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --label) LABEL="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --forward-seconds) FORWARD_S="$2"; shift 2 ;;
+    --parts) PARTS="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,21 +68,25 @@ PY
 CORES_JSON="{\"cores\": $CORES}"
 record machine cores "$CORES_JSON"
 
+want() { [[ ",$PARTS," == *",$1,"* ]]; }
+
 # 1. The forward alone: every variant interleaved in one process (model_forward's --threads,
 #    --dtype and --pack lists), so their ratios hold on a noisy machine.
+if want forward; then
 echo "[bench] forward: float32 and bfloat16 (unpacked, packed), 1 and $CORES threads, batch 1 and 8" >&2
 "$FORWARD" --models=deit_tiny --batches=1,8 --modes=elliptical --dtype=float32,bfloat16 --pack=both \
   --threads="1,$CORES" --min_seconds="$FORWARD_S" --out="$WORK/forward.json"
 "$PY" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["results"]))' "$WORK/forward.json" \
   > "$WORK/rows.json"
 record forward interleaved "$WORK/rows.json"
+fi
 
 # 2. Other engines on the same network, where installed: a venv of their own (their protobuf and
 #    onnx pins would break ours), e.g.
 #      python3 -m venv .venv-anchors && .venv-anchors/bin/pip install torch==2.11.0 onnx onnxscript \
 #        openvino onnxruntime
 ANCHORS_PY="${ANCHORS_PY:-$ROOT/.venv-anchors/bin/python}"
-if [[ -x "$ANCHORS_PY" ]] && "$ANCHORS_PY" "$ROOT/bench/engine_anchors.py" --threads="1,$CORES" --batches=1,8 \
+if want anchors && [[ -x "$ANCHORS_PY" ]] && "$ANCHORS_PY" "$ROOT/bench/engine_anchors.py" --threads="1,$CORES" --batches=1,8 \
     --seconds="$FORWARD_S" --out="$WORK/anchors.json" >&2; then
   record anchors engines "$WORK/anchors.json"
 else
@@ -128,7 +134,7 @@ start() {  # extra flags...
 }
 stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 
-for dtype in float32 auto; do
+want server && for dtype in float32 auto; do
   start --dtype="$dtype"
   grep -o "model deit-lend-true ready.*" "$WORK/server.log" >&2 || true
   for lend in false true; do

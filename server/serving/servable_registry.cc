@@ -6,10 +6,15 @@
 #include "absl/strings/str_cat.h"
 #include "model/api/runtime.h"
 #include "server/serving/language_servable.h"
+#include "server/serving/thread_lending.h"
 #include "server/serving/vision_servable.h"
 
 namespace elliptical::server {
 namespace {
+
+// How long a model's batches must have run one at a time before a lone batch borrows the idle
+// instances' threads: a few DeiT-Tiny forwards.
+constexpr absl::Duration kLendingQuietPeriod = absl::Milliseconds(250);
 
 StatsSampling Sampling(const ServableContext& c) {
   StatsSampling sampling;
@@ -31,14 +36,15 @@ typename Servable::Batcher::Options BatcherOptions(const ServableContext& c) {
   o.on_instance_start = [threads = c.serving.instances.threads](int) {
     if (threads > 0) model::SetComputeThreadsForThisThread(threads);
   };
-  // A lone batch (no other instance computing, nothing queued) takes every instance's threads:
-  // one client then gets all the cores instead of its instance's share. Under load each batch
-  // keeps its own share, so instances never compete for cores.
+  // A lone batch (no other instance computing, nothing queued, none overlapping lately) takes
+  // every instance's threads: one client then gets all the cores instead of its instance's
+  // share. Under load each batch keeps its own share (thread_lending.h).
   const int per_instance = c.serving.instances.threads;
   const int all = per_instance * c.serving.instances.count;
   if (per_instance > 0 && all > per_instance && c.serving.instances.lend_idle_threads) {
-    o.on_batch_start = [per_instance, all](int, int running, int queued) {
-      model::SetBatchComputeThreads(running == 1 && queued == 0 ? all : per_instance);
+    auto lending = std::make_shared<ThreadLending>(per_instance, all, kLendingQuietPeriod);
+    o.on_batch_start = [lending, clock = o.clock](int, int running, int queued) {
+      model::SetBatchComputeThreads(lending->ThreadsFor(running, queued, clock->Now()));
     };
   }
   if (c.metrics) {

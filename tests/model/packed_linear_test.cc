@@ -29,7 +29,7 @@ TEST(PackedLinear, HasLinearsParametersAndResults) {
   EXPECT_EQ(no_bias->named_parameters().size(), 1u);
 }
 
-TEST(PackedLinear, PackedBfloat16GivesTheUnpackedBits) {
+TEST(PackedLinear, PackedBfloat16AgreesWithUnpackedWithinOneRounding) {
   torch::manual_seed(1);
   PackedLinear layer(192, 576);
   layer->to(torch::kBFloat16);
