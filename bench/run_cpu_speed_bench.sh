@@ -12,15 +12,16 @@
 #      per-request timing (decode, preprocess, queue, compute).
 # Writes bench/results/cpu_speed-<label>.{jsonl,md}.
 #
-#   bash bench/run_cpu_speed_bench.sh [--label NAME] [--duration 8] [--forward-seconds 3]
+#   bash bench/run_cpu_speed_bench.sh [--label NAME] [--duration 4] [--rounds 3] [--forward-seconds 3]
 #                                     [--parts forward,anchors,server]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LABEL="$(hostname -s)-$(nproc)cpu" DURATION=8 FORWARD_S=3 PARTS="forward,anchors,server"
+LABEL="$(hostname -s)-$(nproc)cpu" DURATION=4 ROUNDS=3 FORWARD_S=3 PARTS="forward,anchors,server"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --label) LABEL="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     --forward-seconds) FORWARD_S="$2"; shift 2 ;;
     --parts) PARTS="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -134,16 +135,21 @@ start() {  # extra flags...
 }
 stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 
+# Each client count runs ROUNDS rounds alternating the two lending settings (one model each on
+# one server), so the noise of a shared machine falls on both; the report takes each setting's
+# median round.
 want server && for dtype in float32 auto; do
   start --dtype="$dtype"
   grep -o "model deit-lend-true ready.*" "$WORK/server.log" >&2 || true
-  for lend in false true; do
-    for clients in 1 8 32; do
-      echo "[bench] server: dtype $dtype, lend_idle_threads $lend, $clients clients" >&2
-      "$LOADGEN" --server="$ADDR" --rpc=classify --model="deit-lend-$lend" --image="$WORK/deit.png" \
-        --mode=closed --concurrency="$clients" --warmup_s=2 --duration_s="$DURATION" --progress=false \
-        --out="$WORK/point.json" >/dev/null
-      record server "${dtype}_lend_${lend}" "$WORK/point.json"
+  for clients in 1 8 32; do
+    for round in $(seq 1 "$ROUNDS"); do
+      for lend in false true; do
+        echo "[bench] server: dtype $dtype, $clients clients, round $round, lend_idle_threads $lend" >&2
+        "$LOADGEN" --server="$ADDR" --rpc=classify --model="deit-lend-$lend" --image="$WORK/deit.png" \
+          --mode=closed --concurrency="$clients" --warmup_s=1 --duration_s="$DURATION" --progress=false \
+          --out="$WORK/point.json" >/dev/null
+        record server "${dtype}_lend_${lend}" "$WORK/point.json"
+      done
     done
   done
   stop
