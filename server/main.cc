@@ -37,8 +37,8 @@ ABSL_FLAG(std::string, model_repository, "models", "Directory of model directori
 ABSL_FLAG(std::string, device, "",
           "Overrides every model's device: auto, cpu, cuda, cuda:N (empty: as configured).");
 ABSL_FLAG(std::string, dtype, "",
-          "Overrides every model's dtype: auto (bfloat16 on CUDA and on CPUs with AMX-BF16, else "
-          "float32), float32, float16 (CUDA), bfloat16 (empty: as configured).");
+          "Overrides every model's dtype: auto (bfloat16 on CUDA, and for image models on CPUs "
+          "with AMX-BF16; else float32), float32, float16 (CUDA), bfloat16 (empty: as configured).");
 ABSL_FLAG(bool, tune_malloc, true,
           "Keep freed tensor memory in the process (faster CPU forwards, resident size stays at "
           "its peak); see model/api/runtime.h.");

@@ -99,7 +99,7 @@ tokenizer. It continues a prompt in the style of the KJV and stops at the end of
 | tokenizer | SentencePiece unigram, {vocab} pieces, trained on the training verses; no byte fallback (the text is ASCII) |
 | network | decoder-only in the paper's LM layout: post-LayerNorm, width 128, 4 layers, 4 heads of 32, feed-forward 512 (ReLU), sinusoidal positions, embeddings scaled by sqrt(128) and tied to the output; causal elliptical metric (`generation.scale_mode: prefix`, exact with the KV cache) |
 | parameters | {params:,} ({size:.2f} MB of float32 safetensors, tokenizer {tok_size:.2f} MB) |
-| precision | `dtype: auto`: bfloat16 on CPUs with AMX-BF16 and on CUDA, float32 elsewhere; held-out cost of bf16 in [docs/benchmarks.md](../../docs/benchmarks.md#precision-auto-bfloat16-against-float32) |
+| precision | `dtype: auto`: float32 on the CPU (a language model's decode steps run slower in bf16 there), bfloat16 on CUDA; held-out cost of bf16 in [docs/benchmarks.md](../../docs/benchmarks.md#precision-auto-bfloat16-against-float32) |
 | training | {steps} steps of {batch} windows of {window} tokens ({tokens_seen:,} tokens, about {epochs:.1f} passes over {train_tokens:,}) |
 | **held-out perplexity** | **{ppl:.2f}** per token, on {heldout} held-out verses |
 

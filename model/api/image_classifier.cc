@@ -97,7 +97,8 @@ class ViTClassifier final : public ImageClassifier {
 absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std::string& directory,
                                                                         const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(ClassifierConfig config, ReadClassifierConfig(directory));
-  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement,
+                              ResolvePlacement(config.runtime, options, ModelFamily::kImageClassifier));
   return GuardLoad<std::unique_ptr<ImageClassifier>>(
       directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageClassifier>> {
         VisionTransformer vit(config.vit, config.attention, config.num_classes);

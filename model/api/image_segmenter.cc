@@ -100,7 +100,8 @@ class Segmenter final : public ImageSegmenter {
 absl::StatusOr<std::unique_ptr<ImageSegmenter>> ImageSegmenter::Load(const std::string& directory,
                                                                       const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(SegmenterConfig config, ReadSegmenterConfig(directory));
-  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement,
+                              ResolvePlacement(config.runtime, options, ModelFamily::kSegmenter));
   return GuardLoad<std::unique_ptr<ImageSegmenter>>(
       directory, [&]() -> absl::StatusOr<std::unique_ptr<ImageSegmenter>> {
         SegmenterNet net(config);

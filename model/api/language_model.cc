@@ -386,7 +386,8 @@ class DecoderLanguageModel final : public LanguageModel {
 absl::StatusOr<std::unique_ptr<LanguageModel>> LanguageModel::Load(const std::string& directory,
                                                                     const LoadOptions& options) {
   ELLIPTICAL_ASSIGN_OR_RETURN(LmConfig config, ReadLmConfig(directory));
-  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement, ResolvePlacement(config.runtime, options));
+  ELLIPTICAL_ASSIGN_OR_RETURN(Placement placement,
+                              ResolvePlacement(config.runtime, options, ModelFamily::kLanguageModel));
   return GuardLoad<std::unique_ptr<LanguageModel>>(
       directory, [&]() -> absl::StatusOr<std::unique_ptr<LanguageModel>> {
         DecoderLm net(config);

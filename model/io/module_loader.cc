@@ -9,14 +9,15 @@
 
 namespace elliptical::model {
 
-absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options) {
+absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options,
+                                           ModelFamily family) {
   if (!options.device.empty()) runtime.device = options.device;
   const std::string origin = options.dtype.empty() ? "config.json" : "--dtype";
   if (!options.dtype.empty()) runtime.dtype = options.dtype;
   Placement p;
   ELLIPTICAL_ASSIGN_OR_RETURN(p.device, ResolveDevice(runtime.device));
   ELLIPTICAL_ASSIGN_OR_RETURN(PrecisionChoice precision,
-                              ChoosePrecision(runtime.dtype, p.device, HostCpuFeatures(), origin));
+                              ChoosePrecision(runtime.dtype, p.device, HostCpuFeatures(), origin, family));
   p.dtype = precision.dtype;
   p.dtype_source = precision.source;
   p.dtype_reason = precision.reason;

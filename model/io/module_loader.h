@@ -22,7 +22,8 @@ struct Placement {
 };
 
 // `runtime` with `options` applied, resolved against the machine.
-absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options);
+absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOptions& options,
+                                           ModelFamily family);
 
 // Moves `module` to `placement`, switches it to eval mode and loads `weights_path` into it;
 // errors name the file (and, from LoadWeights, every mismatched tensor).

@@ -61,13 +61,18 @@ bool OneDnnAllowsAmx(const std::string& max_isa) {
 }
 
 absl::StatusOr<PrecisionChoice> ChoosePrecision(const std::string& name, const torch::Device& device,
-                                                const CpuFeatures& cpu, const std::string& origin) {
+                                                const CpuFeatures& cpu, const std::string& origin,
+                                                ModelFamily family) {
   PrecisionChoice c;
   if (name == "auto" || name.empty()) {
     if (device.is_cuda()) {
       c.dtype = torch::kBFloat16;
       c.source = "cuda";
       c.reason = "auto: bfloat16 on a CUDA device";
+    } else if (family == ModelFamily::kLanguageModel) {
+      c.dtype = torch::kFloat32;
+      c.source = "cpu_language_model";
+      c.reason = "auto: float32, a language model's decode steps run slower in bfloat16 on the CPU";
     } else if (!cpu.amx_bf16) {
       c.dtype = torch::kFloat32;
       c.source = "cpu_no_amx";

@@ -8,7 +8,10 @@
 //     and oneDNN is allowed to use (ONEDNN_MAX_CPU_ISA): bfloat16, measured 2.3-2.5x float32
 //     per core for DeiT-Tiny (docs/benchmarks.md);
 //   - any other CPU: float32. AVX512-BF16 alone converts and dots bf16 pairs but has no tile
-//     unit: LibTorch's bf16 forward measured slower than float32 there.
+//     unit: LibTorch's bf16 forward measured slower than float32 there;
+//   - a language model on any CPU: float32. Its decode steps multiply a handful of rows by
+//     unpacked weights, and there bf16 measured slower than float32 even with AMX (kjv-lm: 498
+//     against 836 tokens/s for one stream, 3,193 against 4,053 for 16; docs/benchmarks.md).
 #pragma once
 
 #include <string>
@@ -16,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
+#include "model/config/model_dir.h"
 
 namespace elliptical::model {
 
@@ -39,16 +43,17 @@ bool OneDnnAllowsAmx(const std::string& max_isa);
 struct PrecisionChoice {
   torch::ScalarType dtype = torch::kFloat32;
   // Short, stable code for a metric label: "configured", "cuda", "cpu_amx_bf16", "cpu_no_amx",
-  // "cpu_amx_not_permitted", "onednn_isa_limit".
+  // "cpu_amx_not_permitted", "onednn_isa_limit", "cpu_language_model".
   std::string source;
   // One sentence for the load log and the model metadata.
   std::string reason;
 };
 
-// Resolves a dtype name ("auto", "float32", "bfloat16", "float16") for `device`. `origin` says
-// where an explicit name came from ("config.json", "--dtype") for the reason text. float16 on
-// the CPU is refused: its kernels are slow or absent.
+// Resolves a dtype name ("auto", "float32", "bfloat16", "float16") for a model of `family` on
+// `device`. `origin` says where an explicit name came from ("config.json", "--dtype") for the
+// reason text. float16 on the CPU is refused: its kernels are slow or absent.
 absl::StatusOr<PrecisionChoice> ChoosePrecision(const std::string& name, const torch::Device& device,
-                                                const CpuFeatures& cpu, const std::string& origin);
+                                                const CpuFeatures& cpu, const std::string& origin,
+                                                ModelFamily family = ModelFamily::kImageClassifier);
 
 }  // namespace elliptical::model

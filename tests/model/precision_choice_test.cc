@@ -57,6 +57,20 @@ TEST(PrecisionChoice, AutoFollowsOneDnnIsaLimit) {
   }
 }
 
+TEST(PrecisionChoice, AutoKeepsALanguageModelInFloat32OnTheCpu) {
+  auto c = ChoosePrecision("auto", torch::kCPU, Amx(), "config.json", ModelFamily::kLanguageModel);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->dtype, torch::kFloat32);
+  EXPECT_EQ(c->source, "cpu_language_model");
+  auto seg = ChoosePrecision("auto", torch::kCPU, Amx(), "config.json", ModelFamily::kSegmenter);
+  EXPECT_EQ(seg->dtype, torch::kBFloat16);
+  auto cuda = ChoosePrecision("auto", torch::Device(torch::kCUDA, 0), Amx(), "config.json",
+                              ModelFamily::kLanguageModel);
+  EXPECT_EQ(cuda->dtype, torch::kBFloat16);
+  auto forced = ChoosePrecision("bfloat16", torch::kCPU, Amx(), "--dtype", ModelFamily::kLanguageModel);
+  EXPECT_EQ(forced->dtype, torch::kBFloat16);
+}
+
 TEST(PrecisionChoice, AutoIsBfloat16OnCuda) {
   PrecisionChoice c = Auto(CpuFeatures{}, torch::Device(torch::kCUDA, 0));
   EXPECT_EQ(c.dtype, torch::kBFloat16);
