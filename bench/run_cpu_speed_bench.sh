@@ -9,14 +9,16 @@
 #   3. the server (elliptical-loadgen, Classify with a 224 x 224 PNG, closed loop) at 1, 8 and 32
 #      clients, float32 and dtype auto, a lone batch on its own instance's threads (before) and on
 #      every idle instance's (lend_idle_threads, now the default), with the server's own
-#      per-request timing (decode, preprocess, queue, compute).
+#      per-request timing (decode, preprocess, queue, compute);
+#   4. Generate on the shipped kjv-lm, float32 against bfloat16, 1 and 16 streams, alternating
+#      in rounds (why dtype auto keeps language models in float32 on the CPU).
 # Writes bench/results/cpu_speed-<label>.{jsonl,md}.
 #
 #   bash bench/run_cpu_speed_bench.sh [--label NAME] [--duration 4] [--rounds 3] [--forward-seconds 3]
-#                                     [--parts forward,anchors,server]
+#                                     [--parts forward,anchors,server,lm]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LABEL="$(hostname -s)-$(nproc)cpu" DURATION=4 ROUNDS=3 FORWARD_S=3 PARTS="forward,anchors,server"
+LABEL="$(hostname -s)-$(nproc)cpu" DURATION=4 ROUNDS=3 FORWARD_S=3 PARTS="forward,anchors,server,lm"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --label) LABEL="$2"; shift 2 ;;
@@ -154,6 +156,31 @@ want server && for dtype in float32 auto; do
   done
   stop
 done
+
+# 4. A language model's decode, float32 against bfloat16 (one server each, alternating).
+if want lm; then
+  for clients in 1 16; do
+    for round in $(seq 1 "$ROUNDS"); do
+      for dtype in float32 bfloat16; do
+        echo "[bench] lm: kjv-lm $dtype, $clients streams, round $round" >&2
+        rm -f "$WORK/port"
+        "$SERVER" --model_repository="$ROOT/models" --host=127.0.0.1 --port=0 --metrics_port=-1 --http_port=-1 \
+          --port_file="$WORK/port" --dtype="$dtype" 2>"$WORK/server.log" &
+        SERVER_PID=$!
+        for _ in $(seq 1 600); do
+          [[ -s "$WORK/port" ]] && grep -q "serving" "$WORK/server.log" && break
+          sleep 0.1
+        done
+        ADDR="127.0.0.1:$(cat "$WORK/port")"
+        "$LOADGEN" --server="$ADDR" --rpc=generate --model=kjv-lm --max_new_tokens=64 --mode=closed \
+          --concurrency="$clients" --warmup_s=1 --duration_s="$DURATION" --progress=false \
+          --out="$WORK/point.json" >/dev/null
+        record lm "$dtype" "$WORK/point.json"
+        stop
+      done
+    done
+  done
+fi
 
 "$PY" "$ROOT/bench/summarise_cpu_speed.py" "$JSONL" "$OUT/cpu_speed-$LABEL.md" "$LABEL"
 cat "$OUT/cpu_speed-$LABEL.md"

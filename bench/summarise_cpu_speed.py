@@ -88,6 +88,20 @@ def main():
                        f"{s.get('mean_latency', 0) - stages:.2f} | {s.get('mean_batch_size', 0):.2f} | "
                        f"{', '.join(map(str, r['rounds']))} |")
         out.append("")
+    lm = {}
+    for r in rows:
+        if r["part"] == "lm":
+            lm.setdefault((r["setting"], r["concurrency"]), []).append(r)
+    if lm:
+        out += ["## kjv-lm Generate (64 new tokens), tokens/s, median of rounds", "",
+                "| dtype | streams | tokens/s | time per output token p50 ms | rounds, tokens/s |",
+                "|---|---|---|---|---|"]
+        for (dtype, clients), group in sorted(lm.items(), key=lambda kv: (kv[0][1], kv[0][0] != "float32")):
+            group = sorted(group, key=lambda r: r["tokens_per_second"])
+            m = group[len(group) // 2]
+            out.append(f"| {dtype} | {clients} | {m['tokens_per_second']:.0f} | {m['tpot_ms']['p50']:.2f} | "
+                       f"{', '.join(str(round(r['tokens_per_second'])) for r in group)} |")
+        out.append("")
     with open(dst, "w") as f:
         f.write("\n".join(out) + "\n")
 

@@ -89,6 +89,7 @@ TEST_F(ClassifyServerTest, BatchOfImagesMatchesReferenceInOrder) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.classifications_size(), 3);
   EXPECT_EQ(response.timing().batch_size(), 3u);
+  EXPECT_GT(response.timing().decode_us(), 0u) << "three PNGs were inflated and unfiltered";
   for (int i = 0; i < 3; ++i) {
     const auto& want = expected[names[i]]["elliptical"];
     ASSERT_EQ(response.classifications(i).classes_size(), 10);
@@ -265,6 +266,9 @@ TEST_F(ClassifyServerTest, MetadataDescribesTheModel) {
   EXPECT_EQ(metadata.attention().elliptical_layers_size(), 2);
   EXPECT_NEAR(metadata.attention().score_scale(), 0.25, 1e-6);  // 1/sqrt(16)
   EXPECT_GT(metadata.num_parameters(), 0u);
+  // The fixture's config.json says float32, and the metadata says so and why.
+  EXPECT_EQ(metadata.dtype(), "float32");
+  EXPECT_EQ(metadata.dtype_reason(), "float32 as config.json says");
 }
 
 TEST_F(ClassifyServerTest, HealthIsServingAndOtherFamiliesRpcsNameTheMismatch) {
