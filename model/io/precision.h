@@ -10,8 +10,8 @@
 //   - any other CPU: float32. AVX512-BF16 alone converts and dots bf16 pairs but has no tile
 //     unit: LibTorch's bf16 forward measured slower than float32 there;
 //   - a language model on any CPU: float32. Its decode steps multiply a handful of rows by
-//     unpacked weights, and there bf16 measured slower than float32 even with AMX (kjv-lm: 498
-//     against 836 tokens/s for one stream, 3,193 against 4,053 for 16; docs/benchmarks.md).
+//     unpacked weights, and there bf16 measured slower than float32 even with AMX (kjv-lm: 502
+//     against 910 tokens/s for one stream, level at 16; docs/benchmarks.md).
 #pragma once
 
 #include <string>
