@@ -70,21 +70,9 @@ json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
 IMAGE="$BUILD/fixtures/classifier/images/pattern_0.png"
 
-start() {  # binary, extra flags...
-  local bin="$1"; shift
-  rm -f "$WORK/port"
-  "$bin" --model_repository="$REPO" --host=127.0.0.1 --port=0 --metrics_port=-1 --port_file="$WORK/port" \
-    "$@" 2>"$WORK/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    if [[ -s "$WORK/port" ]] && grep -q "serving" "$WORK/server.log"; then
-      ADDR="127.0.0.1:$(cat "$WORK/port")"; return
-    fi
-    sleep 0.1
-  done
-  echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
-}
-stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
+source "$ROOT/bench/server_control.sh"
+start() { local bin="$1"; shift; start_server "$bin" "$REPO" "$@"; }  # binary, extra flags...
+stop() { stop_server; }
 
 record() {  # part, server, setting, JSON (one object, or loadgen's file of an array)
   "$PY" - "$@" >> "$JSONL" <<'PY'

@@ -122,20 +122,9 @@ base = np.stack([x, y, (x + y) // 2], -1).astype(np.float64)
 Image.fromarray((base + rng.normal(0, 24, base.shape)).clip(0, 255).astype(np.uint8)).save(image)
 PY
 
-start() {  # extra flags...
-  rm -f "$WORK/port"
-  "$SERVER" --model_repository="$REPO" --host=127.0.0.1 --port=0 --metrics_port=-1 --port_file="$WORK/port" \
-    "$@" 2>"$WORK/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    if [[ -s "$WORK/port" ]] && grep -q "serving" "$WORK/server.log"; then
-      ADDR="127.0.0.1:$(cat "$WORK/port")"; return
-    fi
-    sleep 0.1
-  done
-  echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
-}
-stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
+source "$ROOT/bench/server_control.sh"
+start() { start_server "$SERVER" "$REPO" "$@"; }  # extra flags...
+stop() { stop_server; }
 
 # Each client count runs ROUNDS rounds alternating the two lending settings (one model each on
 # one server), so the noise of a shared machine falls on both; the report takes each setting's
@@ -163,15 +152,7 @@ if want lm; then
     for round in $(seq 1 "$ROUNDS"); do
       for dtype in float32 bfloat16; do
         echo "[bench] lm: kjv-lm $dtype, $clients streams, round $round" >&2
-        rm -f "$WORK/port"
-        "$SERVER" --model_repository="$ROOT/models" --host=127.0.0.1 --port=0 --metrics_port=-1 --http_port=-1 \
-          --port_file="$WORK/port" --dtype="$dtype" 2>"$WORK/server.log" &
-        SERVER_PID=$!
-        for _ in $(seq 1 600); do
-          [[ -s "$WORK/port" ]] && grep -q "serving" "$WORK/server.log" && break
-          sleep 0.1
-        done
-        ADDR="127.0.0.1:$(cat "$WORK/port")"
+        start_server "$SERVER" "$ROOT/models" --http_port=-1 --dtype="$dtype"
         "$LOADGEN" --server="$ADDR" --rpc=generate --model=kjv-lm --max_new_tokens=64 --mode=closed \
           --concurrency="$clients" --warmup_s=1 --duration_s="$DURATION" --progress=false \
           --out="$WORK/point.json" >/dev/null
