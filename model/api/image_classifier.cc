@@ -113,7 +113,7 @@ absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std
         d.num_heads = config.vit.num_heads;
         d.embed_dim = config.vit.embed_dim;
         return std::unique_ptr<ImageClassifier>(new ViTClassifier(
-            std::move(config), std::move(vit), placement.device, placement.dtype, std::move(d)));
+            std::move(config), std::move(vit), placement.device, placement.precision.dtype, std::move(d)));
       });
 }
 

@@ -115,7 +115,7 @@ absl::StatusOr<std::unique_ptr<ImageSegmenter>> ImageSegmenter::Load(const std::
         d.num_heads = config.encoder.num_heads;
         d.embed_dim = config.encoder.embed_dim;
         return std::unique_ptr<ImageSegmenter>(
-            new Segmenter(std::move(net), placement.device, placement.dtype, std::move(d)));
+            new Segmenter(std::move(net), placement.device, placement.precision.dtype, std::move(d)));
       });
 }
 

@@ -3,7 +3,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/io/device.h"
-#include "model/io/precision.h"
 #include "model/config/safetensors.h"
 #include "model/io/weights.h"
 
@@ -16,18 +15,15 @@ absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOpti
   if (!options.dtype.empty()) runtime.dtype = options.dtype;
   Placement p;
   ELLIPTICAL_ASSIGN_OR_RETURN(p.device, ResolveDevice(runtime.device));
-  ELLIPTICAL_ASSIGN_OR_RETURN(PrecisionChoice precision,
+  ELLIPTICAL_ASSIGN_OR_RETURN(p.precision,
                               ChoosePrecision(runtime.dtype, p.device, HostCpuFeatures(), origin, family));
-  p.dtype = precision.dtype;
-  p.dtype_source = precision.source;
-  p.dtype_reason = precision.reason;
   return p;
 }
 
 absl::Status PlaceAndLoad(torch::nn::Module& module, const Placement& placement,
                           const std::string& weights_path) {
   ELLIPTICAL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::Open(weights_path));
-  module.to(placement.device, placement.dtype);
+  module.to(placement.device, placement.precision.dtype);
   module.eval();
   if (absl::Status s = LoadWeights(module, weights); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(weights_path, ": ", s.message()));
@@ -40,9 +36,9 @@ ModelDescription DescribeModule(ModelFamily family, const Placement& placement,
   ModelDescription d;
   d.family = family;
   d.device = placement.device.str();
-  d.dtype = DtypeName(placement.dtype);
-  d.dtype_source = placement.dtype_source;
-  d.dtype_reason = placement.dtype_reason;
+  d.dtype = DtypeName(placement.precision.dtype);
+  d.dtype_source = placement.precision.source;
+  d.dtype_reason = placement.precision.reason;
   d.attention = attention;
   for (const auto& p : module.parameters()) d.num_parameters += p.numel();
   return d;

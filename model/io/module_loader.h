@@ -11,14 +11,13 @@
 #include "model/config/config_fields.h"
 #include "model/api/image_classifier.h"
 #include "model/api/model_description.h"
+#include "model/io/precision.h"
 
 namespace elliptical::model {
 
 struct Placement {
   torch::Device device = torch::kCPU;
-  torch::ScalarType dtype = torch::kFloat32;
-  std::string dtype_source = "configured";  // PrecisionChoice::source
-  std::string dtype_reason;                 // PrecisionChoice::reason
+  PrecisionChoice precision;  // the dtype and why
 };
 
 // `runtime` with `options` applied, resolved against the machine.
