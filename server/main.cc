@@ -77,9 +77,17 @@ ABSL_FLAG(int, http_port, 8502,
           "HTTP port (KServe v2 REST, OpenAI /v1/completions); 0 picks a free one; -1 disables it.");
 ABSL_FLAG(std::string, http_port_file, "",
           "If set, the bound HTTP port is written to this file once it listens.");
-ABSL_FLAG(int, http_threads, 16,
-          "HTTP worker threads (1 to 1024): each serves one connection at a time, and a streaming "
-          "completion holds one for its whole stream; connections beyond them queue.");
+ABSL_FLAG(int, http_threads, 4,
+          "HTTP event-loop threads (1 to 256), shared by every connection: an idle, slow or "
+          "streaming client holds none of them.");
+ABSL_FLAG(int, http_max_connections, 4096,
+          "Most open HTTP connections; beyond, a new one is refused at once (503) and counted.");
+ABSL_FLAG(double, http_header_timeout_s, 10,
+          "Seconds a request head (request line and headers) may take from its first byte, in "
+          "all: a client that trickles it is cut (408).");
+ABSL_FLAG(double, http_idle_timeout_s, 30,
+          "Seconds an HTTP keep-alive connection may wait for its next request.");
+ABSL_FLAG(double, http_body_timeout_s, 60, "Seconds a request body may take after its head (408 beyond).");
 ABSL_FLAG(int64_t, max_http_body_bytes, -1,
           "Largest HTTP request body, in bytes (413 beyond); -1: --max_message_bytes.");
 ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Address of the Prometheus /metrics endpoint.");
@@ -226,6 +234,11 @@ int Run() {
                                                                : absl::GetFlag(FLAGS_http_host);
     http_options.port = absl::GetFlag(FLAGS_http_port);
     http_options.threads = absl::GetFlag(FLAGS_http_threads);
+    http_options.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+    http_options.header_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_header_timeout_s));
+    http_options.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_idle_timeout_s));
+    http_options.body_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_body_timeout_s));
+    http_options.metrics = metrics.get();
     const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
     http_options.max_body_bytes = static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
     http_options.tls_cert_file = security_options.tls_cert_file;
@@ -284,6 +297,8 @@ int Run() {
   // the models' batchers and schedulers. Then gRPC closes every connection at once: waiting
   // for idle clients to acknowledge a graceful goodbye could take 20 s each (call_tracker.h).
   calls.calls()->BeginDrain();
+  // Idle and slow HTTP connections close now; those with a request in progress after it.
+  if (http) http->Drain();
   const absl::Time drained_by = absl::Now() + absl::Seconds(grace);
   if (!calls.calls()->WaitUntilIdle(drained_by)) {
     LogWarning("%d calls still running after %.1f s: cancelling them", calls.calls()->active(), grace);

@@ -1,40 +1,40 @@
 // The HTTP front: a port of its own (--http_port) serving the KServe v2 REST API
 // (kserve_routes.h) and OpenAI's completions API (openai_routes.h), both through InferenceCalls,
-// under the gRPC port's security: the same TLS certificate and client-certificate policy, the
-// same bearer tokens checked by the same TokenAuthenticator (`Authorization: Bearer <token>`;
-// health routes /v2/health/* exempt when --auth_exempt exempts health), 401 in the protocol's
-// error shape. Request bodies beyond max_body_bytes get 413.
+// on the event-driven transport of http_server.h, under the gRPC port's security: the same TLS
+// certificate and client-certificate policy, the same bearer tokens checked by the same
+// TokenAuthenticator (`Authorization: Bearer <token>`, checked on the request head before any
+// body is read; /v2/health/* exempt when --auth_exempt exempts health), 401 in the protocol's
+// error shape. Errors of every kind come in the shape of the path's protocol.
 //
-// Threads: cpp-httplib serves a connection on one worker of a fixed pool (`threads`) for as long
-// as it is open (keep-alive included); connections beyond the pool queue until a worker is
-// free. A streaming completion holds its worker for the whole stream.
+// Shutdown (main.cc): Drain() at once (idle and slow connections close; new ones are answered
+// once, without keep-alive) while InferenceCalls' drain refuses new calls (UNAVAILABLE: 503
+// here) and accepted ones finish; Stop() then closes the port.
 //
-// Shutdown (main.cc): InferenceCalls' drain refuses new calls (UNAVAILABLE: 503 here) while
-// accepted ones finish; Stop() then closes the port and joins the workers.
-//
-// Thread-safety: Start and Stop from one thread; the handlers run on the pool.
+// Thread-safety: Start, Drain and Stop from one thread; the routes run on the transport's threads.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/calls/inference_calls.h"
+#include "server/http/http_server.h"
+#include "server/metrics/server_metrics.h"
 #include "server/security/token_authenticator.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace elliptical::server {
 
 struct HttpFrontOptions {
   std::string host = "0.0.0.0";
   int port = 8502;  // 0: a free one (port() says which)
-  int threads = 16;
+  int threads = 4;  // event-loop threads
+  int max_connections = 4096;
   size_t max_body_bytes = 64 << 20;
+  absl::Duration header_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Seconds(30);
+  absl::Duration body_timeout = absl::Seconds(60);
   // TLS, as the gRPC port's flags (already checked by security::BuildServerSecurity); empty
   // cert: plaintext.
   std::string tls_cert_file;
@@ -44,6 +44,7 @@ struct HttpFrontOptions {
   // Null: no token required.
   std::shared_ptr<const security::TokenAuthenticator> authenticator;
   bool health_exempt = true;  // --auth_exempt includes health
+  ServerMetrics* metrics = nullptr;  // optional: connection and refusal counts
 };
 
 class HttpFront {
@@ -51,18 +52,15 @@ class HttpFront {
   // Binds the port and starts serving; INVALID_ARGUMENT for bad options, UNAVAILABLE when the
   // port cannot be bound.
   static absl::StatusOr<std::unique_ptr<HttpFront>> Start(const HttpFrontOptions& options, InferenceCalls& calls);
-  ~HttpFront();  // Stop()
 
-  int port() const { return port_; }
-  // Closes the port and waits for the workers: a stream still open is cut. Idempotent.
-  void Stop();
+  int port() const { return server_->port(); }
+  void Drain() { server_->Drain(); }
+  // Closes the port; answers being written get a moment, the rest are cut. Idempotent.
+  void Stop() { server_->Stop(); }
 
  private:
   HttpFront() = default;
-
-  std::unique_ptr<httplib::Server> server_;
-  std::thread listener_;
-  int port_ = 0;
+  std::unique_ptr<HttpServer> server_;
 };
 
 }  // namespace elliptical::server

@@ -1,12 +1,16 @@
 #include "server/http/kserve_json.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/http/bounded_json.h"
 #include "server/kserve/tensors.h"
 
 namespace elliptical::server::kserve {
@@ -90,51 +94,57 @@ absl::Status ToParameters(const json& object, absl::string_view what,
   return absl::OkStatus();
 }
 
-// The leaves of a (possibly nested) "data" array, row-major.
-absl::Status Flatten(const json& data, int depth, absl::string_view what, std::vector<const json*>* out) {
-  if (!data.is_array()) {
-    out->push_back(&data);
-    return absl::OkStatus();
-  }
-  if (depth >= kMaxDataDepth) return Invalid(what, absl::StrCat("\"data\" nests deeper than ", kMaxDataDepth));
-  for (const json& element : data) {
-    if (absl::Status s = Flatten(element, depth + 1, what, out); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-// One JSON element in the raw form of its datatype.
-absl::Status EncodeElement(const json& v, const Datatype& type, size_t index, absl::string_view what,
-                           std::string* raw) {
-  auto bad = [&](absl::string_view why) { return Invalid(what, absl::StrCat("data element ", index, " ", why)); };
+// One element of "data" in the raw form of its datatype; the reason it cannot be (to follow
+// "data element <i> "), or nullptr. Integers are as nlohmann's parser reads them: without a
+// minus sign kUnsigned, with one kSigned ("-0" too, a valid unsigned 0).
+const char* EncodeElement(const bounded_json::Leaf& v, const Datatype& type, std::string* raw) {
+  using Type = bounded_json::Leaf::Type;
   switch (type.kind) {
     case Kind::kBool:
-      if (!v.is_boolean()) return bad("is not a boolean");
-      raw->push_back(v.get<bool>() ? 1 : 0);
-      return absl::OkStatus();
+      if (v.type != Type::kBool) return "is not a boolean";
+      raw->push_back(v.boolean ? 1 : 0);
+      return nullptr;
     case Kind::kUnsigned: {
-      if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) {
-        return bad("is not a non-negative integer");
+      uint64_t x;
+      if (v.type == Type::kUnsigned) {
+        x = v.unsigned_value;
+      } else if (v.type == Type::kSigned && v.signed_value >= 0) {
+        x = static_cast<uint64_t>(v.signed_value);
+      } else {
+        return "is not a non-negative integer";
       }
-      const uint64_t x = v.get<uint64_t>();
-      if (type.size < 8 && x >> (8 * type.size) != 0) return bad("is out of the datatype's range");
+      if (type.size < 8 && x >> (8 * type.size) != 0) return "is out of the datatype's range";
       AppendLe(x, type.size, raw);
-      return absl::OkStatus();
+      return nullptr;
     }
     case Kind::kSigned: {
-      if (!v.is_number_integer()) return bad("is not an integer");
-      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return bad("is out of the datatype's range");
+      int64_t x;
+      if (v.type == Type::kUnsigned) {
+        if (v.unsigned_value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          return "is out of the datatype's range";
+        }
+        x = static_cast<int64_t>(v.unsigned_value);
+      } else if (v.type == Type::kSigned) {
+        x = v.signed_value;
+      } else {
+        return "is not an integer";
       }
-      const int64_t x = v.get<int64_t>();
       const int64_t bound = type.size < 8 ? int64_t{1} << (8 * type.size - 1) : 0;
-      if (type.size < 8 && (x < -bound || x >= bound)) return bad("is out of the datatype's range");
+      if (type.size < 8 && (x < -bound || x >= bound)) return "is out of the datatype's range";
       AppendLe(static_cast<uint64_t>(x), type.size, raw);
-      return absl::OkStatus();
+      return nullptr;
     }
     case Kind::kFloat: {
-      if (!v.is_number()) return bad("is not a number");
-      const double x = v.get<double>();
+      double x;
+      if (v.type == Type::kUnsigned) {
+        x = static_cast<double>(v.unsigned_value);
+      } else if (v.type == Type::kSigned) {
+        x = static_cast<double>(v.signed_value);
+      } else if (v.type == Type::kFloat) {
+        x = v.float_value;
+      } else {
+        return "is not a number";
+      }
       if (type.size == 4) {
         const float f = static_cast<float>(x);
         uint32_t bits;
@@ -145,20 +155,189 @@ absl::Status EncodeElement(const json& v, const Datatype& type, size_t index, ab
         std::memcpy(&bits, &x, sizeof bits);
         AppendLe(bits, 8, raw);
       }
-      return absl::OkStatus();
+      return nullptr;
     }
-    case Kind::kBytes: {
-      if (!v.is_string()) return bad("is not a string");
-      const std::string& s = v.get_ref<const std::string&>();
-      AppendLe(s.size(), 4, raw);
-      *raw += s;
-      return absl::OkStatus();
-    }
-    default: return bad("has an unsupported datatype");
+    case Kind::kBytes:
+      if (v.type != Type::kString) return "is not a string";
+      AppendLe(v.string.size(), 4, raw);
+      raw->append(v.string.data(), v.string.size());
+      return nullptr;
+    default: return "has an unsupported datatype";
   }
 }
 
-absl::Status ParseInput(const json& input, absl::string_view binary, size_t* binary_at,
+// An input's "data", taken from the parser element by element (bounded_json.h) instead of
+// becoming DOM nodes. When the input's "datatype" came before its "data", as clients write it,
+// each element is encoded at once into the raw contents; otherwise it is kept on a tape (a
+// type byte, then the value: 8 bytes for a number, length and bytes for a string) and encoded
+// once the input's datatype is known. Either way the problems are reported as the DOM's walk
+// over "data" found them: nesting first, then the element count, then the first bad element.
+class DataSink final : public bounded_json::Sink {
+ public:
+  // `type`: the datatype, when known and encodable; `reserve`: bytes to set aside for its raw
+  // contents, once an element comes (and is charged for them).
+  DataSink(std::optional<Datatype> type, std::string datatype, size_t reserve)
+      : type_(type), datatype_(std::move(datatype)), reserve_(reserve) {}
+
+  void BeginArray(int depth) override {
+    if (depth >= kMaxDataDepth && !too_deep_) {
+      too_deep_ = true;
+      Drop();
+    }
+  }
+
+  size_t Add(const bounded_json::Leaf& leaf) override {
+    const int64_t index = count_++;
+    if (too_deep_ || bad_element_) return 0;  // refused whatever follows
+    if (type_) {
+      if (reserve_ != 0) buffer_.reserve(std::exchange(reserve_, 0));
+      if (const char* why = EncodeElement(leaf, *type_, &buffer_)) {
+        bad_element_ = why;
+        bad_index_ = index;
+        Drop();
+      }
+    } else {
+      Record(leaf);
+    }
+    // Charged as memory taken: the buffer's growth.
+    const size_t grown = buffer_.capacity() > charged_ ? buffer_.capacity() - charged_ : 0;
+    charged_ += grown;
+    return grown;
+  }
+
+  // The raw contents for `type` (the input's final datatype, named `datatype`) and `count`
+  // elements (its shape's).
+  absl::Status Finish(const Datatype& type, const std::string& datatype, int64_t count, absl::string_view what,
+                      std::string* raw) {
+    if (too_deep_) return Invalid(what, absl::StrCat("\"data\" nests deeper than ", kMaxDataDepth));
+    if (count_ != count) return Invalid(what, absl::StrCat("shape has ", count, " elements; \"data\" has ", count_));
+    if (type_) {
+      if (datatype != datatype_) {
+        // A repeated "datatype" key that came after "data": the elements went by the first.
+        return Invalid(what, absl::StrCat("\"data\" was read as ", Quoted(datatype_), "; a later \"datatype\" says ",
+                                          Quoted(datatype)));
+      }
+      if (bad_element_) return Invalid(what, absl::StrCat("data element ", bad_index_, " ", bad_element_));
+      *raw = std::move(buffer_);
+      return absl::OkStatus();
+    }
+    raw->reserve(static_cast<size_t>(count) * static_cast<size_t>(type.size));
+    bounded_json::Leaf leaf;
+    size_t at = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      at = Replay(at, &leaf);
+      if (const char* why = EncodeElement(leaf, type, raw)) {
+        return Invalid(what, absl::StrCat("data element ", i, " ", why));
+      }
+    }
+    Drop();
+    return absl::OkStatus();
+  }
+
+ private:
+  void Drop() { std::string().swap(buffer_); }
+
+  template <typename T>
+  void Put(const T& value) {
+    buffer_.append(reinterpret_cast<const char*>(&value), sizeof value);
+  }
+  template <typename T>
+  T Get(size_t* at) const {
+    T value;
+    std::memcpy(&value, buffer_.data() + *at, sizeof value);
+    *at += sizeof value;
+    return value;
+  }
+
+  void Record(const bounded_json::Leaf& leaf) {
+    using Type = bounded_json::Leaf::Type;
+    buffer_.push_back(static_cast<char>(leaf.type));
+    switch (leaf.type) {
+      case Type::kBool: buffer_.push_back(leaf.boolean ? 1 : 0); break;
+      case Type::kSigned: Put(leaf.signed_value); break;
+      case Type::kUnsigned: Put(leaf.unsigned_value); break;
+      case Type::kFloat: Put(leaf.float_value); break;
+      case Type::kString:
+        Put(leaf.string.size());
+        buffer_.append(leaf.string.data(), leaf.string.size());
+        break;
+      case Type::kNull:
+      case Type::kObject: break;
+    }
+  }
+
+  // The tape's element at `at` into `leaf`; returns where the next begins.
+  size_t Replay(size_t at, bounded_json::Leaf* leaf) const {
+    using Type = bounded_json::Leaf::Type;
+    *leaf = bounded_json::Leaf();
+    leaf->type = static_cast<Type>(buffer_[at++]);
+    switch (leaf->type) {
+      case Type::kBool: leaf->boolean = buffer_[at++] != 0; break;
+      case Type::kSigned: leaf->signed_value = Get<int64_t>(&at); break;
+      case Type::kUnsigned: leaf->unsigned_value = Get<uint64_t>(&at); break;
+      case Type::kFloat: leaf->float_value = Get<double>(&at); break;
+      case Type::kString: {
+        const size_t size = Get<size_t>(&at);
+        leaf->string = absl::string_view(buffer_.data() + at, size);
+        at += size;
+        break;
+      }
+      case Type::kNull:
+      case Type::kObject: break;
+    }
+    return at;
+  }
+
+  const std::optional<Datatype> type_;
+  const std::string datatype_;
+  size_t reserve_;
+  std::string buffer_;  // type_: the raw contents so far; otherwise the tape
+  size_t charged_ = 0;
+  int64_t count_ = 0;
+  bool too_deep_ = false;
+  const char* bad_element_ = nullptr;  // type_: the first element that cannot be encoded
+  int64_t bad_index_ = 0;
+};
+
+// Diverts every input's "data" ({"inputs": [{"data": ...}]}) to a DataSink of its own.
+class DataDiverter final : public bounded_json::Diverter {
+ public:
+  bounded_json::Sink* Divert(const std::vector<bounded_json::PathStep>& path, const json& input,
+                             absl::string_view key, size_t bytes_left) override {
+    if (key != "data" || path.size() != 2 || path[0].in_array || path[0].key != "inputs" || !path[1].in_array) {
+      return nullptr;
+    }
+    std::optional<Datatype> type;
+    std::string datatype;
+    size_t reserve = 0;
+    if (auto it = input.find("datatype"); it != input.end() && it->is_string()) {
+      datatype = it->get<std::string>();
+      const Datatype t = DatatypeOf(datatype);
+      if (t.kind != Kind::kUnknown && t.kind != Kind::kUnsupported) type = t;
+      // The shape's count, as far as the rest of the body could hold it (each element takes at
+      // least a digit and a comma): the raw contents then grow without copies.
+      if (auto shape = input.find("shape"); type && t.size > 0 && shape != input.end() && shape->is_array()) {
+        const uint64_t most = bytes_left / 2 + 1;
+        uint64_t count = 1;
+        for (const json& d : *shape) {
+          const uint64_t v = d.is_number_unsigned() ? d.get<uint64_t>() : 0;
+          count = v != 0 && count > most / v ? most : std::min(most, count * v);
+        }
+        reserve = static_cast<size_t>(count) * static_cast<size_t>(t.size);
+      }
+    }
+    sinks_.push_back(std::make_unique<DataSink>(type, std::move(datatype), reserve));
+    return sinks_.back().get();
+  }
+
+  // The sink of the diversion numbered `index` (the subtype of its place in the DOM).
+  DataSink* sink(uint64_t index) const { return index < sinks_.size() ? sinks_[index].get() : nullptr; }
+
+ private:
+  std::vector<std::unique_ptr<DataSink>> sinks_;
+};
+
+absl::Status ParseInput(const json& input, const DataDiverter& diverted, absl::string_view binary, size_t* binary_at,
                         inference::ModelInferRequest* out) {
   if (!input.is_object()) return absl::InvalidArgumentError("every element of \"inputs\" must be an object");
   auto name = input.find("name");
@@ -219,16 +398,10 @@ absl::Status ParseInput(const json& input, absl::string_view binary, size_t* bin
   if (type.kind == Kind::kUnsupported) {
     return Invalid(what, absl::StrCat("datatype ", tensor->datatype(), " cannot be JSON data: send it as binary data"));
   }
-  std::vector<const json*> elements;
-  if (absl::Status s = Flatten(*data, 0, what, &elements); !s.ok()) return s;
-  if (static_cast<int64_t>(elements.size()) != *count) {
-    return Invalid(what, absl::StrCat("shape has ", *count, " elements; \"data\" has ", elements.size()));
-  }
-  raw->reserve(elements.size() * static_cast<size_t>(type.size > 0 ? type.size : 8));
-  for (size_t i = 0; i < elements.size(); ++i) {
-    if (absl::Status s = EncodeElement(*elements[i], type, i, what, raw); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  // "data" went to its sink as it was parsed; its place holds the sink's number.
+  DataSink* sink = data->is_binary() ? diverted.sink(data->get_binary().subtype()) : nullptr;
+  if (sink == nullptr) return absl::InternalError(absl::StrCat(what, ": \"data\" was not taken by its parser"));
+  return sink->Finish(type, tensor->datatype(), *count, what, raw);
 }
 
 // A raw output tensor as JSON "data" (flat, row-major).
@@ -311,8 +484,12 @@ absl::StatusOr<inference::ModelInferRequest> ParseInferRequest(absl::string_view
   }
   const absl::string_view text = json_length ? body.substr(0, *json_length) : body;
   const absl::string_view binary = json_length ? body.substr(*json_length) : absl::string_view();
-  const json request = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) return absl::InvalidArgumentError("the request body is not valid JSON");
+  // Bounded: no nesting bomb or node-dense body takes more than a small multiple of its size,
+  // and the tensors' "data" go straight to their raw form (bounded_json.h).
+  DataDiverter diverted;
+  absl::StatusOr<json> parsed = bounded_json::Parse(text, bounded_json::Limits(), &diverted);
+  if (!parsed.ok()) return parsed.status();
+  const json& request = *parsed;
   if (!request.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
 
   inference::ModelInferRequest out;
@@ -330,7 +507,7 @@ absl::StatusOr<inference::ModelInferRequest> ParseInferRequest(absl::string_view
     }
     size_t binary_at = 0;
     for (const json& input : *inputs) {
-      if (absl::Status s = ParseInput(input, binary, &binary_at, &out); !s.ok()) return s;
+      if (absl::Status s = ParseInput(input, diverted, binary, &binary_at, &out); !s.ok()) return s;
     }
     if (binary_at != binary.size()) {
       return absl::InvalidArgumentError(absl::StrCat("the body has ", binary.size() - binary_at,

@@ -11,19 +11,19 @@
 //   GET  /v2/models/{m}[/versions/{v}]/ready   200 when the model is ready, else 400 (404 unknown)
 //   POST /v2/models/{m}[/versions/{v}]/infer   inference (JSON, or JSON + binary tensors)
 //
-// Errors are {"error": "<message>"} with HttpStatusFor(code) (http_status.h). The handlers are
-// synchronous: a worker waits for its inference call to finish.
+// Errors are {"error": "<message>"} with HttpStatusFor(code) (http_status.h). An inference is
+// answered when its call finishes, from a transport thread; nothing waits for it, and a client
+// that leaves first cancels it.
 //
 // Thread-safety: the handlers may run on any of the server's threads at once. `calls` must
 // outlive the server.
 #pragma once
 
-#include <httplib.h>
-
 #include "server/calls/inference_calls.h"
+#include "server/http/http_router.h"
 
 namespace elliptical::server {
 
-void AddKServeRoutes(httplib::Server& server, InferenceCalls& calls);
+void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls);
 
 }  // namespace elliptical::server

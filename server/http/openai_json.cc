@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/config/model_dir.h"
+#include "server/http/bounded_json.h"
 #include "server/http/http_status.h"
 
 namespace elliptical::server::openai {
@@ -107,8 +108,11 @@ int64_t Utf8Chars(absl::string_view text) {
 }
 
 bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, RequestError* error) {
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Fail(error, "", "the request body is not valid JSON");
+  // Bounded (bounded_json.h): the body is small, but a nesting bomb or a body dense in nodes
+  // would otherwise hold many times its size.
+  absl::StatusOr<json> parsed = bounded_json::Parse(body);
+  if (!parsed.ok()) return Fail(error, "", std::string(parsed.status().message()));
+  const json& j = *parsed;
   if (!j.is_object()) return Fail(error, "", "the request body must be a JSON object");
 
   auto model = j.find("model");

@@ -1,5 +1,6 @@
 #include "server/http/openai_routes.h"
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -15,7 +16,6 @@
 #include "absl/time/clock.h"
 #include "server/http/http_status.h"
 #include "server/http/openai_json.h"
-#include "server/http/peer_connection.h"
 
 namespace elliptical::server {
 namespace {
@@ -27,27 +27,38 @@ using openai::CompletionRequest;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-void SendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(Dump(body), "application/json");
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = Dump(body);
+  return r;
 }
 
-void SendStatus(httplib::Response& res, const absl::Status& status) {
-  SendJson(res, HttpStatusFor(status.code()), openai::StatusErrorJson(status));
+HttpResponse StatusJson(const absl::Status& status) {
+  return Json(HttpStatusFor(status.code()), openai::StatusErrorJson(status));
 }
+
+std::string Event(const std::string& data) { return absl::StrCat("data: ", data, "\n\n"); }
 
 std::string CompletionId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return absl::StrFormat("cmpl-%016x%08x", rng(), static_cast<uint32_t>(rng()));
 }
 
-// The generations of one completion request (prompts x n choices) and what they have produced.
-// The streams' listeners only set a flag and signal; the handler thread waits for it, takes the
-// events and writes them. Destroying it cancels the generations still running and records them
-// CANCELLED (the client went away, or the request failed on another choice).
-class Completion {
+// The generations of one completion request (prompts x n choices), what they have produced,
+// and its answer. The streams' listeners only post a pump to a transport thread; the pump takes
+// the events and writes them (a stream: at most one chunk in flight, the rest wait in the
+// generation streams). Destroying it cancels the generations still running and records them
+// CANCELLED (the client went away, or the request failed on another choice): the transport
+// holds it for as long as the exchange lasts (HttpReply::Hold).
+class Completion : public std::enable_shared_from_this<Completion> {
  public:
-  explicit Completion(CompletionRequest request) : request_(std::move(request)) {}
+  Completion(CompletionRequest request, std::shared_ptr<HttpReply> reply)
+      : request_(std::move(request)),
+        reply_(std::move(reply)),
+        id_(CompletionId()),
+        created_(absl::ToUnixSeconds(absl::Now())) {}
 
   ~Completion() {
     for (size_t i = 0; i < calls_.size(); ++i) {
@@ -59,12 +70,10 @@ class Completion {
     }
   }
 
-  const CompletionRequest& request() const { return request_; }
-  const std::vector<ChoiceState>& choices() const { return choices_; }
-
   // Submits every choice; the first refusal is the request's answer (the others are cancelled).
   absl::Status Start(InferenceCalls& calls) {
     const CallContext context{Protocol::kOpenAI, absl::InfiniteFuture()};
+    absl::MutexLock lock(&mu_);
     for (size_t p = 0; p < request_.prompts.size(); ++p) {
       for (int i = 0; i < request_.n; ++i) {
         // max_tokens 0 (with echo): the prompt is only scored, as a scoring request.
@@ -80,32 +89,43 @@ class Completion {
         pending_.emplace_back();
       }
     }
-    for (auto& call : calls_) {
-      call->stream().SetListener([this] {
-        absl::MutexLock lock(&mu_);
-        woken_ = true;
-        cv_.Signal();
-      });
+    if (request_.stream) {
+      HttpResponse head;
+      head.status = 200;
+      head.content_type = "text/event-stream";
+      head.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};  // proxies: pass events on
+      reply_->BeginStream(std::move(head));
     }
     return absl::OkStatus();
   }
 
-  // Waits until some stream has news or `timeout` passes; false on timeout.
-  bool Wait(absl::Duration timeout) {
+  // After Start, outside its lock: the listeners run once at once.
+  void Listen() {
+    absl::MutexLock lock(&mu_);  // Wake takes no lock of this
+    for (auto& call : calls_) call->stream().SetListener([this] { Wake(); });
+  }
+
+ private:
+  // On the scheduler's thread: must not block. One pump is queued at a time.
+  void Wake() {
+    if (scheduled_.exchange(true)) return;
+    reply_->Post([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->Pump();
+    });
+  }
+
+  void Pump() {
+    scheduled_.store(false);  // events pushed from now on schedule another pump
     absl::MutexLock lock(&mu_);
-    const absl::Time until = absl::Now() + timeout;
-    while (!woken_) {
-      if (cv_.WaitWithDeadline(&mu_, until) && !woken_) return false;
-    }
-    woken_ = false;
-    return true;
+    if (over_) return;
+    if (request_.stream) return PumpStream();
+    PumpWhole();
   }
 
   // Moves the queued events into the choices, and calls `on_event(choice, delta, final)` once
-  // for each choice that received any: its new text and the token entries not yet streamed
-  // (MarkStreamed). Returns false as soon as on_event does.
+  // for each choice that received any: its new text and the token entries not yet streamed.
   template <typename F>
-  bool Pump(F on_event) {
+  void Take(F on_event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (size_t i = 0; i < calls_.size(); ++i) {
       calls_[i]->stream().Take(&pending_[i]);
       if (pending_[i].empty() || choices_[i].finished) {
@@ -123,15 +143,11 @@ class Completion {
         pending_[i].pop_front();
       }
       pending_[i].clear();  // nothing follows a final event
-      if (!on_event(i, delta, final)) return false;
+      on_event(i, delta, final);
     }
-    return true;
   }
 
-  // The token entries of choice `i` so far have reached the client.
-  void MarkStreamed(size_t i) { streamed_[i] = choices_[i].tokens.size(); }
-
-  bool AllFinished() const {
+  bool AllFinished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const ChoiceState& c : choices_) {
       if (!c.finished) return false;
     }
@@ -139,170 +155,144 @@ class Completion {
   }
 
   // The first failed choice's status, else OK.
-  absl::Status FirstError() const {
+  absl::Status FirstError() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const ChoiceState& c : choices_) {
       if (c.finished && !c.status.ok()) return c.status;
     }
     return absl::OkStatus();
   }
 
-  // Records choice `i`'s outcome as given to the client.
-  void Record(size_t i, const absl::Status& status) {
+  void Record(size_t i, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (recorded_[i]) return;
     recorded_[i] = true;
     calls_[i]->Finish(status);
   }
 
   // Stops every unfinished choice (another failed); they are recorded CANCELLED.
-  void CancelUnfinished() {
+  void CancelUnfinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (size_t i = 0; i < calls_.size(); ++i) {
       if (!choices_[i].finished) calls_[i]->Cancel();
     }
   }
 
- private:
-  const CompletionRequest request_;
-  std::vector<std::unique_ptr<GenerateCall>> calls_;
-  std::vector<ChoiceState> choices_;
-  std::vector<bool> recorded_;
-  std::vector<size_t> streamed_;
-  std::vector<std::deque<GenerationStream::Event>> pending_;
-
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  bool woken_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// Whether the client has gone (as far as can be seen without writing to it).
-bool ClientGone(const std::optional<PeerConnection>& peer) { return peer && peer->Closed(); }
-
-// The whole answer, once every choice has ended. A client that leaves first is seen within
-// `poll` (PeerConnection): the answer is then dropped, and the Completion's destructor
-// cancels the generations and records them CANCELLED.
-void Complete(Completion& completion, const std::string& id, int64_t created, const std::optional<PeerConnection>& peer,
-              absl::Duration poll, httplib::Response& res) {
-  while (!completion.AllFinished()) {
-    completion.Wait(poll);
-    if (ClientGone(peer)) return;  // one poll(2) per wake-up: cheap beside a decode step
-    completion.Pump([&](size_t, const ChoiceDelta&, bool final) {
-      if (final && !completion.FirstError().ok()) completion.CancelUnfinished();
-      return true;
+  // The whole answer, once every choice has ended.
+  void PumpWhole() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Take([&](size_t, const ChoiceDelta&, bool final) {
+      if (final && !FirstError().ok()) CancelUnfinished();
     });
+    if (!AllFinished()) return;
+    over_ = true;
+    const absl::Status error = FirstError();
+    for (size_t i = 0; i < choices_.size(); ++i) Record(i, choices_[i].status);
+    if (!error.ok()) return reply_->Send(StatusJson(error));
+    reply_->Send(Json(200, openai::CompletionJson(id_, created_, request_.model, choices_, request_.n)));
   }
-  const absl::Status error = completion.FirstError();
-  for (size_t i = 0; i < completion.choices().size(); ++i) {
-    completion.Record(i, completion.choices()[i].status);
-  }
-  if (!error.ok()) {
-    SendStatus(res, error);
-    return;
-  }
-  const CompletionRequest& r = completion.request();
-  SendJson(res, 200, openai::CompletionJson(id, created, r.model, completion.choices(), r.n));
-}
 
-bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
-  const std::string event = absl::StrCat("data: ", data, "\n\n");
-  return sink.is_writable() && sink.write(event.data(), event.size());
-}
-
-// The stream: a chunk per batch of events of one choice, the choice's last with its
-// finish_reason, then the usage chunk and [DONE]. A failed choice ends the stream with an
-// error event (OpenAI's error object) and [DONE]. Returns false when the client went away.
-bool Stream(Completion& completion, const std::string& id, int64_t created, const std::optional<PeerConnection>& peer,
-            const OpenAIOptions& options, httplib::DataSink& sink) {
-  const CompletionRequest& r = completion.request();
-  bool failed = false;
-  bool client_ok = true;
-  absl::Time quiet_since = absl::Now();
-  while (client_ok && !completion.AllFinished()) {
-    if (!completion.Wait(options.disconnect_poll_interval)) {
-      if (ClientGone(peer)) return false;
-      if (absl::Now() - quiet_since < options.keepalive_interval) continue;
-      // Nothing produced for a while (queued, or a long prefill): a comment line, which SSE
-      // readers ignore, keeps proxies from timing the stream out and tells whether the client
-      // is still there where its socket could not be watched.
-      static constexpr char kKeepAlive[] = ": keep-alive\n\n";
-      client_ok = sink.is_writable() && sink.write(kKeepAlive, sizeof(kKeepAlive) - 1);
-      quiet_since = absl::Now();
-      continue;
-    }
-    quiet_since = absl::Now();
-    client_ok = completion.Pump([&](size_t i, const ChoiceDelta& delta, bool final) {
-      const ChoiceState& c = completion.choices()[i];
+  // The stream: a chunk per batch of events of one choice, the choice's last with its
+  // finish_reason, then the usage chunk and [DONE]. A failed choice ends the stream with an
+  // error event (OpenAI's error object) and [DONE]. What one pump finds goes out in one write;
+  // the outcomes it completes are recorded once the client has taken it.
+  void PumpStream() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_) return;  // the write's completion pumps again
+    std::string out;
+    std::vector<std::pair<size_t, absl::Status>> outcomes;
+    Take([&](size_t i, const ChoiceDelta& delta, bool final) {
+      const ChoiceState& c = choices_[i];
       if (final && !c.status.ok()) {
-        if (failed) return true;
-        failed = true;
-        completion.CancelUnfinished();
-        const bool ok = WriteEvent(sink, Dump(openai::StatusErrorJson(c.status)));
-        if (ok) completion.Record(i, c.status);
-        return ok;
+        if (failed_) return;
+        failed_ = true;
+        CancelUnfinished();
+        out += Event(Dump(openai::StatusErrorJson(c.status)));
+        outcomes.emplace_back(i, c.status);
+        return;
       }
       // Tokens whose text is held back (a possible stop sequence) go with the next chunk.
-      if (failed || (delta.text.empty() && !final)) return true;
-      if (!WriteEvent(sink, Dump(openai::ChunkJson(id, created, r.model, c, delta, final)))) return false;
-      completion.MarkStreamed(i);
-      if (final) completion.Record(i, absl::OkStatus());
-      return true;
+      if (failed_ || (delta.text.empty() && !final)) return;
+      out += Event(Dump(openai::ChunkJson(id_, created_, request_.model, c, delta, final)));
+      streamed_[i] = c.tokens.size();
+      if (final) outcomes.emplace_back(i, absl::OkStatus());
+    });
+    const bool last = AllFinished();
+    if (last) {
+      // The rest of a failed request: recorded CANCELLED (they were stopped because of it).
+      for (size_t i = 0; i < choices_.size(); ++i) {
+        const ChoiceState& c = choices_[i];
+        bool listed = false;
+        for (const auto& o : outcomes) listed = listed || o.first == i;
+        if (!recorded_[i] && !listed) {
+          outcomes.emplace_back(i, c.status.ok() && failed_ ? absl::CancelledError("another choice failed") : c.status);
+        }
+      }
+      if (!failed_) out += Event(Dump(openai::UsageChunkJson(id_, created_, request_.model, choices_, request_.n)));
+      out += Event("[DONE]");
+      over_ = true;
+    }
+    if (out.empty()) return;
+    writing_ = true;
+    reply_->Write(std::move(out), [weak = weak_from_this(), outcomes = std::move(outcomes), last](bool ok) {
+      auto self = weak.lock();
+      if (!self) return;
+      {
+        absl::MutexLock lock(&self->mu_);
+        self->writing_ = false;
+        if (!ok) {  // the client is gone: what is unrecorded is recorded CANCELLED when this goes
+          self->over_ = true;
+          return;
+        }
+        for (const auto& [i, status] : outcomes) self->Record(i, status);
+      }
+      if (last) return self->reply_->End();
+      self->Pump();
     });
   }
-  if (!client_ok) return false;
-  // The rest of a failed request: recorded CANCELLED (they were stopped because of it).
-  for (size_t i = 0; i < completion.choices().size(); ++i) {
-    const ChoiceState& c = completion.choices()[i];
-    completion.Record(i, c.status.ok() && failed ? absl::CancelledError("another choice failed") : c.status);
-  }
-  if (!failed && !WriteEvent(sink, Dump(openai::UsageChunkJson(id, created, r.model, completion.choices(), r.n)))) {
-    return false;
-  }
-  if (!WriteEvent(sink, "[DONE]")) return false;
-  sink.done();
-  return true;
-}
+
+  const CompletionRequest request_;
+  const std::shared_ptr<HttpReply> reply_;
+  const std::string id_;
+  const int64_t created_;
+  std::atomic<bool> scheduled_{false};
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<GenerateCall>> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<ChoiceState> choices_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> recorded_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> streamed_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::deque<GenerationStream::Event>> pending_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool over_ ABSL_GUARDED_BY(mu_) = false;  // answered, or the client is gone
+};
 
 }  // namespace
 
-void AddOpenAIRoutes(httplib::Server& server, InferenceCalls& calls, OpenAIOptions options) {
-  server.Get("/v1/models", [&calls, options](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, openai::ModelsJson(calls.repository().List(), options.models_created));
+void AddOpenAIRoutes(HttpRouter& router, InferenceCalls& calls, OpenAIOptions options) {
+  router.Add("GET", "/v1/models", [&calls, options](HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
+    reply->Send(Json(200, openai::ModelsJson(calls.repository().List(), options.models_created)));
   });
 
-  server.Get(R"(/v1/models/([^/]+))", [&calls, options](const httplib::Request& req, httplib::Response& res) {
-    const std::string name = req.matches[1];
+  router.Add("GET", "/v1/models/{id}", [&calls, options](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+    const std::string name(req.Param("id"));
     json list = openai::ModelsJson(calls.repository().List(), options.models_created);
     for (const json& m : list["data"]) {
-      if (m["id"] == name) return SendJson(res, 200, m);
+      if (m["id"] == name) return reply->Send(Json(200, m));
     }
-    SendJson(res, 404, openai::ErrorJson(absl::StrCat("The model '", name, "' does not exist or is not a ready "
-                                                      "language model"),
-                                         "invalid_request_error", "model", "model_not_found"));
+    reply->Send(Json(404, openai::ErrorJson(absl::StrCat("The model '", name, "' does not exist or is not a ready "
+                                                         "language model"),
+                                            "invalid_request_error", "model", "model_not_found")));
   });
 
-  server.Post("/v1/completions", [&calls, options](const httplib::Request& req, httplib::Response& res) {
+  router.Add("POST", "/v1/completions", [&calls](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
     CompletionRequest request;
     openai::RequestError error;
     if (!openai::ParseCompletionRequest(req.body, &request, &error)) {
-      return SendJson(res, 400, openai::ErrorJson(error.message, "invalid_request_error", error.param));
+      return reply->Send(Json(400, openai::ErrorJson(error.message, "invalid_request_error", error.param)));
     }
-    const bool stream = request.stream;
-    auto completion = std::make_shared<Completion>(std::move(request));
-    if (absl::Status s = completion->Start(calls); !s.ok()) return SendStatus(res, s);
-    const std::string id = CompletionId();
-    const int64_t created = absl::ToUnixSeconds(absl::Now());
-    const std::optional<PeerConnection> peer = PeerConnection::Of(req);
-    if (!stream) return Complete(*completion, id, created, peer, options.disconnect_poll_interval, res);
-
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");  // proxies: do not hold the events back
-    // The provider runs on this worker thread after the handler returns (the connection, and so
-    // `peer`, is still this request's); the releaser drops the completion (cancelling what
-    // still runs) whether the stream ended or broke.
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [completion, id, created, peer, options](size_t, httplib::DataSink& sink) {
-          return Stream(*completion, id, created, peer, options, sink);
-        },
-        [completion](bool) mutable { completion.reset(); });
+    auto completion = std::make_shared<Completion>(std::move(request), reply);
+    if (absl::Status s = completion->Start(calls); !s.ok()) return reply->Send(StatusJson(s));
+    // The transport keeps the completion for as long as the exchange lasts; when the client
+    // leaves, it lets go and the completion's destructor cancels what still runs.
+    reply->Hold(completion);
+    completion->Listen();
   });
 }
 

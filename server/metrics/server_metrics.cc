@@ -74,7 +74,10 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       effective_dimension_(BuildHistogram().Name("elliptical_attention_effective_dimension").Help("(sum m)^2 / (d sum m^2) per head in sampled inputs: 1 is isotropic.").Register(*registry_)),
       token_cosine_(BuildHistogram().Name("elliptical_token_cosine_similarity").Help("Mean pairwise cosine similarity of a layer's output tokens in sampled inputs: near 1 is representation collapse.").Register(*registry_)),
       resident_bytes_(BuildGauge().Name("elliptical_process_resident_memory_bytes").Help("Resident memory of the server process.").Register(*registry_).Add({})),
-      device_bytes_(BuildGauge().Name("elliptical_device_memory_allocated_bytes").Help("Device memory held by tensors (0 on the CPU).").Register(*registry_).Add({})) {
+      device_bytes_(BuildGauge().Name("elliptical_device_memory_allocated_bytes").Help("Device memory held by tensors (0 on the CPU).").Register(*registry_).Add({})),
+      http_connections_(BuildGauge().Name("elliptical_http_connections_open").Help("Connections open on the HTTP port.").Register(*registry_).Add({})),
+      http_refused_(BuildCounter().Name("elliptical_http_connections_refused_total").Help("HTTP connections refused at once because --http_max_connections were open.").Register(*registry_).Add({})),
+      http_rejections_(BuildCounter().Name("elliptical_http_requests_rejected_total").Help("HTTP requests the transport turned away before any route, by reason: header_timeout, body_timeout, framing, body_too_large, header_too_large.").Register(*registry_)) {
   BuildGauge()
       .Name("elliptical_build_info")
       .Help("Always 1; the labels say what is running.")

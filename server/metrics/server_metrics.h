@@ -77,6 +77,13 @@ class ServerMetrics {
   // Attention-scale statistics of one input, per layer.
   void RecordAttentionStats(const std::string& model, const std::vector<model::LayerStats>& layers);
 
+  // The HTTP port's connections (server/http/http_server.h): open now, refused beyond
+  // --http_max_connections, and requests its transport turned away, by reason (header_timeout,
+  // body_timeout, framing, body_too_large, header_too_large).
+  void AddHttpConnections(int delta) { http_connections_.Increment(delta); }
+  void RecordHttpConnectionRefused() { http_refused_.Increment(); }
+  void RecordHttpRejection(const std::string& reason) { http_rejections_.Add({{"reason", reason}}).Increment(); }
+
   // Process and device.
   void SetProcess(int64_t resident_bytes, int64_t device_bytes);
 
@@ -143,6 +150,9 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& token_cosine_;
   prometheus::Gauge& resident_bytes_;
   prometheus::Gauge& device_bytes_;
+  prometheus::Gauge& http_connections_;
+  prometheus::Counter& http_refused_;
+  prometheus::Family<prometheus::Counter>& http_rejections_;
 
   absl::Mutex mu_;
   std::map<std::string, PerModel> models_ ABSL_GUARDED_BY(mu_);
