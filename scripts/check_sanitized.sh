@@ -24,10 +24,11 @@ FUZZ_SECONDS="${ELLIPTICAL_FUZZ_SECONDS:-90}"
 FUZZ_SEED="${ELLIPTICAL_FUZZ_SEED:-1}"
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=(asan tsan fuzz)
-FUZZ_TARGETS=(image_decoder safetensors model_config tokenizer inference_service http_request)
+FUZZ_TARGETS=(image_decoder safetensors model_config tokenizer inference_service http_request http_transport)
 # Inputs per target: about 30-45 s each on the 2-core CI machine (docs/building.md).
 declare -A FUZZ_RUNS=([image_decoder]=60000 [safetensors]=600000 [model_config]=120000
-                      [tokenizer]=50000 [inference_service]=25000 [http_request]=100000)
+                      [tokenizer]=50000 [inference_service]=25000 [http_request]=100000
+                      [http_transport]=100000)
 
 log() { printf '[sanitize] %s\n' "$*"; }
 failures=()

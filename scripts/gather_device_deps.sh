@@ -25,7 +25,7 @@ PACKAGES=(
   civetweb libcivetweb1 libcivetweb-dev libcurl4-openssl-dev
   nlohmann-json3-dev libstb-dev libstb0 libgtest-dev libgmock-dev
   libsentencepiece-dev libsentencepiece0
-  libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1
+  libboost1.74-dev
 )
 source "$ROOT/scripts/versions.sh"
 # Python packages the tests need that the GPU machine's image (Python 3.12) lacks or holds at

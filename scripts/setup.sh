@@ -32,7 +32,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev
   libstb-dev
   libsentencepiece-dev
-  libcpp-httplib-dev
+  libboost1.74-dev
   prometheus curl
   bible-kjv bible-kjv-text
   # scripts/check_sanitized.sh: clang with its sanitizer runtimes (a Recommends of clang, which
@@ -46,7 +46,6 @@ RUNTIME_PACKAGES=(
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
   libstb0
   libsentencepiece0
-  libcpp-httplib0.11
 )
 
 if [[ $MODE == runtime ]]; then PACKAGES=("${RUNTIME_PACKAGES[@]}"); else PACKAGES=("${BUILD_PACKAGES[@]}"); fi
