@@ -1,31 +1,16 @@
 #include "server/api/generate_reactor.h"
 
 #include "server/api/grpc_status.h"
-#include "server/calls/proto_convert.h"
+#include "server/api/v1_codec.h"
 
 namespace elliptical::server {
-namespace {
-
-void FillToken(const GenerationStream::Event& e, v1::Token* token) {
-  token->set_id(static_cast<uint32_t>(e.token_id));
-  token->set_text(e.text);
-  token->set_logprob(e.logprob);
-}
-
-void FillPromptScores(const GenerationStream::Event& e, v1::GenerateResponse* message) {
-  for (const GenerationStream::ScoredToken& t : e.prompt_scores) FillScoredToken(t, message->add_prompt_tokens());
-}
-
-}  // namespace
-
 void GenerateReactor::Reject(const grpc::Status& error) { Finish(error); }
 
 void GenerateReactor::Start(std::unique_ptr<GenerateCall> call) {
   call_ = std::move(call);
-  stream_ = &call_->stream();
   // The listener's first call picks up events already queued; it runs under the stream's
   // listener lock, which OnDone takes before `this` goes away.
-  stream_->SetListener([this] { OnEvents(); });
+  call_->SetListener([this] { OnEvents(); });
 }
 
 void GenerateReactor::OnEvents() {
@@ -45,7 +30,7 @@ void GenerateReactor::OnWriteDone(bool ok) {
     writing_ = false;
     if (!ok) {
       // The stream to the client broke: stop generating; the call finishes once.
-      stream_->Cancel();
+      call_->Cancel();
       if (!finishing_) {
         finishing_ = true;
         action.finish = grpc::Status(grpc::StatusCode::CANCELLED, "the stream to the client broke");
@@ -60,16 +45,16 @@ void GenerateReactor::OnWriteDone(bool ok) {
 }
 
 GenerateReactor::Action GenerateReactor::NextAction() {
-  stream_->Take(&events_);
+  call_->Take(&events_);
   Action action;
   if (events_.empty()) return action;
   message_.Clear();
   // Every token queued so far goes in one message: a slow reader gets fewer, fuller messages.
-  while (!events_.empty() && !events_.front().final) {
-    const GenerationStream::Event& e = events_.front();
-    if (e.has_prompt_scores) FillPromptScores(e, &message_);
-    if (e.has_token || !e.text.empty()) {
-      FillToken(e, message_.add_tokens());
+  while (!events_.empty() && !IsFinal(events_.front())) {
+    if (const auto* scores = std::get_if<PromptScoresEvent>(&events_.front())) {
+      for (const GenerationStream::ScoredToken& t : scores->tokens) FillScoredToken(t, message_.add_prompt_tokens());
+    } else if (const auto* token = std::get_if<TokenEvent>(&events_.front())) {
+      FillToken(*token, message_.add_tokens());
     }
     events_.pop_front();
   }
@@ -80,16 +65,17 @@ GenerateReactor::Action GenerateReactor::NextAction() {
     return action;
   }
   if (events_.empty()) return action;
-  const GenerationStream::Event e = std::move(events_.front());
+  const GenerationEvent e = std::move(events_.front());
   events_.pop_front();
   finishing_ = true;
-  if (!e.status.ok()) {
-    action.finish = ToGrpcStatus(e.status);
+  if (const auto* failed = std::get_if<FailedEvent>(&e)) {
+    action.finish = ToGrpcStatus(failed->status);
     return action;
   }
   // The final message: held-back text (if any) and the summary.
-  if (!e.text.empty()) FillToken(e, message_.mutable_token());
-  FillSummary(e, message_.mutable_summary());
+  const FinishedEvent& finished = std::get<FinishedEvent>(e);
+  if (!finished.text.empty()) FillToken(TokenEvent{false, 0, finished.text, 0}, message_.mutable_token());
+  FillSummary(finished, message_.mutable_summary());
   writing_ = true;
   action.write = true;
   action.last = true;
@@ -111,11 +97,11 @@ void GenerateReactor::Perform(const Action& action) {
 }
 
 void GenerateReactor::OnCancel() {
-  if (stream_) stream_->Cancel();
+  if (call_) call_->Cancel();
 }
 
 void GenerateReactor::OnDone() {
-  if (stream_) stream_->SetListener(nullptr);  // waits out a listener call in progress
+  if (call_) call_->SetListener(nullptr);  // waits out a listener call in progress
   delete this;
 }
 

@@ -40,10 +40,9 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnEvents();
 
   std::unique_ptr<GenerateCall> call_;
-  GenerationStream* stream_ = nullptr;  // call_'s
 
   absl::Mutex mu_;
-  std::deque<GenerationStream::Event> events_ ABSL_GUARDED_BY(mu_);
+  std::deque<GenerationEvent> events_ ABSL_GUARDED_BY(mu_);
   v1::GenerateResponse message_ ABSL_GUARDED_BY(mu_);  // the one in flight
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,7 +3,8 @@
 #include "server/api/generate_reactor.h"
 #include "server/api/grpc_status.h"
 #include "server/api/unary_call.h"
-#include "server/calls/proto_convert.h"
+#include "server/api/v1_codec.h"
+#include "common/exception_guard.h"
 
 namespace elliptical::server {
 namespace {
@@ -50,33 +51,75 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(grpc::CallbackServe
   return Answer(context, grpc::Status::OK);
 }
 
+// A unary call through the core: the request mapped by the codec (a refusal there is counted
+// like the core's own), the result filled into the response on the thread that finished it.
+template <typename Request, typename Response, typename CoreRequest, typename Result, typename Call, typename Fill>
+grpc::ServerUnaryReactor* InferenceService::Unary(grpc::CallbackServerContext* context, const char* rpc,
+                                                  const Request* request, Response* response,
+                                                  absl::StatusOr<CoreRequest> mapped, Call call, Fill fill) {
+  const CallContext ctx = Context(context);
+  if (!mapped.ok()) {
+    calls_->RecordRefusal(ctx, rpc, request->model_name(), mapped.status());
+    return Answer(context, ToGrpcStatus(mapped.status()));
+  }
+  return new UnaryCall([&](InferenceCalls::Finish finish) {
+    return call(ctx, *std::move(mapped),
+                [request, response, fill, finish = std::move(finish)](absl::StatusOr<Result> result) {
+                  if (!result.ok()) return finish(result.status());
+                  // On a model's thread: nothing may escape into its batcher.
+                  finish(GuardExceptions(request->model_name(), "the response", [&] {
+                    fill(*request, *result, response);
+                    return absl::OkStatus();
+                  }));
+                });
+  });
+}
+
 grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
                                                      const v1::ClassifyRequest* request,
                                                      v1::ClassifyResponse* response) {
-  return new UnaryCall([&](InferenceCalls::Finish finish) {
-    return calls_->Classify(Context(context), request, response, std::move(finish));
-  });
+  return Unary<v1::ClassifyRequest, v1::ClassifyResponse, VisionRequest, ClassifyResult>(
+      context, "Classify", request, response, ToVisionRequest(*request, calls_->limits()),
+      [this](const CallContext& c, VisionRequest r, InferenceCalls::Done<ClassifyResult> d) {
+        return calls_->Classify(c, std::move(r), std::move(d));
+      },
+      FillClassifyResponse);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Segment(grpc::CallbackServerContext* context,
                                                     const v1::SegmentRequest* request,
                                                     v1::SegmentResponse* response) {
-  return new UnaryCall([&](InferenceCalls::Finish finish) {
-    return calls_->Segment(Context(context), request, response, std::move(finish));
-  });
+  return Unary<v1::SegmentRequest, v1::SegmentResponse, VisionRequest, SegmentResult>(
+      context, "Segment", request, response, ToVisionRequest(*request, calls_->limits()),
+      [this](const CallContext& c, VisionRequest r, InferenceCalls::Done<SegmentResult> d) {
+        return calls_->Segment(c, std::move(r), std::move(d));
+      },
+      FillSegmentResponse);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* context,
                                                   const v1::ScoreRequest* request, v1::ScoreResponse* response) {
-  return new UnaryCall([&](InferenceCalls::Finish finish) {
-    return calls_->Score(Context(context), request, response, std::move(finish));
-  });
+  return Unary<v1::ScoreRequest, v1::ScoreResponse, ScoreRequest, ScoreResult>(
+      context, "Score", request, response, absl::StatusOr<ScoreRequest>(ToScoreRequest(*request)),
+      [this](const CallContext& c, ScoreRequest r, InferenceCalls::Done<ScoreResult> d) {
+        return calls_->Score(c, std::move(r), std::move(d));
+      },
+      [](const v1::ScoreRequest&, const ScoreResult& result, v1::ScoreResponse* out) {
+        FillScoreResponse(result, out);
+      });
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   auto* reactor = new GenerateReactor();
-  auto call = calls_->Generate(Context(context), *request);
+  const CallContext ctx = Context(context);
+  auto mapped = ToGenerateRequest(*request, calls_->limits());
+  if (!mapped.ok()) {
+    calls_->RecordRefusal(ctx, "Generate", request->model_name(), mapped.status());
+    reactor->Reject(ToGrpcStatus(mapped.status()));
+    return reactor;
+  }
+  auto call = calls_->Generate(ctx, *mapped);
   if (!call.ok()) {
     reactor->Reject(ToGrpcStatus(call.status()));
   } else {

@@ -32,6 +32,10 @@ class InferenceService final : public elliptical::v1::InferenceService::Callback
                                                            const v1::GenerateRequest* request) override;
 
  private:
+  template <typename Request, typename Response, typename CoreRequest, typename Result, typename Call, typename Fill>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const char* rpc, const Request* request,
+                                  Response* response, absl::StatusOr<CoreRequest> mapped, Call call, Fill fill);
+
   InferenceCalls* const calls_;
 };
 

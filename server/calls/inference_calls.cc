@@ -5,25 +5,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/exception_guard.h"
-#include "server/calls/proto_convert.h"
 #include "server/calls/request_validation.h"
+#include "server/input/image_decoder.h"
 #include "server/log.h"
 #include "server/serving/language_servable.h"
 #include "server/serving/vision_servable.h"
 
 namespace elliptical::server {
 namespace {
-
-constexpr int kDefaultTopK = 5;
-
-// The request was validated: every value is one of the enum's.
-Priority PriorityFromProto(int priority) {
-  switch (priority) {
-    case v1::PRIORITY_LOW: return Priority::kLow;
-    case v1::PRIORITY_HIGH: return Priority::kHigh;
-    default: return Priority::kNormal;
-  }
-}
 
 void LogInternal(const absl::Status& status, const char* rpc, const std::string& label) {
   if (status.code() != absl::StatusCode::kInternal) return;
@@ -34,11 +23,12 @@ void LogInternal(const absl::Status& status, const char* rpc, const std::string&
 // One Classify or Segment call from its arrival to its single finish. The servable's callback
 // may run before Start has returned (a batch can complete on an instance thread at once), and
 // the client may cancel at any point: the three are ordered here.
+template <typename Result>
 class VisionRun final : public CallHandle {
  public:
   VisionRun(CallTracker* calls, ServerMetrics* metrics, std::string label, const char* rpc, Protocol protocol,
-            InferenceCalls::Finish finish)
-      : scope_(calls), outcome_(metrics, std::move(label), rpc, protocol), finish_(std::move(finish)) {}
+            InferenceCalls::Done<Result> done)
+      : scope_(calls), outcome_(metrics, std::move(label), rpc, protocol), done_(std::move(done)) {}
 
   // Finishes the call with `error` before anything was submitted.
   void Reject(const absl::Status& error) { FinishNow(error); }
@@ -48,7 +38,7 @@ class VisionRun final : public CallHandle {
   void Start(std::shared_ptr<const void> keep,
              const std::function<absl::StatusOr<std::shared_ptr<PendingCall>>()>& submit) {
     auto pending = submit();
-    std::optional<absl::Status> finish;
+    std::optional<absl::StatusOr<Result>> finish;
     std::shared_ptr<PendingCall> cancel;
     {
       absl::MutexLock lock(&mu_);
@@ -64,7 +54,7 @@ class VisionRun final : public CallHandle {
       }
     }
     if (finish) {
-      FinishNow(*finish);
+      FinishNow(*std::move(finish));
     } else if (cancel) {
       cancel->Cancel();
     }
@@ -72,15 +62,15 @@ class VisionRun final : public CallHandle {
 
   // The servable's callback: exactly once, possibly before Start has returned (then Start
   // finishes the call).
-  void Done(const absl::Status& status) {
+  void Done(absl::StatusOr<Result> result) {
     {
       absl::MutexLock lock(&mu_);
       if (!started_) {
-        deferred_ = status;
+        deferred_ = std::move(result);
         return;
       }
     }
-    FinishNow(status);
+    FinishNow(std::move(result));
   }
 
   void Cancel() override {
@@ -94,58 +84,59 @@ class VisionRun final : public CallHandle {
   }
 
  private:
-  void FinishNow(const absl::Status& status) {
-    InferenceCalls::Finish finish;
+  void FinishNow(absl::StatusOr<Result> result) {
+    InferenceCalls::Done<Result> done;
     std::shared_ptr<PendingCall> pending;
     std::shared_ptr<const void> keep;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       finished_ = true;
-      finish = std::move(finish_);
+      done = std::move(done_);
       // The pending call's callback holds this run: dropping it here ends the cycle.
       pending = std::move(pending_);
       keep = std::move(keep_);
     }
-    outcome_.Record(status);
-    finish(status);
+    outcome_.Record(result.status());
+    done(std::move(result));
   }
 
   CallTracker::Scope scope_;
   RpcOutcome outcome_;
   absl::Mutex mu_;
-  InferenceCalls::Finish finish_ ABSL_GUARDED_BY(mu_);
+  InferenceCalls::Done<Result> done_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const void> keep_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<PendingCall> pending_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<absl::Status> deferred_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::StatusOr<Result>> deferred_ ABSL_GUARDED_BY(mu_);
 };
 
 // One Score call: the events of its scoring stream (InferenceCalls::ScoreStream) gathered into
-// the response. The run keeps itself alive until the final event; the stream's listener holds
+// the result. The run keeps itself alive until the final event; the stream's listener holds
 // it weakly, so nothing is left behind once the call has finished.
 class ScoreRun final : public CallHandle, public std::enable_shared_from_this<ScoreRun> {
  public:
-  ScoreRun(const v1::ScoreRequest* request, v1::ScoreResponse* response, InferenceCalls::Finish finish)
-      : request_(request), response_(response), finish_(std::move(finish)) {}
+  ScoreRun(std::string model_name, InferenceCalls::Done<ScoreResult> done) : done_(std::move(done)) {
+    result_.model_name = std::move(model_name);
+  }
 
   void Start(std::unique_ptr<GenerateCall> call) {
     call_ = std::move(call);
     self_ = shared_from_this();
     std::weak_ptr<ScoreRun> weak = self_;
     // The listener's first call picks up events already queued.
-    call_->stream().SetListener([weak] {
+    call_->SetListener([weak] {
       if (std::shared_ptr<ScoreRun> run = weak.lock()) run->OnEvents();
     });
   }
 
   // Finishes the call with `error` (ScoreStream refused it and recorded why).
   void Reject(const absl::Status& error) {
-    done_ = true;
-    InferenceCalls::Finish finish = std::move(finish_);
-    finish(error);
+    done_finished_ = true;
+    InferenceCalls::Done<ScoreResult> done = std::move(done_);
+    done(error);
   }
 
   void Cancel() override {
@@ -156,39 +147,41 @@ class ScoreRun final : public CallHandle, public std::enable_shared_from_this<Sc
   // On the scheduler's thread (or the caller's for the listener's first call); the stream's
   // listener lock orders the calls.
   void OnEvents() {
-    std::deque<GenerationStream::Event> events;
-    call_->stream().Take(&events);
-    for (GenerationStream::Event& e : events) {
-      if (done_) return;
-      if (e.has_prompt_scores) {
-        for (const GenerationStream::ScoredToken& t : e.prompt_scores) FillScoredToken(t, response_->add_tokens());
+    std::deque<GenerationEvent> events;
+    call_->Take(&events);
+    for (GenerationEvent& e : events) {
+      if (done_finished_) return;
+      if (auto* scores = std::get_if<PromptScoresEvent>(&e)) {
+        for (GenerationStream::ScoredToken& t : scores->tokens) result_.tokens.push_back(std::move(t));
       }
-      if (!e.final) continue;
-      done_ = true;
-      absl::Status status = e.status;
-      if (status.ok()) {
-        response_->set_model_name(request_->model_name());
-        response_->set_total_logprob(e.scored_logprob_sum);
-        response_->set_scored_tokens(static_cast<uint32_t>(e.scored_tokens));
-        response_->set_perplexity(GenerationStream::Perplexity(e.scored_logprob_sum, e.scored_tokens));
+      if (!IsFinal(e)) continue;
+      done_finished_ = true;
+      absl::StatusOr<ScoreResult> outcome;
+      if (auto* failed = std::get_if<FailedEvent>(&e)) {
+        outcome = failed->status;
+      } else {
+        const FinishedEvent& f = std::get<FinishedEvent>(e);
+        result_.total_logprob = f.scored_logprob_sum;
+        result_.scored_tokens = f.scored_tokens;
+        result_.perplexity = GenerationStream::Perplexity(f.scored_logprob_sum, f.scored_tokens);
         // The scheduler reports the whole time to the scores; the queue and compute split is
         // not kept per request.
-        response_->mutable_timing()->set_compute_us(static_cast<uint64_t>(absl::ToInt64Microseconds(e.total)));
+        result_.compute = f.total;
+        outcome = std::move(result_);
       }
-      call_->Finish(status);
+      call_->Finish(outcome.status());
       std::shared_ptr<ScoreRun> keep = std::move(self_);  // gone once this returns
-      InferenceCalls::Finish finish = std::move(finish_);
-      finish(status);
+      InferenceCalls::Done<ScoreResult> done = std::move(done_);
+      done(std::move(outcome));
       return;
     }
   }
 
-  const v1::ScoreRequest* const request_;
-  v1::ScoreResponse* const response_;
-  InferenceCalls::Finish finish_;
+  InferenceCalls::Done<ScoreResult> done_;
+  ScoreResult result_;
   std::unique_ptr<GenerateCall> call_;
   std::shared_ptr<ScoreRun> self_;
-  bool done_ = false;  // only touched under the stream's listener lock
+  bool done_finished_ = false;  // only touched under the stream's listener lock
 };
 
 }  // namespace
@@ -208,14 +201,13 @@ absl::StatusOr<ModelSnapshot> InferenceCalls::Describe(const std::string& model_
 }
 
 // Classify and Segment: validate, lease the pixels, decode, submit to the model's servable, and
-// finish from the servable's callback with `fill(results, labels)` filling the response. An
+// finish from the servable's callback with `fill(results, &result)` filling the result. An
 // exception anywhere fails the call with INTERNAL.
-template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
+template <typename ServableT, typename Result, typename Fill>
 std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& context, const char* rpc,
-                                                        const Request* request, Response* response,
-                                                        Finish finish, Validate validate, Fill fill) {
-  const std::string label = ModelLabel(request->model_name());
-  auto run = std::make_shared<VisionRun>(&calls_, metrics_, label, rpc, context.protocol, std::move(finish));
+                                                        VisionRequest request, Done<Result> done, Fill fill) {
+  const std::string label = ModelLabel(request.model_name);
+  auto run = std::make_shared<VisionRun<Result>>(&calls_, metrics_, label, rpc, context.protocol, std::move(done));
   struct Ready {
     std::shared_ptr<ServableT> model;
     std::vector<model::RgbImage> images;
@@ -224,14 +216,14 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
   };
   absl::StatusOr<Ready> ready = GuardExceptions(label, rpc, [&]() -> absl::StatusOr<Ready> {
     if (absl::Status s = Refusal(); !s.ok()) return s;
-    auto cost = validate(*request, limits_);
+    auto cost = ValidateVision(request, limits_);
     if (!cost.ok()) return cost.status();
-    auto servable = repository_->Get<ServableT>(request->model_name());
+    auto servable = repository_->Get<ServableT>(request.model_name);
     if (!servable.ok()) return servable.status();
     auto lease = pixels_.Acquire(cost->pixels);
     if (!lease.ok()) return lease.status();
     const absl::Time decode_start = absl::Now();
-    auto images = DecodeImages(request->images());
+    auto images = DecodeImages(request.images);
     if (!images.ok()) return images.status();
     return Ready{*std::move(servable), *std::move(images),
                  std::make_shared<PixelBudget::Lease>(*std::move(lease)), absl::Now() - decode_start};
@@ -242,64 +234,46 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
     return run;
   }
 
-  const CallOptions options{context.deadline, PriorityFromProto(request->priority())};
+  const CallOptions options{context.deadline, request.priority};
   std::shared_ptr<ServableT> model = ready->model;
+  // The labels live in the model's description: shared with the model, they outlive the call.
+  Labels labels(model, &model->description().labels);
   run->Start(model, [&, model]() -> absl::StatusOr<std::shared_ptr<PendingCall>> {
     return GuardExceptions(label, rpc, [&] {
       return model->Submit(
-          ready->images, request->return_attention_stats(), options,
-          [run, request, response, labels = &model->description().labels, fill, metrics = metrics_,
-           lease = ready->lease, decode = ready->decode](auto results, ServeTiming timing) {
+          ready->images, request.attention_stats, options,
+          [run, name = request.model_name, labels, fill, metrics = metrics_, lease = ready->lease,
+           decode = ready->decode](auto results, ServeTiming timing) {
             timing.decode = decode;
             lease->Release();  // the images and their tensors are no longer needed
             if (!results.ok()) return run->Done(results.status());
-            // On a model instance thread: nothing may escape into the batcher.
-            absl::Status filled = GuardExceptions(request->model_name(), "the response", [&] {
-              response->set_model_name(request->model_name());
-              fill(*results, *labels);
-              FillTiming(timing, response->mutable_timing());
-              return absl::OkStatus();
-            });
-            if (!filled.ok()) {
-              static LogLimiter limiter;
-              LogErrorLimited(&limiter, "%s", filled.message());
-              return run->Done(filled);
-            }
-            if (metrics) metrics->RecordQueueWait(request->model_name(), timing.batch.queue);
-            run->Done(absl::OkStatus());
+            Result result;
+            result.model_name = name;
+            result.labels = labels;
+            result.timing = timing;
+            fill(*std::move(results), &result);
+            if (metrics) metrics->RecordQueueWait(name, timing.batch.queue);
+            run->Done(std::move(result));
           });
     });
   });
   return run;
 }
 
-std::shared_ptr<CallHandle> InferenceCalls::Classify(const CallContext& context, const v1::ClassifyRequest* request,
-                                                     v1::ClassifyResponse* response, Finish finish) {
-  const uint32_t k = request->top_k() == 0 ? kDefaultTopK : request->top_k();
-  return ServeVision<ClassifierServable>(
-      context, "Classify", request, response, std::move(finish), ValidateClassify,
-      [request, response, k](const std::vector<model::Classification>& results,
-                             const std::vector<std::string>& labels) {
-        for (const model::Classification& result : results) {
-          v1::Classification* out = response->add_classifications();
-          FillTopClasses(result.probabilities, labels, k, out);
-          if (request->return_attention_stats()) FillAttentionStats(result.stats, out->mutable_attention_stats());
-        }
+std::shared_ptr<CallHandle> InferenceCalls::Classify(const CallContext& context, VisionRequest request,
+                                                     Done<ClassifyResult> done) {
+  return ServeVision<ClassifierServable, ClassifyResult>(
+      context, "Classify", std::move(request), std::move(done),
+      [](std::vector<model::Classification> results, ClassifyResult* out) {
+        out->classifications = std::move(results);
       });
 }
 
-std::shared_ptr<CallHandle> InferenceCalls::Segment(const CallContext& context, const v1::SegmentRequest* request,
-                                                    v1::SegmentResponse* response, Finish finish) {
-  return ServeVision<SegmenterServable>(
-      context, "Segment", request, response, std::move(finish), ValidateSegment,
-      [request, response](const std::vector<model::Segmentation>& results,
-                          const std::vector<std::string>& labels) {
-        for (const model::Segmentation& result : results) {
-          v1::SegmentationMask* mask = response->add_masks();
-          FillMask(result, labels, mask);
-          if (request->return_attention_stats()) FillAttentionStats(result.stats, mask->mutable_attention_stats());
-        }
-      });
+std::shared_ptr<CallHandle> InferenceCalls::Segment(const CallContext& context, VisionRequest request,
+                                                    Done<SegmentResult> done) {
+  return ServeVision<SegmenterServable, SegmentResult>(
+      context, "Segment", std::move(request), std::move(done),
+      [](std::vector<model::Segmentation> results, SegmentResult* out) { out->masks = std::move(results); });
 }
 
 // Generate and Score: check, find the language model, and queue the request at its scheduler.
@@ -334,39 +308,37 @@ absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::SubmitToLanguageMo
 }
 
 absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::Generate(const CallContext& context,
-                                                                       const v1::GenerateRequest& request) {
-  return SubmitToLanguageModel(context, "Generate", request.model_name(), [&]() -> absl::StatusOr<GenerationParams> {
+                                                                       const GenerateRequest& request) {
+  return SubmitToLanguageModel(context, "Generate", request.model_name, [&]() -> absl::StatusOr<GenerationParams> {
     if (absl::Status s = ValidateGenerate(request, limits_); !s.ok()) return s;
     GenerationParams params;
-    params.prompt = request.prompt();
-    params.max_new_tokens = static_cast<int>(request.max_new_tokens());
-    params.sampling.temperature = request.temperature();
-    params.sampling.top_k = static_cast<int>(request.top_k());
-    params.sampling.top_p = request.top_p();
-    params.seed = request.seed();
-    params.stop.assign(request.stop().begin(), request.stop().end());
-    params.prompt_logprobs = request.prompt_logprobs();
+    params.prompt = request.prompt;
+    params.max_new_tokens = static_cast<int>(request.max_new_tokens);
+    params.sampling = request.sampling;
+    params.seed = request.seed;
+    params.stop = request.stop;
+    params.prompt_logprobs = request.prompt_logprobs;
     return params;
   });
 }
 
 absl::StatusOr<std::unique_ptr<GenerateCall>> InferenceCalls::ScoreStream(const CallContext& context,
-                                                                          const v1::ScoreRequest& request) {
-  return SubmitToLanguageModel(context, "Score", request.model_name(), [&]() -> absl::StatusOr<GenerationParams> {
+                                                                          const ScoreRequest& request) {
+  return SubmitToLanguageModel(context, "Score", request.model_name, [&]() -> absl::StatusOr<GenerationParams> {
     if (absl::Status s = ValidateScore(request, limits_); !s.ok()) return s;
     GenerationParams params;
-    params.prompt = request.text();
+    params.prompt = request.text;
     params.score_only = true;
     params.prompt_logprobs = true;
-    params.append_eos = !request.no_end_of_sequence();
+    params.append_eos = request.append_eos;
     return params;
   });
 }
 
-std::shared_ptr<CallHandle> InferenceCalls::Score(const CallContext& context, const v1::ScoreRequest* request,
-                                                  v1::ScoreResponse* response, Finish finish) {
-  auto run = std::make_shared<ScoreRun>(request, response, std::move(finish));
-  auto call = ScoreStream(context, *request);
+std::shared_ptr<CallHandle> InferenceCalls::Score(const CallContext& context, ScoreRequest request,
+                                                  Done<ScoreResult> done) {
+  auto run = std::make_shared<ScoreRun>(request.model_name, std::move(done));
+  auto call = ScoreStream(context, request);
   if (!call.ok()) {
     run->Reject(call.status());
   } else {
@@ -375,18 +347,33 @@ std::shared_ptr<CallHandle> InferenceCalls::Score(const CallContext& context, co
   return run;
 }
 
-absl::StatusOr<std::vector<model::RgbImage>> InferenceCalls::DecodeImages(
-    const google::protobuf::RepeatedPtrField<v1::Image>& images) const {
+absl::StatusOr<std::vector<model::RgbImage>> InferenceCalls::DecodeImages(const std::vector<ImageInput>& images) const {
   std::vector<model::RgbImage> out;
   out.reserve(images.size());
   ImageLimits image_limits;
   image_limits.max_pixels = limits_.max_image_pixels;
-  for (int i = 0; i < images.size(); ++i) {
-    auto image = ImageFromProto(images[i], i, image_limits);
-    if (!image.ok()) return image.status();
-    out.push_back(*std::move(image));
+  for (size_t i = 0; i < images.size(); ++i) {
+    const ImageInput& image = images[i];
+    absl::StatusOr<model::RgbImage> decoded =
+        image.kind == ImageInput::Kind::kEncoded
+            ? DecodeImage(absl::string_view(image.encoded.data(), image.encoded.size()), image_limits)
+            : ImageFromPixels(image.width, image.height, image.channels,
+                              absl::string_view(image.pixels.data(), image.pixels.size()), image_limits);
+    if (!decoded.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("images[", i, "]: ", decoded.status().message()));
+    }
+    out.push_back(*std::move(decoded));
   }
   return out;
+}
+
+bool GenerateCall::Take(std::deque<GenerationEvent>* out) {
+  records_.clear();
+  if (!stream_->Take(&records_)) return false;
+  const size_t before = out->size();
+  for (GenerationStream::Event& e : records_) AppendEvents(std::move(e), out);
+  records_.clear();
+  return out->size() > before;
 }
 
 }  // namespace elliptical::server

@@ -1,12 +1,14 @@
 // The calls every front end makes, whatever its protocol: elliptical.v1 over gRPC (server/api),
 // the Open Inference Protocol over gRPC (server/kserve) and HTTP, and OpenAI's completions
-// (server/http) all translate their requests into elliptical.v1 messages and serve them here.
-// This is where a request is checked against RequestLimits, refused while draining, charged to
-// the pixel budget, decoded, submitted to its model's servable, answered, and recorded in the
-// metrics (labelled with its protocol). No front end has a serving path of its own.
+// (server/http) all translate their requests into the plain structs of requests.h and serve
+// them here; no wire type appears in this interface. This is where a request is checked against
+// RequestLimits, refused while draining, charged to the pixel budget, decoded, submitted to its
+// model's servable, answered, and recorded in the metrics (labelled with its protocol). No front
+// end has a serving path of its own.
 //
 // Thread-safety: every method may be called from any thread. Callbacks run on a model's
-// instance thread, or on the caller's thread when the call fails before it is submitted.
+// instance thread (or the generation scheduler's), or on the caller's thread when the call
+// fails before it is submitted.
 #pragma once
 
 #include <functional>
@@ -16,10 +18,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "elliptical/v1/inference_service.pb.h"
 #include "server/calls/call_tracker.h"
+#include "server/calls/generation_events.h"
 #include "server/calls/protocol.h"
 #include "server/calls/request_limits.h"
+#include "server/calls/requests.h"
 #include "server/calls/rpc_outcome.h"
 #include "server/generation/generation_scheduler.h"
 #include "server/input/pixel_budget.h"
@@ -43,16 +46,21 @@ class CallHandle {
   virtual void Cancel() = 0;
 };
 
-// One accepted Generate call: its stream of events (generation_scheduler.h) and the metrics
-// record of its outcome. The front end moves events to its client and calls Finish once with
-// the status it gave the client (CANCELLED when the client went away).
+// One accepted Generate (or scoring) call: its events and the metrics record of its outcome.
+// The front end moves events to its client and calls Finish once with the status it gave the
+// client (CANCELLED when the client went away).
 class GenerateCall {
  public:
   GenerateCall(std::shared_ptr<const void> keep, std::shared_ptr<GenerationStream> stream,
                std::unique_ptr<RpcOutcome> outcome, CallTracker* calls)
       : scope_(calls), keep_(std::move(keep)), stream_(std::move(stream)), outcome_(std::move(outcome)) {}
 
-  GenerationStream& stream() { return *stream_; }
+  // Moves the events produced so far into `out` (appending); false when there were none.
+  bool Take(std::deque<GenerationEvent>* out);
+  // `on_ready` runs once now and then on the scheduler thread after each event; it must not
+  // block. Clear it (nullptr) before the reader goes away: once that returns, it is never
+  // called again.
+  void SetListener(std::function<void()> on_ready) { stream_->SetListener(std::move(on_ready)); }
   // Stops the generation at its next step (client gone, write failed).
   void Cancel() { stream_->Cancel(); }
   // Records the final status in the metrics; later calls are ignored.
@@ -63,12 +71,15 @@ class GenerateCall {
   std::shared_ptr<const void> keep_;  // the servable outlives the stream's sequence
   std::shared_ptr<GenerationStream> stream_;
   std::unique_ptr<RpcOutcome> outcome_;
+  std::deque<GenerationStream::Event> records_;  // Take's scratch (one reader at a time)
 };
 
 class InferenceCalls {
  public:
-  // `finish` runs exactly once with the call's status (the response is filled when it is OK),
-  // possibly before the method that took it returns.
+  // `done` runs exactly once with the call's result or why it failed, possibly before the
+  // method that took it returns.
+  template <typename Result>
+  using Done = std::function<void(absl::StatusOr<Result>)>;
   using Finish = std::function<void(const absl::Status&)>;
 
   // `metrics` (optional) receives every call's outcome.
@@ -80,22 +91,17 @@ class InferenceCalls {
   // The calls in progress; shutdown drains them (main.cc).
   CallTracker* calls() { return &calls_; }
 
-  // `request` and `response` must stay valid until `finish` has run.
-  std::shared_ptr<CallHandle> Classify(const CallContext& context, const v1::ClassifyRequest* request,
-                                       v1::ClassifyResponse* response, Finish finish);
-  std::shared_ptr<CallHandle> Segment(const CallContext& context, const v1::SegmentRequest* request,
-                                      v1::SegmentResponse* response, Finish finish);
+  // The request's image bytes must stay valid until `done` has run.
+  std::shared_ptr<CallHandle> Classify(const CallContext& context, VisionRequest request, Done<ClassifyResult> done);
+  std::shared_ptr<CallHandle> Segment(const CallContext& context, VisionRequest request, Done<SegmentResult> done);
   // Scores a text with a language model (per-token log-probabilities, perplexity): a pure
   // scoring request through the model's generation scheduler, batched with its other work.
-  std::shared_ptr<CallHandle> Score(const CallContext& context, const v1::ScoreRequest* request,
-                                    v1::ScoreResponse* response, Finish finish);
+  std::shared_ptr<CallHandle> Score(const CallContext& context, ScoreRequest request, Done<ScoreResult> done);
   // An accepted stream, or why the request was refused (already recorded).
-  absl::StatusOr<std::unique_ptr<GenerateCall>> Generate(const CallContext& context,
-                                                         const v1::GenerateRequest& request);
+  absl::StatusOr<std::unique_ptr<GenerateCall>> Generate(const CallContext& context, const GenerateRequest& request);
   // Score as a stream of generation events (the prompt-scores event, then the final one), for
   // front ends that already read Generate streams (OpenAI's echo with max_tokens 0).
-  absl::StatusOr<std::unique_ptr<GenerateCall>> ScoreStream(const CallContext& context,
-                                                            const v1::ScoreRequest& request);
+  absl::StatusOr<std::unique_ptr<GenerateCall>> ScoreStream(const CallContext& context, const ScoreRequest& request);
 
   // Counts a call that its front end refused before it could become one of the calls above
   // (a request its protocol mapping cannot express), so the request metrics see every call.
@@ -108,16 +114,15 @@ class InferenceCalls {
   absl::StatusOr<ModelSnapshot> Describe(const std::string& model_name) const;
 
  private:
-  template <typename ServableT, typename Request, typename Response, typename Validate, typename Fill>
-  std::shared_ptr<CallHandle> ServeVision(const CallContext& context, const char* rpc, const Request* request,
-                                          Response* response, Finish finish, Validate validate, Fill fill);
+  template <typename ServableT, typename Result, typename Fill>
+  std::shared_ptr<CallHandle> ServeVision(const CallContext& context, const char* rpc, VisionRequest request,
+                                          Done<Result> done, Fill fill);
   absl::StatusOr<std::unique_ptr<GenerateCall>> SubmitToLanguageModel(
       const CallContext& context, const char* rpc, const std::string& model_name,
       const std::function<absl::StatusOr<GenerationParams>()>& params);
   // The metric label of a model name: the name when the repository knows it, else "unknown".
   std::string ModelLabel(const std::string& name) const;
-  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(
-      const google::protobuf::RepeatedPtrField<v1::Image>& images) const;
+  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(const std::vector<ImageInput>& images) const;
   absl::Status Refusal() const;
 
   const ModelRepository* const repository_;

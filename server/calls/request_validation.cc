@@ -13,65 +13,51 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, " ", why));
 }
 
-absl::Status CheckPriority(int priority) {
-  if (v1::Priority_IsValid(priority)) return absl::OkStatus();
-  return Invalid("priority", absl::StrCat(priority, " is not one of the Priority values"));
-}
-
-absl::Status CheckTopK(uint32_t top_k, const RequestLimits& limits) {
-  if (top_k <= limits.max_top_k) return absl::OkStatus();
-  return Invalid("top_k", absl::StrCat(top_k, " is beyond the limit of ", limits.max_top_k,
-                                       " (values above the number of classes or tokens are capped)"));
-}
-
 // The decoded size of one image, from its header or its raw fields.
-absl::StatusOr<int64_t> ImagePixels(const v1::Image& image, const std::string& field,
-                                    const RequestLimits& limits) {
+absl::StatusOr<int64_t> ImagePixels(const ImageInput& image, const std::string& field, const RequestLimits& limits) {
   int64_t width = 0, height = 0;
-  switch (image.source_case()) {
-    case v1::Image::kEncoded: {
-      auto size = ReadImageSize(image.encoded());
+  switch (image.kind) {
+    case ImageInput::Kind::kEncoded: {
+      auto size = ReadImageSize(absl::string_view(image.encoded.data(), image.encoded.size()));
       if (!size.ok()) return Invalid(field, size.status().message());
       width = size->width;
       height = size->height;
       break;
     }
-    case v1::Image::kRaw: {
-      const v1::RawImage& raw = image.raw();
-      width = raw.width_px();
-      height = raw.height_px();
-      const int64_t channels = raw.channels();
+    case ImageInput::Kind::kPixels: {
+      width = image.width;
+      height = image.height;
+      const int64_t channels = image.channels;
       if (channels != 1 && channels != 3 && channels != 4) {
         return Invalid(field, absl::StrCat("has ", channels, " channels; expected 1, 3 or 4"));
       }
       break;
     }
-    case v1::Image::SOURCE_NOT_SET:
+    case ImageInput::Kind::kUnset:
       return Invalid(field, "sets neither encoded bytes nor raw pixels");
   }
   if (absl::Status s = CheckImageSize(width, height, limits.max_image_pixels); !s.ok()) {
     return Invalid(field, s.message());
   }
-  if (image.source_case() == v1::Image::kRaw) {
-    const uint64_t needed = static_cast<uint64_t>(width * height) * image.raw().channels();
-    if (needed != image.raw().pixels().size()) {
-      return Invalid(field, absl::StrCat("is ", width, "x", height, "x", image.raw().channels(),
-                                         " and needs ", needed, " bytes of pixels, got ",
-                                         image.raw().pixels().size()));
+  if (image.kind == ImageInput::Kind::kPixels) {
+    // width x height is within max_image_pixels (checked above), so this cannot wrap.
+    const uint64_t needed = static_cast<uint64_t>(width * height) * static_cast<uint64_t>(image.channels);
+    if (needed != image.pixels.size()) {
+      return Invalid(field, absl::StrCat("is ", width, "x", height, "x", image.channels, " and needs ", needed,
+                                         " bytes of pixels, got ", image.pixels.size()));
     }
   }
   return width * height;
 }
 
-absl::StatusOr<VisionRequestCost> CheckImages(const google::protobuf::RepeatedPtrField<v1::Image>& images,
-                                              const RequestLimits& limits) {
+absl::StatusOr<VisionRequestCost> CheckImages(const std::vector<ImageInput>& images, const RequestLimits& limits) {
   if (images.empty()) return Invalid("images", "is empty: send at least one image");
-  if (images.size() > limits.max_images_per_request) {
+  if (static_cast<int64_t>(images.size()) > limits.max_images_per_request) {
     return Invalid("images", absl::StrCat("holds ", images.size(), " images; the limit is ",
                                           limits.max_images_per_request, " per request"));
   }
   VisionRequestCost cost;
-  for (int i = 0; i < images.size(); ++i) {
+  for (size_t i = 0; i < images.size(); ++i) {
     auto pixels = ImagePixels(images[i], absl::StrCat("images[", i, "]"), limits);
     if (!pixels.ok()) return pixels.status();
     // Each term is at most max_image_pixels and there are at most max_images_per_request.
@@ -105,45 +91,39 @@ absl::Status ValidateModelName(const std::string& name, const RequestLimits& lim
   return absl::OkStatus();
 }
 
-absl::StatusOr<VisionRequestCost> ValidateClassify(const v1::ClassifyRequest& request,
-                                                   const RequestLimits& limits) {
-  if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
-  if (absl::Status s = CheckPriority(request.priority()); !s.ok()) return s;
-  if (absl::Status s = CheckTopK(request.top_k(), limits); !s.ok()) return s;
-  return CheckImages(request.images(), limits);
+absl::Status CheckTopK(uint64_t top_k, const RequestLimits& limits) {
+  if (top_k <= limits.max_top_k) return absl::OkStatus();
+  return Invalid("top_k", absl::StrCat(top_k, " is beyond the limit of ", limits.max_top_k,
+                                       " (values above the number of classes or tokens are capped)"));
 }
 
-absl::StatusOr<VisionRequestCost> ValidateSegment(const v1::SegmentRequest& request,
-                                                  const RequestLimits& limits) {
-  if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
-  if (absl::Status s = CheckPriority(request.priority()); !s.ok()) return s;
-  return CheckImages(request.images(), limits);
+absl::StatusOr<VisionRequestCost> ValidateVision(const VisionRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = ValidateModelName(request.model_name, limits); !s.ok()) return s;
+  return CheckImages(request.images, limits);
 }
 
-absl::Status ValidateScore(const v1::ScoreRequest& request, const RequestLimits& limits) {
-  if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
-  return CheckText("text", request.text(), limits);
+absl::Status ValidateScore(const ScoreRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = ValidateModelName(request.model_name, limits); !s.ok()) return s;
+  return CheckText("text", request.text, limits);
 }
 
-absl::Status ValidateGenerate(const v1::GenerateRequest& request, const RequestLimits& limits) {
-  if (absl::Status s = ValidateModelName(request.model_name(), limits); !s.ok()) return s;
-  if (absl::Status s = CheckText("prompt", request.prompt(), limits); !s.ok()) return s;
+absl::Status ValidateGenerate(const GenerateRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = ValidateModelName(request.model_name, limits); !s.ok()) return s;
+  if (absl::Status s = CheckText("prompt", request.prompt, limits); !s.ok()) return s;
   // The model's own bound (generation.max_new_tokens_limit) is checked by its scheduler; this
   // one only keeps the value in int range.
-  if (request.max_new_tokens() > (1u << 30)) {
-    return Invalid("max_new_tokens", absl::StrCat(request.max_new_tokens(), " is out of range"));
+  if (request.max_new_tokens < 0 || request.max_new_tokens > (int64_t{1} << 30)) {
+    return Invalid("max_new_tokens", absl::StrCat(request.max_new_tokens, " is out of range"));
   }
-  SamplingParams sampling;
-  sampling.temperature = request.temperature();
-  sampling.top_p = request.top_p();
-  if (absl::Status s = CheckSamplingParams(sampling); !s.ok()) return s;
-  if (absl::Status s = CheckTopK(request.top_k(), limits); !s.ok()) return s;
-  if (request.stop_size() > limits.max_stop_sequences) {
-    return Invalid("stop", absl::StrCat("holds ", request.stop_size(), " sequences; the limit is ",
+  if (absl::Status s = CheckSamplingParams(request.sampling); !s.ok()) return s;
+  if (request.sampling.top_k < 0) return Invalid("top_k", absl::StrCat(request.sampling.top_k, " is negative"));
+  if (absl::Status s = CheckTopK(static_cast<uint64_t>(request.sampling.top_k), limits); !s.ok()) return s;
+  if (static_cast<int64_t>(request.stop.size()) > limits.max_stop_sequences) {
+    return Invalid("stop", absl::StrCat("holds ", request.stop.size(), " sequences; the limit is ",
                                         limits.max_stop_sequences));
   }
-  for (int i = 0; i < request.stop_size(); ++i) {
-    const std::string& stop = request.stop(i);
+  for (size_t i = 0; i < request.stop.size(); ++i) {
+    const std::string& stop = request.stop[i];
     const std::string field = absl::StrCat("stop[", i, "]");
     if (stop.empty()) return Invalid(field, "is empty");
     if (static_cast<int64_t>(stop.size()) > limits.max_stop_sequence_bytes) {

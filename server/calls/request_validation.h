@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
-#include "elliptical/v1/inference_service.pb.h"
+#include "server/calls/requests.h"
 #include "server/calls/request_limits.h"
 
 namespace elliptical::server {
@@ -17,12 +17,12 @@ struct VisionRequestCost {
   int64_t pixels = 0;  // all its images, decoded
 };
 
-absl::StatusOr<VisionRequestCost> ValidateClassify(const v1::ClassifyRequest& request,
-                                                   const RequestLimits& limits);
-absl::StatusOr<VisionRequestCost> ValidateSegment(const v1::SegmentRequest& request,
-                                                  const RequestLimits& limits);
-absl::Status ValidateGenerate(const v1::GenerateRequest& request, const RequestLimits& limits);
-absl::Status ValidateScore(const v1::ScoreRequest& request, const RequestLimits& limits);
+absl::StatusOr<VisionRequestCost> ValidateVision(const VisionRequest& request, const RequestLimits& limits);
+absl::Status ValidateGenerate(const GenerateRequest& request, const RequestLimits& limits);
+absl::Status ValidateScore(const ScoreRequest& request, const RequestLimits& limits);
 absl::Status ValidateModelName(const std::string& name, const RequestLimits& limits);
+// A client's top_k (classes to return, or tokens to sample from) against --max_top_k: codecs
+// check it before narrowing it.
+absl::Status CheckTopK(uint64_t top_k, const RequestLimits& limits);
 
 }  // namespace elliptical::server

@@ -188,26 +188,27 @@ bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, 
   return true;
 }
 
-v1::GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_index, int choice) {
-  v1::GenerateRequest out;
-  out.set_model_name(request.model);
-  out.set_prompt(request.prompts[prompt_index]);
-  out.set_max_new_tokens(static_cast<uint32_t>(request.max_tokens));
-  out.set_temperature(request.temperature);
-  out.set_top_p(request.top_p);
-  out.set_top_k(static_cast<uint32_t>(request.top_k));
-  if (request.seed) out.set_seed(static_cast<uint64_t>(*request.seed) + static_cast<uint64_t>(choice));
-  for (const std::string& s : request.stop) out.add_stop(s);
+GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_index, int choice) {
+  GenerateRequest out;
+  out.model_name = request.model;
+  out.prompt = request.prompts[prompt_index];
+  out.max_new_tokens = request.max_tokens;
+  out.sampling.temperature = request.temperature;
+  out.sampling.top_p = request.top_p;
+  // Past int's range it is past every --max_top_k too: the core refuses it by name.
+  out.sampling.top_k = static_cast<int>(std::min<int64_t>(request.top_k, std::numeric_limits<int>::max()));
+  if (request.seed) out.seed = static_cast<uint64_t>(*request.seed) + static_cast<uint64_t>(choice);
+  out.stop = request.stop;
   // echo with logprobs scores the prompt too (OpenAI's way to get a text's log-likelihood).
-  out.set_prompt_logprobs(request.echo && request.logprobs.has_value());
+  out.prompt_logprobs = request.echo && request.logprobs.has_value();
   return out;
 }
 
-v1::ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index) {
-  v1::ScoreRequest out;
-  out.set_model_name(request.model);
-  out.set_text(request.prompts[prompt_index]);
-  out.set_no_end_of_sequence(true);  // the prompt as the beginning of a text, as echo scores it
+ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index) {
+  ScoreRequest out;
+  out.model_name = request.model;
+  out.text = request.prompts[prompt_index];
+  out.append_eos = false;  // the prompt as the beginning of a text, as echo scores it
   return out;
 }
 
@@ -223,44 +224,53 @@ ChoiceState StartChoice(int index, const CompletionRequest& request, const std::
   return c;
 }
 
-void AddEvent(const GenerationStream::Event& event, ChoiceState* c, ChoiceDelta* delta) {
+void AddEvent(const GenerationEvent& event, ChoiceState* c, ChoiceDelta* delta) {
   delta->first_token = c->tokens.size();
   if (c->echo_unsent) {
     // The echoed prompt goes out with the choice's first chunk.
     delta->text += c->text;
     c->echo_unsent = false;
   }
-  if (event.has_prompt_scores && c->want_logprobs) {
+  absl::string_view text;
+  if (const auto* scores = std::get_if<PromptScoresEvent>(&event); scores && c->want_logprobs) {
     // The prompt's own tokens come first; the first has no logprob (null), as in OpenAI's
     // answer. Their offsets run over the tokens' decoded text, which is the prompt itself unless
     // the tokenizer cannot represent some of it (an unknown character decodes as its own
     // symbol): capped at the prompt's end, they stay in order before the generated tokens'.
     const int64_t prompt_chars = c->text_chars;
     int64_t offset = 0;
-    for (const GenerationStream::ScoredToken& t : event.prompt_scores) {
+    for (const GenerationStream::ScoredToken& t : scores->tokens) {
       c->tokens.push_back(t.text);
       c->token_logprobs.push_back(t.has_logprob ? t.logprob : std::numeric_limits<float>::quiet_NaN());
       c->text_offset.push_back(std::min(offset, prompt_chars));
       offset += Utf8Chars(t.text);
     }
-  }
-  if (event.has_token) {
-    c->tokens.push_back(event.text);
-    c->token_logprobs.push_back(event.logprob);
-    c->text_offset.push_back(c->text_chars);
-  } else if (!event.text.empty() && !c->tokens.empty()) {
-    c->tokens.back() += event.text;  // a stream chunk carries it as text only
-  }
-  c->text += event.text;
-  c->text_chars += Utf8Chars(event.text);
-  delta->text += event.text;
-  if (event.final) {
+  } else if (const auto* token = std::get_if<TokenEvent>(&event)) {
+    if (token->has_id) {
+      c->tokens.push_back(token->text);
+      c->token_logprobs.push_back(token->logprob);
+      c->text_offset.push_back(c->text_chars);
+    } else if (!token->text.empty() && !c->tokens.empty()) {
+      c->tokens.back() += token->text;  // a stream chunk carries it as text only
+    }
+    text = token->text;
+  } else if (const auto* finished = std::get_if<FinishedEvent>(&event)) {
+    if (!finished->text.empty() && !c->tokens.empty()) c->tokens.back() += finished->text;
+    text = finished->text;
     c->finished = true;
-    c->status = event.status;
-    c->reason = event.reason;
-    c->prompt_tokens = event.prompt_tokens;
-    c->completion_tokens = event.generated_tokens;
+    c->status = absl::OkStatus();
+    c->reason = finished->reason;
+    c->prompt_tokens = finished->prompt_tokens;
+    c->completion_tokens = finished->generated_tokens;
+  } else if (const auto* failed = std::get_if<FailedEvent>(&event)) {
+    c->finished = true;
+    c->status = failed->status;
+    c->prompt_tokens = failed->prompt_tokens;
+    c->completion_tokens = failed->generated_tokens;
   }
+  c->text.append(text.data(), text.size());
+  c->text_chars += Utf8Chars(text);
+  delta->text.append(text.data(), text.size());
 }
 
 const char* FinishReasonName(FinishReason reason) {

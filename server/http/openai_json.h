@@ -14,8 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "elliptical/v1/generate.pb.h"
-#include "elliptical/v1/score.pb.h"
+#include "server/calls/generation_events.h"
+#include "server/calls/requests.h"
 #include "server/generation/generation_scheduler.h"
 #include "server/repository/model_repository.h"
 
@@ -57,11 +57,11 @@ bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, 
 
 // max_tokens 0 with echo: prompt `prompt_index` scored as the beginning of a text (nothing
 // appended), through InferenceCalls::ScoreStream.
-v1::ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index);
+ScoreRequest ToScoreRequest(const CompletionRequest& request, int prompt_index);
 
 // The core request of choice `choice` (0 .. n-1) of prompt `prompt_index`; with a seed, choice
 // i gets seed + i, so n choices differ and each is reproducible.
-v1::GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_index, int choice);
+GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_index, int choice);
 
 // What one choice has received so far. Its text is the concatenation of the events' text
 // (tokens' released text and the final event's flushed text).
@@ -94,7 +94,7 @@ struct ChoiceDelta {
 ChoiceState StartChoice(int index, const CompletionRequest& request, const std::string& prompt);
 // Adds one event. Text released with no token of its own (held-back text flushed at the end) is
 // appended to the last token's entry, so the tokens always concatenate to the generated text.
-void AddEvent(const GenerationStream::Event& event, ChoiceState* choice, ChoiceDelta* delta);
+void AddEvent(const GenerationEvent& event, ChoiceState* choice, ChoiceDelta* delta);
 
 const char* FinishReasonName(FinishReason reason);
 

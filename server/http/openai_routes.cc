@@ -62,7 +62,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
 
   ~Completion() {
     for (size_t i = 0; i < calls_.size(); ++i) {
-      calls_[i]->stream().SetListener(nullptr);  // waits out a listener call in progress
+      calls_[i]->SetListener(nullptr);  // waits out a listener call in progress
       if (!recorded_[i]) {
         calls_[i]->Cancel();
         calls_[i]->Finish(absl::CancelledError("the HTTP client went away"));
@@ -102,7 +102,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
   // After Start, outside its lock: the listeners run once at once.
   void Listen() {
     absl::MutexLock lock(&mu_);  // Wake takes no lock of this
-    for (auto& call : calls_) call->stream().SetListener([this] { Wake(); });
+    for (auto& call : calls_) call->SetListener([this] { Wake(); });
   }
 
  private:
@@ -127,7 +127,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
   template <typename F>
   void Take(F on_event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (size_t i = 0; i < calls_.size(); ++i) {
-      calls_[i]->stream().Take(&pending_[i]);
+      calls_[i]->Take(&pending_[i]);
       if (pending_[i].empty() || choices_[i].finished) {
         pending_[i].clear();
         continue;
@@ -138,7 +138,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
       while (!pending_[i].empty() && !final) {
         ChoiceDelta one;
         openai::AddEvent(pending_[i].front(), &choices_[i], &one);
-        final = pending_[i].front().final;
+        final = IsFinal(pending_[i].front());
         delta.text += one.text;
         pending_[i].pop_front();
       }
@@ -257,7 +257,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
   std::vector<ChoiceState> choices_ ABSL_GUARDED_BY(mu_);
   std::vector<bool> recorded_ ABSL_GUARDED_BY(mu_);
   std::vector<size_t> streamed_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::deque<GenerationStream::Event>> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::deque<GenerationEvent>> pending_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   bool over_ ABSL_GUARDED_BY(mu_) = false;  // answered, or the client is gone

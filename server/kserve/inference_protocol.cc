@@ -32,13 +32,13 @@ const char* RpcName(model::ModelFamily family) {
 // reason; raw pixels come from one tensor and share its size already.
 absl::StatusOr<OutputPlan> MapSegmentRequestOfOneSize(const inference::ModelInferRequest& request,
                                                       const ModelSnapshot& model, int64_t max_images,
-                                                      v1::SegmentRequest* out) {
+                                                      VisionRequest* out) {
   auto plan = MapSegmentRequest(request, model, max_images, out);
   if (!plan.ok()) return plan;
   std::optional<ImageSize> first;
-  for (const v1::Image& image : out->images()) {
-    if (!image.has_encoded()) continue;
-    auto size = ReadImageSize(image.encoded());
+  for (const ImageInput& image : out->images) {
+    if (image.kind != ImageInput::Kind::kEncoded) continue;
+    auto size = ReadImageSize(absl::string_view(image.encoded.data(), image.encoded.size()));
     if (!size.ok()) continue;
     if (!first) {
       first = *size;
@@ -49,30 +49,25 @@ absl::StatusOr<OutputPlan> MapSegmentRequestOfOneSize(const inference::ModelInfe
   return plan;
 }
 
-// A v1 call in progress and what its answer becomes: alive until the call has finished.
-template <typename Request, typename Response>
-struct VisionCall {
-  Request request;
-  Response response;
-  OutputPlan plan;
-};
-
-template <typename Request, typename Response, typename Map, typename ServeFn, typename Fill>
+// Maps the request for the core, serves it, and fills the response from the core's answer.
+// The request's bytes (which the core's request views) and the response stay with the caller
+// until `finish` has run.
+template <typename Result, typename Map, typename ServeFn, typename Fill>
 std::shared_ptr<CallHandle> Serve(InferenceCalls& calls, const CallContext& context, const ModelSnapshot& model,
                                   const inference::ModelInferRequest* request, inference::ModelInferResponse* response,
                                   InferenceCalls::Finish finish, Map map, ServeFn serve, Fill fill) {
-  auto call = std::make_shared<VisionCall<Request, Response>>();
-  auto plan = map(*request, model, calls.limits().max_images_per_request, &call->request);
+  VisionRequest core;
+  auto plan = map(*request, model, calls.limits().max_images_per_request, &core);
   if (!plan.ok()) {
     calls.RecordRefusal(context, RpcName(*model.family), request->model_name(), plan.status());
     finish(plan.status());
     return nullptr;
   }
-  call->plan = *std::move(plan);
-  return serve(context, &call->request, &call->response,
-               [call, request, response, fill, finish = std::move(finish)](const absl::Status& status) {
-                 if (!status.ok()) return finish(status);
-                 finish(fill(call->plan, *request, call->response, response));
+  return serve(context, std::move(core),
+               [plan = *std::move(plan), request, response, fill,
+                finish = std::move(finish)](absl::StatusOr<Result> result) {
+                 if (!result.ok()) return finish(result.status());
+                 finish(fill(plan, *request, *result, response));
                });
 }
 
@@ -132,16 +127,18 @@ std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext c
   }
   switch (*model->family) {
     case model::ModelFamily::kImageClassifier:
-      return Serve<v1::ClassifyRequest, v1::ClassifyResponse>(
+      return Serve<ClassifyResult>(
           calls, context, *model, request, response, std::move(finish), MapClassifyRequest,
-          [&calls](const CallContext& c, const v1::ClassifyRequest* q, v1::ClassifyResponse* r,
-                   InferenceCalls::Finish f) { return calls.Classify(c, q, r, std::move(f)); },
+          [&calls](const CallContext& c, VisionRequest q, InferenceCalls::Done<ClassifyResult> d) {
+            return calls.Classify(c, std::move(q), std::move(d));
+          },
           FillClassifyResponse);
     case model::ModelFamily::kSegmenter:
-      return Serve<v1::SegmentRequest, v1::SegmentResponse>(
+      return Serve<SegmentResult>(
           calls, context, *model, request, response, std::move(finish), MapSegmentRequestOfOneSize,
-          [&calls](const CallContext& c, const v1::SegmentRequest* q, v1::SegmentResponse* r,
-                   InferenceCalls::Finish f) { return calls.Segment(c, q, r, std::move(f)); },
+          [&calls](const CallContext& c, VisionRequest q, InferenceCalls::Done<SegmentResult> d) {
+            return calls.Segment(c, std::move(q), std::move(d));
+          },
           FillSegmentResponse);
     case model::ModelFamily::kLanguageModel:
       return fail(absl::FailedPreconditionError(absl::StrCat(

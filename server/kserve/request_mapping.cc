@@ -32,22 +32,22 @@ absl::Status BoolParameter(const InferParameter& p, absl::string_view what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Priority> PriorityParameter(const InferParameter& p) {
+absl::StatusOr<Priority> PriorityParameter(const InferParameter& p) {
   constexpr char kWhat[] = "request parameter \"priority\"";
   if (p.parameter_choice_case() == InferParameter::kStringParam) {
-    if (p.string_param() == "high") return v1::PRIORITY_HIGH;
-    if (p.string_param() == "normal") return v1::PRIORITY_NORMAL;
-    if (p.string_param() == "low") return v1::PRIORITY_LOW;
+    if (p.string_param() == "high") return Priority::kHigh;
+    if (p.string_param() == "normal") return Priority::kNormal;
+    if (p.string_param() == "low") return Priority::kLow;
     return Invalid(kWhat, "must be \"high\", \"normal\", \"low\" or Triton's level (0 default, 1 highest)");
   }
   auto level = IntParameter(p, kWhat);
   if (!level.ok()) return level.status();
   // Triton's levels: 0 is the model's default, 1 the highest, larger numbers lower.
   if (*level < 0) return Invalid(kWhat, "must not be negative");
-  if (*level == 0) return v1::PRIORITY_UNSPECIFIED;
-  if (*level == 1) return v1::PRIORITY_HIGH;
-  if (*level == 2) return v1::PRIORITY_NORMAL;
-  return v1::PRIORITY_LOW;
+  if (*level == 0) return Priority::kNormal;
+  if (*level == 1) return Priority::kHigh;
+  if (*level == 2) return Priority::kNormal;
+  return Priority::kLow;
 }
 
 bool HasTypedContents(const InferTensorContents& c) {
@@ -59,7 +59,7 @@ bool HasTypedContents(const InferTensorContents& c) {
 
 // image: BYTES [N] or [N, 1], one encoded file per element.
 absl::Status MapEncoded(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
-                        int64_t max_images, google::protobuf::RepeatedPtrField<v1::Image>* images) {
+                        int64_t max_images, VisionRequest* out) {
   const std::string what = "input \"image\"";
   if (input.datatype() != "BYTES") {
     return Invalid(what, absl::StrCat("datatype is ", Quoted(input.datatype()), ", not BYTES"));
@@ -77,7 +77,7 @@ absl::Status MapEncoded(const ModelInferRequest::InferInputTensor& input, const 
   if (raw != nullptr) {
     auto elements = SplitRawBytes(*raw, *count, what);
     if (!elements.ok()) return elements.status();
-    for (absl::string_view e : *elements) images->Add()->set_encoded(std::string(e));
+    for (absl::string_view e : *elements) out->images.push_back(ImageInput::Encoded(std::string_view(e.data(), e.size())));
     return absl::OkStatus();
   }
   const InferTensorContents& c = input.contents();
@@ -86,13 +86,13 @@ absl::Status MapEncoded(const ModelInferRequest::InferInputTensor& input, const 
                                       " elements in contents.bytes_contents; it has ", c.bytes_contents_size(),
                                       c.bytes_contents_size() > 0 ? " (and others)" : ""));
   }
-  for (const std::string& e : c.bytes_contents()) images->Add()->set_encoded(e);
+  for (const std::string& e : c.bytes_contents()) out->images.push_back(ImageInput::Encoded(e));
   return absl::OkStatus();
 }
 
 // pixels: UINT8 [N, H, W, C], row-major, channels interleaved.
 absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
-                       int64_t max_images, google::protobuf::RepeatedPtrField<v1::Image>* images) {
+                       int64_t max_images, VisionRequest* out) {
   const std::string what = "input \"pixels\"";
   if (input.datatype() != "UINT8") {
     return Invalid(what, absl::StrCat("datatype is ", Quoted(input.datatype()), ", not UINT8"));
@@ -132,28 +132,27 @@ absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const s
       }
     }
   }
-  images->Reserve(static_cast<int>(n));
+  // Raw contents are the images' bytes already: views into the request. Typed contents hold a
+  // uint32 per byte: packed once into bytes the request keeps.
+  std::string_view bytes;
+  if (raw != nullptr) {
+    bytes = *raw;
+  } else {
+    auto packed = std::make_shared<std::string>(static_cast<size_t>(*total), '\0');
+    const auto& values = input.contents().uint_contents();
+    for (int64_t j = 0; j < *total; ++j) (*packed)[static_cast<size_t>(j)] = static_cast<char>(values[static_cast<int>(j)]);
+    bytes = *packed;
+    out->owned.push_back(std::move(packed));
+  }
+  out->images.reserve(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    v1::RawImage* image = images->Add()->mutable_raw();
-    image->set_width_px(static_cast<uint32_t>(w));
-    image->set_height_px(static_cast<uint32_t>(h));
-    image->set_channels(static_cast<uint32_t>(channels));
-    std::string* pixels = image->mutable_pixels();
-    if (raw != nullptr) {
-      pixels->assign(*raw, static_cast<size_t>(i * per_image), static_cast<size_t>(per_image));
-    } else {
-      pixels->resize(static_cast<size_t>(per_image));
-      const auto& values = input.contents().uint_contents();
-      for (int64_t j = 0; j < per_image; ++j) {
-        (*pixels)[static_cast<size_t>(j)] = static_cast<char>(values[static_cast<int>(i * per_image + j)]);
-      }
-    }
+    out->images.push_back(ImageInput::Pixels(w, h, channels,
+                                             bytes.substr(static_cast<size_t>(i * per_image), static_cast<size_t>(per_image))));
   }
   return absl::OkStatus();
 }
 
-absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images,
-                       google::protobuf::RepeatedPtrField<v1::Image>* images) {
+absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images, VisionRequest* out) {
   if (request.inputs_size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the request needs exactly one input, image (BYTES [N]) or pixels (UINT8 [N, H, W, C]); it has ",
@@ -172,8 +171,8 @@ absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images,
     }
     raw = &request.raw_input_contents(0);
   }
-  if (input.name() == kImage) return MapEncoded(input, raw, max_images, images);
-  if (input.name() == kPixels) return MapPixels(input, raw, max_images, images);
+  if (input.name() == kImage) return MapEncoded(input, raw, max_images, out);
+  if (input.name() == kPixels) return MapPixels(input, raw, max_images, out);
   return absl::InvalidArgumentError(absl::StrCat("unknown input ", Quoted(input.name()),
                                                  ": the inputs are image (BYTES [N]) and pixels (UINT8 [N, H, W, C])"));
 }
@@ -249,13 +248,8 @@ absl::StatusOr<RequestOptions> ParseRequestParameters(const ModelInferRequest& r
   return options;
 }
 
-absl::Status MapInputImages(const ModelInferRequest& request, int64_t max_images,
-                            google::protobuf::RepeatedPtrField<v1::Image>* images) {
-  return MapInputs(request, max_images, images);
-}
-
 absl::StatusOr<OutputPlan> MapClassifyRequest(const ModelInferRequest& request, const ModelSnapshot& model,
-                                              int64_t max_images, v1::ClassifyRequest* out) {
+                                              int64_t max_images, VisionRequest* out) {
   auto options = ParseRequestParameters(request);
   if (!options.ok()) return options.status();
   OutputPlan plan;
@@ -266,22 +260,14 @@ absl::StatusOr<OutputPlan> MapClassifyRequest(const ModelInferRequest& request, 
                              {kProbabilities, kTopClasses, kTopLabels, kTopProbabilities}, true);
   if (!outputs.ok()) return outputs.status();
   plan.outputs = *std::move(outputs);
-  if (absl::Status s = MapInputs(request, max_images, out->mutable_images()); !s.ok()) return s;
-  out->set_model_name(request.model_name());
-  out->set_priority(options->priority);
-  // Every class when the model's are known (the probabilities output scatters them all);
-  // otherwise (a model still loading: the call will be refused) what was asked.
-  int64_t k = plan.num_classes;
-  if (k == 0) {
-    k = plan.top_k;
-    for (const OutputPlan::Output& o : plan.outputs) k = std::max(k, o.classification);
-  }
-  out->set_top_k(static_cast<uint32_t>(std::min<int64_t>(k, std::numeric_limits<uint32_t>::max())));
+  if (absl::Status s = MapInputs(request, max_images, out); !s.ok()) return s;
+  out->model_name = request.model_name();
+  out->priority = options->priority;
   return plan;
 }
 
 absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, const ModelSnapshot& model,
-                                             int64_t max_images, v1::SegmentRequest* out) {
+                                             int64_t max_images, VisionRequest* out) {
   auto options = ParseRequestParameters(request);
   if (!options.ok()) return options.status();
   if (options->has_top_k) {
@@ -293,9 +279,9 @@ absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, c
   auto outputs = PlanOutputs(request, {kMask, kLabels}, {kMask}, false);
   if (!outputs.ok()) return outputs.status();
   plan.outputs = *std::move(outputs);
-  if (absl::Status s = MapInputs(request, max_images, out->mutable_images()); !s.ok()) return s;
-  out->set_model_name(request.model_name());
-  out->set_priority(options->priority);
+  if (absl::Status s = MapInputs(request, max_images, out); !s.ok()) return s;
+  out->model_name = request.model_name();
+  out->priority = options->priority;
   return plan;
 }
 

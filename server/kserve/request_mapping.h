@@ -1,6 +1,7 @@
-// Open Inference Protocol requests -> elliptical.v1 requests, for the vision models (the
-// tensors are in tensors.h). The v1 request then goes through InferenceCalls like any other, so
-// RequestLimits, the pixel budget, decoding and batching are InferenceCalls' alone. What is
+// Open Inference Protocol requests -> the serving core's requests (server/calls/requests.h),
+// for the vision models (the tensors are in tensors.h). The request then goes through
+// InferenceCalls like any other, so RequestLimits, the pixel budget, decoding and batching are
+// InferenceCalls' alone. What is
 // checked here is only what the tensors themselves must satisfy: names, datatypes, shapes
 // (every count and product checked for overflow by division), data lengths, and for a
 // segmenter that the images are of one size.
@@ -13,8 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "elliptical/v1/inference_service.pb.h"
 #include "kserve/grpc_service.pb.h"
+#include "server/calls/requests.h"
 #include "server/kserve/tensors.h"
 #include "server/repository/model_repository.h"
 
@@ -36,25 +37,19 @@ struct OutputPlan {
 struct RequestOptions {
   int64_t top_k = kDefaultTopK;
   bool has_top_k = false;  // top_k was given
-  v1::Priority priority = v1::PRIORITY_UNSPECIFIED;
+  Priority priority = Priority::kNormal;
   std::optional<absl::Duration> timeout;
 };
 absl::StatusOr<RequestOptions> ParseRequestParameters(const inference::ModelInferRequest& request);
 
-// The request's images, from its one input tensor (image or pixels). More than `max_images`
-// (RequestLimits::max_images_per_request, which InferenceCalls applies again) are refused
-// before any is copied.
-absl::Status MapInputImages(const inference::ModelInferRequest& request, int64_t max_images,
-                            google::protobuf::RepeatedPtrField<v1::Image>* images);
-
-// A classifier request: `out` gets the model name, images and priority, and top_k set so the
-// answer holds every class (the probabilities output needs them all). `model` is the
-// repository's snapshot (its labels give the number of classes once it is ready).
+// A classifier request: `out` gets the model name, the images (views into `request`, or bytes
+// `out` owns) and the priority. The answer is dense; the plan says how to present it.
+// `model` is the repository's snapshot (its labels give the number of classes once it is ready).
+// More than `max_images` images (RequestLimits::max_images_per_request, which InferenceCalls
+// applies again) are refused before any is looked at.
 absl::StatusOr<OutputPlan> MapClassifyRequest(const inference::ModelInferRequest& request,
-                                              const ModelSnapshot& model, int64_t max_images,
-                                              v1::ClassifyRequest* out);
+                                              const ModelSnapshot& model, int64_t max_images, VisionRequest* out);
 absl::StatusOr<OutputPlan> MapSegmentRequest(const inference::ModelInferRequest& request,
-                                             const ModelSnapshot& model, int64_t max_images,
-                                             v1::SegmentRequest* out);
+                                             const ModelSnapshot& model, int64_t max_images, VisionRequest* out);
 
 }  // namespace elliptical::server::kserve

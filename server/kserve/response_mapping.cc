@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/calls/top_classes.h"
 
 namespace elliptical::server::kserve {
 namespace {
@@ -89,57 +90,66 @@ void FillHeader(const ModelInferRequest& request, ModelInferResponse* out) {
 }  // namespace
 
 absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferRequest& request,
-                                  const v1::ClassifyResponse& answer, ModelInferResponse* out) {
+                                  const ClassifyResult& answer, ModelInferResponse* out) {
   FillHeader(request, out);
-  const int64_t n = answer.classifications_size();
-  // Every class is in the answer: as many as the labels, or (labels unknown) as it holds.
-  int64_t classes = plan.num_classes;
-  int64_t fewest = std::numeric_limits<int64_t>::max();
-  for (const v1::Classification& c : answer.classifications()) {
-    if (plan.num_classes == 0) classes = std::max<int64_t>(classes, c.classes_size());
-    fewest = std::min<int64_t>(fewest, c.classes_size());
+  const int64_t n = static_cast<int64_t>(answer.classifications.size());
+  const std::vector<std::string>& labels = *answer.labels;
+  // The answer is dense: every class of every image.
+  int64_t classes = n > 0 ? static_cast<int64_t>(answer.classifications[0].probabilities.size()) : plan.num_classes;
+  for (const model::Classification& c : answer.classifications) {
+    if (static_cast<int64_t>(c.probabilities.size()) != classes) {
+      return absl::InternalError("the images' answers hold different numbers of classes");
+    }
   }
-  if (n == 0) fewest = 0;
-  const int64_t k = std::min(plan.top_k, fewest);
+  auto label = [&labels](int id) -> const std::string& {
+    static const std::string kNone;
+    return id < static_cast<int>(labels.size()) ? labels[id] : kNone;
+  };
+  // Each image's classes by probability, as far as any output needs them.
+  int64_t deepest = std::min(plan.top_k, classes);
+  for (const OutputPlan::Output& o : plan.outputs) deepest = std::max(deepest, std::min(o.classification, classes));
+  std::vector<std::vector<int>> order;
+  order.reserve(static_cast<size_t>(n));
+  for (const model::Classification& c : answer.classifications) {
+    order.push_back(TopClasses(c.probabilities, static_cast<uint64_t>(deepest)));
+  }
+  const int64_t k = std::min(plan.top_k, classes);
   OutputWriter writer(out, plan.raw);
   for (const OutputPlan::Output& output : plan.outputs) {
     if (output.name == kProbabilities && output.classification > 0) {
-      const int64_t c = std::min(output.classification, fewest);
+      const int64_t c = std::min(output.classification, classes);
       std::vector<std::string> strings;
       strings.reserve(static_cast<size_t>(n * c));
-      for (const v1::Classification& cl : answer.classifications()) {
+      for (int64_t i = 0; i < n; ++i) {
+        const std::vector<float>& p = answer.classifications[static_cast<size_t>(i)].probabilities;
         for (int64_t j = 0; j < c; ++j) {
-          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
-          strings.push_back(ClassificationString(s.probability(), s.class_id(), s.label()));
+          const int id = order[static_cast<size_t>(i)][static_cast<size_t>(j)];
+          strings.push_back(ClassificationString(p[static_cast<size_t>(id)], id, label(id)));
         }
       }
       writer.Bytes(output.name, {n, c}, strings);
     } else if (output.name == kProbabilities) {
-      std::vector<float> probabilities(static_cast<size_t>(n * classes), 0.0f);
-      for (int64_t i = 0; i < n; ++i) {
-        for (const v1::ClassScore& s : answer.classifications(static_cast<int>(i)).classes()) {
-          if (s.class_id() >= classes) {
-            return absl::InternalError(absl::StrCat("class id ", s.class_id(), " is beyond the model's ", classes,
-                                                    " classes"));
-          }
-          probabilities[static_cast<size_t>(i * classes + s.class_id())] = s.probability();
-        }
+      std::vector<float> probabilities;
+      probabilities.reserve(static_cast<size_t>(n * classes));
+      for (const model::Classification& c : answer.classifications) {
+        probabilities.insert(probabilities.end(), c.probabilities.begin(), c.probabilities.end());
       }
       writer.Fp32(output.name, {n, classes}, probabilities);
     } else {
       std::vector<int64_t> ids;
-      std::vector<std::string> labels;
+      std::vector<std::string> top_labels;
       std::vector<float> probabilities;
-      for (const v1::Classification& cl : answer.classifications()) {
+      for (int64_t i = 0; i < n; ++i) {
+        const std::vector<float>& p = answer.classifications[static_cast<size_t>(i)].probabilities;
         for (int64_t j = 0; j < k; ++j) {
-          const v1::ClassScore& s = cl.classes(static_cast<int>(j));
-          ids.push_back(s.class_id());
-          labels.push_back(s.label());
-          probabilities.push_back(s.probability());
+          const int id = order[static_cast<size_t>(i)][static_cast<size_t>(j)];
+          ids.push_back(id);
+          top_labels.push_back(label(id));
+          probabilities.push_back(p[static_cast<size_t>(id)]);
         }
       }
       if (output.name == kTopClasses) writer.Int64(output.name, {n, k}, ids);
-      if (output.name == kTopLabels) writer.Bytes(output.name, {n, k}, labels);
+      if (output.name == kTopLabels) writer.Bytes(output.name, {n, k}, top_labels);
       if (output.name == kTopProbabilities) writer.Fp32(output.name, {n, k}, probabilities);
     }
   }
@@ -147,44 +157,32 @@ absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferReques
 }
 
 absl::Status FillSegmentResponse(const OutputPlan& plan, const ModelInferRequest& request,
-                                 const v1::SegmentResponse& answer, ModelInferResponse* out) {
+                                 const SegmentResult& answer, ModelInferResponse* out) {
   FillHeader(request, out);
   OutputWriter writer(out, plan.raw);
   for (const OutputPlan::Output& output : plan.outputs) {
     if (output.name == kLabels) {
-      std::vector<std::string> labels;
-      if (answer.masks_size() > 0) {
-        labels.assign(answer.masks(0).labels().begin(), answer.masks(0).labels().end());
-      }
+      const std::vector<std::string>& labels = *answer.labels;
       writer.Bytes(output.name, {static_cast<int64_t>(labels.size())}, labels);
       continue;
     }
-    const int64_t n = answer.masks_size();
-    const int64_t w = n > 0 ? answer.masks(0).width_px() : 0;
-    const int64_t h = n > 0 ? answer.masks(0).height_px() : 0;
-    for (const v1::SegmentationMask& m : answer.masks()) {
-      if (m.width_px() != w || m.height_px() != h) {
+    const int64_t n = static_cast<int64_t>(answer.masks.size());
+    const int64_t w = n > 0 ? answer.masks[0].width : 0;
+    const int64_t h = n > 0 ? answer.masks[0].height : 0;
+    for (const model::Segmentation& m : answer.masks) {
+      if (m.width != w || m.height != h) {
         // Encoded images are checked before compute (inference_protocol.cc); this is the guard
         // for whatever reaches here anyway.
-        return ImagesDifferInSize(w, h, m.width_px(), m.height_px());
+        return ImagesDifferInSize(w, h, m.width, m.height);
       }
     }
     std::vector<int32_t> ids;
     ids.reserve(static_cast<size_t>(n * w * h));
-    for (const v1::SegmentationMask& m : answer.masks()) {
-      const size_t pixels = static_cast<size_t>(w * h);
-      if (m.has_class_ids_u16()) {
-        const std::string& b = m.class_ids_u16();
-        if (b.size() != 2 * pixels) return absl::InternalError("a mask has the wrong number of class ids");
-        for (size_t i = 0; i < pixels; ++i) {
-          ids.push_back(static_cast<int32_t>(static_cast<unsigned char>(b[2 * i]) |
-                                             static_cast<unsigned char>(b[2 * i + 1]) << 8));
-        }
-      } else {
-        const std::string& b = m.class_ids_u8();
-        if (b.size() != pixels) return absl::InternalError("a mask has the wrong number of class ids");
-        for (char c : b) ids.push_back(static_cast<unsigned char>(c));
+    for (const model::Segmentation& m : answer.masks) {
+      if (static_cast<int64_t>(m.class_map.size()) != w * h) {
+        return absl::InternalError("a mask has the wrong number of class ids");
       }
+      ids.insert(ids.end(), m.class_map.begin(), m.class_map.end());
     }
     writer.Int32(output.name, {n, h, w}, ids);
   }

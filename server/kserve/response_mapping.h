@@ -1,4 +1,4 @@
-// elliptical.v1 answers -> Open Inference Protocol responses (the tensors are in tensors.h),
+// The serving core's answers (dense probabilities, masks) -> Open Inference Protocol responses (the tensors are in tensors.h),
 // and the v2 metadata of a model. Responses use raw_output_contents when the request used
 // raw_input_contents (what tritonclient reads), typed contents otherwise.
 #pragma once
@@ -8,21 +8,22 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "elliptical/v1/inference_service.pb.h"
 #include "kserve/grpc_service.pb.h"
+#include "server/calls/requests.h"
 #include "server/kserve/request_mapping.h"
 #include "server/repository/model_repository.h"
 
 namespace elliptical::server::kserve {
 
-// Fills the v2 outputs from the v1 answer (model name, version, id included).
+// Fills the v2 outputs from the core's answer (model name, version, id included): the dense
+// probabilities as they are, the top classes ordered as every codec orders them (top_classes.h).
 absl::Status FillClassifyResponse(const OutputPlan& plan, const inference::ModelInferRequest& request,
-                                  const v1::ClassifyResponse& answer, inference::ModelInferResponse* out);
+                                  const ClassifyResult& answer, inference::ModelInferResponse* out);
 
 // INVALID_ARGUMENT when the masks differ in size (one mask tensor holds them all; a request
 // mapped by MapSegmentRequest and checked with its files' headers never gets here with them).
 absl::Status FillSegmentResponse(const OutputPlan& plan, const inference::ModelInferRequest& request,
-                                 const v1::SegmentResponse& answer, inference::ModelInferResponse* out);
+                                 const SegmentResult& answer, inference::ModelInferResponse* out);
 
 // Triton's classification string of one class: "score:index:label" ("score:index" without a
 // label); the score as std::to_string writes it.

@@ -67,26 +67,27 @@ ModelInferRequest RawImages(const std::vector<std::string>& files) {
 }
 
 absl::StatusCode MapCode(const ModelInferRequest& r) {
-  v1::ClassifyRequest out;
+  VisionRequest out;
   return MapClassifyRequest(r, Classifier(), kMaxImages, &out).status().code();
 }
 
 std::string ErrorOf(const ModelInferRequest& r) {
-  v1::ClassifyRequest out;
+  VisionRequest out;
   return std::string(MapClassifyRequest(r, Classifier(), kMaxImages, &out).status().message());
 }
 
 TEST(KServeMapping, RawBytesImagesAreSplitByTheirLengthPrefixes) {
   ModelInferRequest r = RawImages({"png-one", "", "jpeg"});
-  v1::ClassifyRequest out;
+  VisionRequest out;
   auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &out);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_EQ(out.images_size(), 3);
-  EXPECT_EQ(out.images(0).encoded(), "png-one");
-  EXPECT_EQ(out.images(1).encoded(), "");
-  EXPECT_EQ(out.images(2).encoded(), "jpeg");
-  EXPECT_EQ(out.model_name(), "vit");
-  EXPECT_EQ(out.top_k(), 3u);  // every class, for the probabilities output
+  ASSERT_EQ(out.images.size(), 3u);
+  EXPECT_EQ(out.images[0].encoded, "png-one");
+  EXPECT_EQ(out.images[1].encoded, "");
+  EXPECT_EQ(out.images[2].encoded, "jpeg");
+  // Views into the request's raw contents, not copies.
+  EXPECT_EQ(out.images[0].encoded.data(), r.raw_input_contents(0).data() + 4);
+  EXPECT_EQ(out.model_name, "vit");
   EXPECT_TRUE(plan->raw);
   EXPECT_EQ(plan->top_k, kDefaultTopK);
   EXPECT_EQ(plan->outputs.size(), 4u);
@@ -98,11 +99,11 @@ TEST(KServeMapping, TypedBytesImagesAndShapeNx1) {
   auto* t = AddInput(&r, "image", "BYTES", {2, 1});
   t->mutable_contents()->add_bytes_contents("a");
   t->mutable_contents()->add_bytes_contents("b");
-  v1::ClassifyRequest out;
+  VisionRequest out;
   auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &out);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_EQ(out.images_size(), 2);
-  EXPECT_EQ(out.images(1).encoded(), "b");
+  ASSERT_EQ(out.images.size(), 2u);
+  EXPECT_EQ(out.images[1].encoded, "b");
   EXPECT_FALSE(plan->raw);
 }
 
@@ -152,14 +153,17 @@ TEST(KServeMapping, PixelsRawAndTypedGiveTheSameImages) {
   auto* t = AddInput(&typed, "pixels", "UINT8", {2, 1, 2, 3});
   for (uint32_t v : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 255}) t->mutable_contents()->add_uint_contents(v);
   for (const ModelInferRequest* r : {&raw, &typed}) {
-    v1::ClassifyRequest out;
+    VisionRequest out;
     ASSERT_TRUE(MapClassifyRequest(*r, Classifier(), kMaxImages, &out).ok());
-    ASSERT_EQ(out.images_size(), 2);
-    const v1::RawImage& second = out.images(1).raw();
-    EXPECT_EQ(second.width_px(), 2u);
-    EXPECT_EQ(second.height_px(), 1u);
-    EXPECT_EQ(second.channels(), 3u);
-    EXPECT_EQ(second.pixels(), std::string("\x07\x08\x09\x0a\x0b\xff", 6));
+    ASSERT_EQ(out.images.size(), 2u);
+    const ImageInput& second = out.images[1];
+    EXPECT_EQ(second.kind, ImageInput::Kind::kPixels);
+    EXPECT_EQ(second.width, 2);
+    EXPECT_EQ(second.height, 1);
+    EXPECT_EQ(second.channels, 3);
+    // Moved, the request still views the bytes it owns (typed contents are packed once).
+    VisionRequest moved = std::move(out);
+    EXPECT_EQ(moved.images[1].pixels, std::string("\x07\x08\x09\x0a\x0b\xff", 6));
   }
 }
 
@@ -242,31 +246,25 @@ TEST(KServeMapping, PriorityAndTimeoutParameters) {
   (*r.mutable_parameters())["top_k"].set_int64_param(2);
   auto options = ParseRequestParameters(r);
   ASSERT_TRUE(options.ok()) << options.status();
-  EXPECT_EQ(options->priority, v1::PRIORITY_HIGH);
+  EXPECT_EQ(options->priority, Priority::kHigh);
   EXPECT_EQ(options->timeout, absl::Microseconds(2500));
   EXPECT_EQ(options->top_k, 2);
   (*r.mutable_parameters())["priority"].set_string_param("low");
-  EXPECT_EQ(ParseRequestParameters(r)->priority, v1::PRIORITY_LOW);
+  EXPECT_EQ(ParseRequestParameters(r)->priority, Priority::kLow);
   (*r.mutable_parameters())["priority"].set_uint64_param(7);
-  EXPECT_EQ(ParseRequestParameters(r)->priority, v1::PRIORITY_LOW);
+  EXPECT_EQ(ParseRequestParameters(r)->priority, Priority::kLow);
   (*r.mutable_parameters())["sequence_id"].set_int64_param(7);
   EXPECT_EQ(ParseRequestParameters(r).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-v1::ClassifyResponse Answer() {
-  // Two images, three classes each, best first (as InferenceCalls answers with top_k = all).
-  v1::ClassifyResponse a;
-  auto add = [&](std::vector<std::pair<int, float>> scores) {
-    auto* c = a.add_classifications();
-    for (auto [id, p] : scores) {
-      auto* s = c->add_classes();
-      s->set_class_id(id);
-      s->set_label("c" + std::to_string(id));
-      s->set_probability(p);
-    }
-  };
-  add({{2, 0.5f}, {0, 0.3f}, {1, 0.2f}});
-  add({{1, 0.9f}, {2, 0.06f}, {0, 0.04f}});
+ClassifyResult Answer() {
+  // Two images, three classes each: the core's dense answer.
+  ClassifyResult a;
+  a.model_name = "vit";
+  a.labels = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"c0", "c1", "c2"});
+  a.classifications.resize(2);
+  a.classifications[0].probabilities = {0.3f, 0.2f, 0.5f};
+  a.classifications[1].probabilities = {0.04f, 0.9f, 0.06f};
   return a;
 }
 
@@ -280,8 +278,8 @@ TEST(KServeMapping, ClassifyOutputsRaw) {
   ModelInferRequest r = RawImages({"a", "b"});
   r.set_id("req-1");
   (*r.mutable_parameters())["top_k"].set_int64_param(2);
-  v1::ClassifyRequest v1r;
-  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  VisionRequest mapped;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &mapped);
   ASSERT_TRUE(plan.ok());
   ModelInferResponse out;
   ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
@@ -325,8 +323,8 @@ TEST(KServeMapping, ClassifyOutputsTypedAndClassification) {
   o->set_name("probabilities");
   (*o->mutable_parameters())["classification"].set_int64_param(5);  // capped at 3 classes
   r.add_outputs()->set_name("top_probabilities");
-  v1::ClassifyRequest v1r;
-  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  VisionRequest mapped;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &mapped);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ModelInferResponse out;
   ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
@@ -352,18 +350,18 @@ TEST(KServeMapping, SegmentMaskAndLabels) {
   r.add_raw_input_contents(std::string(4, '\0'));
   r.add_outputs()->set_name("mask");
   r.add_outputs()->set_name("labels");
-  v1::SegmentRequest v1r;
-  auto plan = MapSegmentRequest(r, Segmenter(), kMaxImages, &v1r);
+  VisionRequest mapped;
+  auto plan = MapSegmentRequest(r, Segmenter(), kMaxImages, &mapped);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_EQ(v1r.images_size(), 2);
-  v1::SegmentResponse answer;
+  EXPECT_EQ(mapped.images.size(), 2u);
+  SegmentResult answer;
+  answer.labels = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"background", "digit"});
   for (int i = 0; i < 2; ++i) {
-    auto* m = answer.add_masks();
-    m->set_width_px(2);
-    m->set_height_px(1);
-    m->set_class_ids_u8(std::string(i == 0 ? "\x00\x01" : "\x01\x01", 2));
-    m->add_labels("background");
-    m->add_labels("digit");
+    model::Segmentation m;
+    m.width = 2;
+    m.height = 1;
+    m.class_map = i == 0 ? std::vector<int32_t>{0, 1} : std::vector<int32_t>{1, 1};
+    answer.masks.push_back(std::move(m));
   }
   ModelInferResponse out;
   ASSERT_TRUE(FillSegmentResponse(*plan, r, answer, &out).ok());
@@ -381,8 +379,8 @@ TEST(KServeMapping, SegmentMaskAndLabels) {
   EXPECT_EQ((*labels)[1], "digit");
 
   // Masks of different sizes cannot share one tensor.
-  answer.mutable_masks(1)->set_width_px(1);
-  answer.mutable_masks(1)->set_height_px(2);
+  answer.masks[1].width = 1;
+  answer.masks[1].height = 2;
   ModelInferResponse differ;
   auto s = FillSegmentResponse(*plan, r, answer, &differ);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -390,7 +388,7 @@ TEST(KServeMapping, SegmentMaskAndLabels) {
 
   // top_k and classification belong to classifiers.
   (*r.mutable_parameters())["top_k"].set_int64_param(1);
-  EXPECT_EQ(MapSegmentRequest(r, Segmenter(), kMaxImages, &v1r).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MapSegmentRequest(r, Segmenter(), kMaxImages, &mapped).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KServeMapping, ModelMetadataAndVersions) {
@@ -434,10 +432,10 @@ TEST(KServeJson, JsonAndBinaryInputsBecomeRawContents) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->raw_input_contents(0), element);
   EXPECT_EQ(b->inputs(0).parameters().count("binary_data_size"), 0u);
-  v1::ClassifyRequest v1r;
+  VisionRequest mapped;
   b->set_model_name("vit");
-  ASSERT_TRUE(MapClassifyRequest(*b, Classifier(), kMaxImages, &v1r).ok());
-  EXPECT_EQ(v1r.images(0).encoded(), file);
+  ASSERT_TRUE(MapClassifyRequest(*b, Classifier(), kMaxImages, &mapped).ok());
+  EXPECT_EQ(mapped.images[0].encoded, file);
 
   // Binary sizes that do not add up, bad JSON, data of the wrong type or count.
   EXPECT_FALSE(ParseInferRequest(header + element + "x", header.size()).ok());
@@ -460,14 +458,165 @@ TEST(KServeJson, JsonAndBinaryInputsBecomeRawContents) {
                    .ok());
 }
 
+// One input's body with `data` (JSON text) and the datatype before or after it.
+std::string InputBody(const std::string& datatype, const std::string& shape, const std::string& data,
+                      bool datatype_first = true) {
+  const std::string type = "\"datatype\": \"" + datatype + "\"";
+  return R"({"inputs": [{"name": "x", )" + (datatype_first ? type + ", " : "") + "\"shape\": " + shape +
+         ", \"data\": " + data + (datatype_first ? "" : ", " + type) + "}]}";
+}
+
+// The raw contents of `body`'s one input, or its error.
+std::string RawOf(const std::string& body) {
+  auto r = ParseInferRequest(body, std::nullopt);
+  if (!r.ok()) return "error: " + std::string(r.status().message());
+  EXPECT_EQ(r->raw_input_contents_size(), 1);
+  return r->raw_input_contents_size() == 1 ? r->raw_input_contents(0) : "";
+}
+
+template <typename T>
+std::string RawLe(const std::vector<T>& values) {
+  std::string raw(values.size() * sizeof(T), '\0');
+  std::memcpy(raw.data(), values.data(), raw.size());  // little-endian, as x86 and ARM Linux are
+  return raw;
+}
+
+TEST(KServeJson, LargeDataArraysGoStraightToRawContents) {
+  // 1 MiB of small integers: the elements as a DOM would hold them (nlohmann's own parse), each
+  // datatype's raw form of those, against what ParseInferRequest made of the body directly.
+  std::string data = "[";
+  size_t n = 0;
+  while (data.size() < (1u << 20)) data += (n++ == 0 ? "" : ",") + std::to_string((n * 37) % 256);
+  data += "]";
+  const auto dom = nlohmann::json::parse(data);
+  ASSERT_EQ(dom.size(), n);
+  std::vector<uint8_t> u8;
+  std::vector<int64_t> i64;
+  std::vector<float> f32;
+  for (const auto& v : dom) {
+    u8.push_back(v.get<uint8_t>());
+    i64.push_back(v.get<int64_t>());
+    f32.push_back(v.get<float>());
+  }
+  const std::string shape = "[" + std::to_string(n) + "]";
+  for (bool datatype_first : {true, false}) {  // encoded at once, or kept and encoded after
+    EXPECT_EQ(RawOf(InputBody("UINT8", shape, data, datatype_first)), RawLe(u8)) << datatype_first;
+    EXPECT_EQ(RawOf(InputBody("INT64", shape, data, datatype_first)), RawLe(i64)) << datatype_first;
+    EXPECT_EQ(RawOf(InputBody("FP32", shape, data, datatype_first)), RawLe(f32)) << datatype_first;
+  }
+
+  // Nested as a tensor [N, H, W, C] gives what flat data does.
+  std::string nested = "[";
+  std::string flat = "[";
+  int i = 0;
+  for (int b = 0; b < 2; ++b) {
+    nested += b == 0 ? "[" : ",[";
+    for (int h = 0; h < 4; ++h) {
+      nested += h == 0 ? "[" : ",[";
+      for (int w = 0; w < 5; ++w) {
+        nested += w == 0 ? "[" : ",[";
+        for (int c = 0; c < 3; ++c, ++i) {
+          nested += (c == 0 ? "" : ",") + std::to_string(i * 2);
+          flat += (i == 0 ? "" : ",") + std::to_string(i * 2);
+        }
+        nested += "]";
+      }
+      nested += "]";
+    }
+    nested += "]";
+  }
+  nested += "]";
+  flat += "]";
+  ASSERT_TRUE(nlohmann::json::accept(nested)) << nested;
+  ASSERT_EQ(nlohmann::json::parse(nested)[1][3][4][2], 238);
+  const std::string raw = RawOf(InputBody("UINT8", "[2, 4, 5, 3]", nested));
+  EXPECT_EQ(raw.size(), 120u);
+  EXPECT_EQ(raw, RawOf(InputBody("UINT8", "[120]", flat)));
+  EXPECT_EQ(raw, RawOf(InputBody("UINT8", "[2, 4, 5, 3]", nested, /*datatype_first=*/false)));
+  EXPECT_EQ(static_cast<uint8_t>(raw[119]), 238);
+}
+
+TEST(KServeJson, DataOfEveryDatatypeAndItsProblemsInOrder) {
+  for (bool first : {true, false}) {
+    SCOPED_TRACE(first ? "datatype before data" : "datatype after data");
+    EXPECT_EQ(RawOf(InputBody("BOOL", "[2]", "[true, false]", first)), std::string("\x01\x00", 2));
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[1]", "5", first)), "\x05");         // a scalar is one element
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[]", "[[7]]", first)), "\x07");      // rank 0: one element
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[1]", "[-0]", first)), std::string(1, '\0'));
+    EXPECT_EQ(RawOf(InputBody("INT8", "[2]", "[-128, 127]", first)), "\x80\x7f");
+    EXPECT_EQ(RawOf(InputBody("UINT64", "[1]", "[18446744073709551615]", first)), std::string(8, '\xff'));
+    EXPECT_EQ(RawOf(InputBody("INT16", "[2]", "[-2, 258]", first)), "\xfe\xff\x02\x01");
+    EXPECT_EQ(RawOf(InputBody("FP64", "[2]", "[1, -0.5]", first)), RawLe(std::vector<double>{1, -0.5}));
+    EXPECT_EQ(RawOf(InputBody("BYTES", "[3]", R"(["a\"b", "\u00e9\n", ""])", first)),
+              Le32(3) + "a\"b" + Le32(3) + "\xc3\xa9\n" + Le32(0));
+    const std::string x = "error: input \"x\": ";
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[3]", "[1, 300, 2]", first)), x + "data element 1 is out of the datatype's range");
+    EXPECT_EQ(RawOf(InputBody("INT8", "[1]", "[128]", first)), x + "data element 0 is out of the datatype's range");
+    EXPECT_EQ(RawOf(InputBody("INT64", "[1]", "[9223372036854775808]", first)),
+              x + "data element 0 is out of the datatype's range");
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[2]", "[1, -1]", first)), x + "data element 1 is not a non-negative integer");
+    EXPECT_EQ(RawOf(InputBody("INT32", "[1]", "[1.5]", first)), x + "data element 0 is not an integer");
+    EXPECT_EQ(RawOf(InputBody("FP32", "[1]", "[\"1\"]", first)), x + "data element 0 is not a number");
+    EXPECT_EQ(RawOf(InputBody("BOOL", "[1]", "[1]", first)), x + "data element 0 is not a boolean");
+    EXPECT_EQ(RawOf(InputBody("BYTES", "[1]", "[null]", first)), x + "data element 0 is not a string");
+    // An object is one element, whatever it holds.
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[2]", R"([{"a": [1, 2]}, 3])", first)),
+              x + "data element 0 is not a non-negative integer");
+    // The DOM's walk found nesting first, then the count, then a bad element.
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[2]", "[1, 300, 2]", first)), x + "shape has 2 elements; \"data\" has 3");
+    const std::string deep17 = std::string(17, '[') + "1, 300" + std::string(17, ']');
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[5]", deep17, first)), x + "\"data\" nests deeper than 16");
+    EXPECT_EQ(RawOf(InputBody("UINT8", "[1]", std::string(16, '[') + "9" + std::string(16, ']'), first)), "\x09");
+    EXPECT_EQ(RawOf(InputBody("FP16", "[1]", "[1.0]", first)),
+              x + "datatype FP16 cannot be JSON data: send it as binary data");
+    EXPECT_EQ(RawOf(InputBody("INT3", "[1]", "[1]", first)), x + "datatype \"INT3\" is not known");
+  }
+  // A repeated "data" key: the last is the input's, as in a DOM.
+  EXPECT_EQ(RawOf(R"({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [1, 2], "data": [3]}]})"),
+            "\x03");
+  // A repeated "datatype" after "data": the same one is harmless, another is refused (the
+  // elements were encoded by the first).
+  EXPECT_EQ(RawOf(R"({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [4], "datatype": "UINT8"}]})"),
+            "\x04");
+  EXPECT_EQ(RawOf(R"({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [4], "datatype": "INT64"}]})"),
+            "error: input \"x\": \"data\" was read as \"UINT8\"; a later \"datatype\" says \"INT64\"");
+  // Two inputs, each its own data.
+  auto two = ParseInferRequest(R"({"inputs": [{"name": "a", "datatype": "UINT8", "shape": [1], "data": [1]},
+      {"data": [2, 3], "name": "b", "shape": [2], "datatype": "INT8"}]})", std::nullopt);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->raw_input_contents(0), "\x01");
+  EXPECT_EQ(two->raw_input_contents(1), "\x02\x03");
+}
+
+TEST(KServeJson, HostileBodiesAreRefusedWithinBounds) {
+  auto error = [](const std::string& body) {
+    auto r = ParseInferRequest(body, std::nullopt);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(r.status().message());
+  };
+  EXPECT_EQ(error(std::string(1 << 20, '[')), "the JSON body nests deeper than 32 levels (at byte offset 32)");
+  EXPECT_EQ(error("{not json"), "the request body is not valid JSON (at byte offset 2)");
+  // Nodes beyond the DOM's budget, besides a valid input.
+  std::string junk = R"({"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [1]}], "junk": [)";
+  for (int i = 0; i < (1 << 20); ++i) junk += i == 0 ? "{}" : ",{}";
+  EXPECT_NE(error(junk + "]}").find("bytes of memory to parse"), std::string::npos);
+  // Shapes that claim more than the body holds reserve no more than it could: each input's
+  // buffer is charged, and thousands of them are refused, not allocated.
+  std::string lying = R"({"inputs": [)";
+  for (int i = 0; i < 2000; ++i) {
+    lying += std::string(i == 0 ? "" : ",") + R"({"name": "x", "datatype": "INT64", "shape": [1000000000], "data": [0]})";
+  }
+  EXPECT_NE(error(lying + "]}").find("bytes of memory to parse"), std::string::npos);
+}
+
 TEST(KServeJson, ResponsesInJsonAndBinary) {
   ModelInferRequest r = RawImages({"a", "b"});
   auto* o = r.add_outputs();
   o->set_name("probabilities");
   (*o->mutable_parameters())["binary_data"].set_bool_param(true);
   r.add_outputs()->set_name("top_labels");
-  v1::ClassifyRequest v1r;
-  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &v1r);
+  VisionRequest mapped;
+  auto plan = MapClassifyRequest(r, Classifier(), kMaxImages, &mapped);
   ASSERT_TRUE(plan.ok());
   ModelInferResponse out;
   ASSERT_TRUE(FillClassifyResponse(*plan, r, Answer(), &out).ok());
@@ -484,7 +633,7 @@ TEST(KServeJson, ResponsesInJsonAndBinary) {
   ModelInferRequest plain = RawImages({"a", "b"});
   plain.add_outputs()->set_name("top_classes");
   (*plain.mutable_parameters())["top_k"].set_int64_param(1);
-  plan = MapClassifyRequest(plain, Classifier(), kMaxImages, &v1r);
+  plan = MapClassifyRequest(plain, Classifier(), kMaxImages, &mapped);
   ASSERT_TRUE(plan.ok());
   ModelInferResponse out2;
   ASSERT_TRUE(FillClassifyResponse(*plan, plain, Answer(), &out2).ok());

@@ -27,18 +27,10 @@ RequestError ParseError(const std::string& body) {
   return e;
 }
 
-GenerationStream::Event Token(int id, const std::string& text, float logprob) {
-  GenerationStream::Event e;
-  e.has_token = true;
-  e.token_id = id;
-  e.text = text;
-  e.logprob = logprob;
-  return e;
-}
+GenerationEvent Token(int id, const std::string& text, float logprob) { return TokenEvent{true, id, text, logprob}; }
 
-GenerationStream::Event Final(FinishReason reason, int prompt_tokens, int generated, const std::string& text = "") {
-  GenerationStream::Event e;
-  e.final = true;
+GenerationEvent Final(FinishReason reason, int prompt_tokens, int generated, const std::string& text = "") {
+  FinishedEvent e;
   e.reason = reason;
   e.prompt_tokens = prompt_tokens;
   e.generated_tokens = generated;
@@ -90,16 +82,16 @@ TEST(ParseCompletion, MapsEveryField) {
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(r.logprobs, 2);
-  v1::GenerateRequest g = ToGenerateRequest(r, 0, 2);
-  EXPECT_EQ(g.model_name(), "lm");
-  EXPECT_EQ(g.prompt(), "p");
-  EXPECT_EQ(g.max_new_tokens(), 5u);
-  EXPECT_FLOAT_EQ(g.temperature(), 0);
-  EXPECT_FLOAT_EQ(g.top_p(), 0.5);
-  EXPECT_EQ(g.top_k(), 7u);
-  EXPECT_EQ(g.seed(), 43u);  // seed + choice
-  ASSERT_EQ(g.stop_size(), 2);
-  EXPECT_EQ(g.stop(1), "b");
+  GenerateRequest g = ToGenerateRequest(r, 0, 2);
+  EXPECT_EQ(g.model_name, "lm");
+  EXPECT_EQ(g.prompt, "p");
+  EXPECT_EQ(g.max_new_tokens, 5);
+  EXPECT_FLOAT_EQ(g.sampling.temperature, 0);
+  EXPECT_FLOAT_EQ(g.sampling.top_p, 0.5);
+  EXPECT_EQ(g.sampling.top_k, 7);
+  EXPECT_EQ(g.seed, 43u);  // seed + choice
+  ASSERT_EQ(g.stop.size(), 2u);
+  EXPECT_EQ(g.stop[1], "b");
 }
 
 TEST(ParseCompletion, StopAsOneString) {
@@ -110,8 +102,8 @@ TEST(ParseCompletion, StopAsOneString) {
 
 TEST(ParseCompletion, NoSeedMeansRandomForEveryChoice) {
   CompletionRequest r = Parse(R"({"model": "lm", "prompt": "p", "n": 2})");
-  EXPECT_EQ(ToGenerateRequest(r, 0, 0).seed(), 0u);
-  EXPECT_EQ(ToGenerateRequest(r, 0, 1).seed(), 0u);
+  EXPECT_EQ(ToGenerateRequest(r, 0, 0).seed, 0u);
+  EXPECT_EQ(ToGenerateRequest(r, 0, 1).seed, 0u);
 }
 
 TEST(ParseCompletion, IntegralFloatsAreIntegers) {
@@ -139,6 +131,35 @@ TEST(ParseCompletion, WrongTypesNameTheirField) {
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "stream_options": 1})").param, "stream_options");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "stream_options": {"include_usage": 1}})").param,
             "stream_options.include_usage");
+}
+
+TEST(ParseCompletion, EscapedStringsAreUnescaped) {
+  CompletionRequest r = Parse(R"({"model": "l\u006d", "prompt": ["caf\u00e9 \"q\"\n\ud83d\ude00", "tab\there"],
+      "stop": ["\\n", "\u0000", "\/"]})");
+  EXPECT_EQ(r.model, "lm");
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0], "caf\xc3\xa9 \"q\"\n\xf0\x9f\x98\x80");
+  EXPECT_EQ(r.prompts[1], "tab\there");
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\\n", std::string(1, '\0'), "/"}));
+}
+
+TEST(ParseCompletion, HostileBodiesAreRefusedBounded) {
+  // A nesting bomb in a field that would be ignored: refused where it crosses the depth limit.
+  const std::string head = R"({"model": "lm", "prompt": "p", "x": )";
+  RequestError bomb = ParseError(head + std::string(1 << 20, '['));
+  EXPECT_EQ(bomb.param, "");
+  EXPECT_EQ(bomb.message, "the JSON body nests deeper than 32 levels (at byte offset " +
+                              std::to_string(head.size() + 31) + ")");
+  // Nodes past the DOM's budget (16 bytes per body byte).
+  std::string dense = head + "[";
+  for (int i = 0; i < (1 << 20); ++i) dense += i == 0 ? "{}" : ",{}";
+  RequestError budget = ParseError(dense + "]}");
+  EXPECT_EQ(budget.param, "");
+  EXPECT_NE(budget.message.find("bytes of memory to parse (16 per body byte"), std::string::npos) << budget.message;
+  // Unknown fields nested within the limit are still ignored.
+  EXPECT_EQ(Parse(head + std::string(30, '[') + std::string(30, ']') + "}").prompts[0], "p");
+  // Malformed JSON says where.
+  EXPECT_EQ(ParseError(R"({"model": "lm",})").message, "the request body is not valid JSON (at byte offset 15)");
 }
 
 TEST(ParseCompletion, Bounds) {
@@ -280,11 +301,10 @@ TEST(Utf8, CountsCodePoints) {
 
 TEST(Choice, EchoWithLogprobsScoresThePromptFirst) {
   CompletionRequest r = Parse(R"({"model": "lm", "prompt": "a bé", "echo": true, "logprobs": 0})");
-  EXPECT_TRUE(ToGenerateRequest(r, 0, 0).prompt_logprobs());
-  EXPECT_FALSE(ToGenerateRequest(Parse(R"({"model": "lm", "prompt": "p", "logprobs": 0})"), 0, 0).prompt_logprobs());
+  EXPECT_TRUE(ToGenerateRequest(r, 0, 0).prompt_logprobs);
+  EXPECT_FALSE(ToGenerateRequest(Parse(R"({"model": "lm", "prompt": "p", "logprobs": 0})"), 0, 0).prompt_logprobs);
   ChoiceState c = StartChoice(0, r, "a bé");
-  GenerationStream::Event scores;
-  scores.has_prompt_scores = true;
+  PromptScoresEvent scores;
   GenerationStream::ScoredToken first, second;
   first.id = 3;
   first.text = "a";
@@ -293,7 +313,7 @@ TEST(Choice, EchoWithLogprobsScoresThePromptFirst) {
   second.text = " bé";
   second.has_logprob = true;
   second.logprob = -2.5f;
-  scores.prompt_scores = {first, second};
+  scores.tokens = {first, second};
   ChoiceDelta d;
   AddEvent(scores, &c, &d);
   EXPECT_EQ(d.text, "a bé");  // the echoed prompt goes with the first chunk
@@ -310,10 +330,10 @@ TEST(Choice, EchoWithLogprobsScoresThePromptFirst) {
 
 TEST(Choice, MaxTokensZeroWithEchoIsAScoringRequest) {
   CompletionRequest r = Parse(R"({"model": "lm", "prompt": ["x", "y z"], "max_tokens": 0, "echo": true, "logprobs": 1})");
-  v1::ScoreRequest s = ToScoreRequest(r, 1);
-  EXPECT_EQ(s.model_name(), "lm");
-  EXPECT_EQ(s.text(), "y z");
-  EXPECT_TRUE(s.no_end_of_sequence());
+  ScoreRequest s = ToScoreRequest(r, 1);
+  EXPECT_EQ(s.model_name, "lm");
+  EXPECT_EQ(s.text, "y z");
+  EXPECT_FALSE(s.append_eos);
 }
 
 

@@ -115,6 +115,10 @@ ServerProcess::ServerProcess(const std::string& binary, const std::vector<std::s
   std::vector<std::string> argv = {binary, "--host=127.0.0.1", "--port=0",
                                    "--port_file=" + dir_.path() + "/port", "--metrics_host=127.0.0.1",
                                    "--metrics_port=0", "--metrics_port_file=" + dir_.path() + "/metrics_port"};
+  // The HTTP port too is a free one unless the test names it: tests run side by side.
+  bool names_http = false;
+  for (const std::string& f : flags) names_http = names_http || f.rfind("--http_port=", 0) == 0;
+  if (!names_http) argv.push_back("--http_port=0");
   argv.insert(argv.end(), flags.begin(), flags.end());
   pid_ = Spawn(argv, dir_.path() + "/stdout", dir_.path() + "/stderr");
 

@@ -10,8 +10,11 @@ def start_server(binary, repository, work, *flags):
     """Runs the server on a free loopback port (stderr to WORK/server.log) and waits for it to
     write that port. -> (process, "127.0.0.1:PORT"); the caller stops the process."""
     port_file = os.path.join(work, "port")
+    # The HTTP port too is a free one unless the test names it: servers started side by side
+    # must not contend for the default (the second would refuse to start).
+    http = [] if any(f.startswith("--http_port=") for f in flags) else ["--http_port=0"]
     server = subprocess.Popen([binary, f"--model_repository={repository}", "--host=127.0.0.1", "--port=0",
-                               f"--port_file={port_file}", "--metrics_port=-1", *flags],
+                               f"--port_file={port_file}", "--metrics_port=-1", *http, *flags],
                               stderr=open(os.path.join(work, "server.log"), "w"))
     deadline = time.time() + 60
     while not (os.path.exists(port_file) and open(port_file).read().strip()) and time.time() < deadline:

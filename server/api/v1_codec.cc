@@ -1,31 +1,126 @@
-#include "server/calls/proto_convert.h"
+#include "server/api/v1_codec.h"
 
 #include <algorithm>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "server/calls/request_validation.h"
+#include "server/calls/top_classes.h"
 
 namespace elliptical::server {
 
-absl::StatusOr<model::RgbImage> ImageFromProto(const v1::Image& image, int index,
-                                               const ImageLimits& limits) {
-  absl::StatusOr<model::RgbImage> decoded;
-  switch (image.source_case()) {
-    case v1::Image::kEncoded:
-      decoded = DecodeImage(image.encoded(), limits);
-      break;
-    case v1::Image::kRaw:
-      decoded = ImageFromPixels(image.raw().width_px(), image.raw().height_px(),
-                                image.raw().channels(), image.raw().pixels(), limits);
-      break;
-    case v1::Image::SOURCE_NOT_SET:
-      decoded = absl::InvalidArgumentError("neither encoded bytes nor raw pixels are set");
-      break;
+namespace {
+
+constexpr uint32_t kDefaultTopK = 5;
+
+absl::StatusOr<Priority> PriorityFromProto(int priority) {
+  switch (priority) {
+    case v1::PRIORITY_UNSPECIFIED:
+    case v1::PRIORITY_NORMAL: return Priority::kNormal;
+    case v1::PRIORITY_HIGH: return Priority::kHigh;
+    case v1::PRIORITY_LOW: return Priority::kLow;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("priority ", priority, " is not one of the Priority values"));
   }
-  if (!decoded.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("images[", index, "]: ", decoded.status().message()));
+}
+
+std::vector<ImageInput> Images(const google::protobuf::RepeatedPtrField<v1::Image>& images) {
+  std::vector<ImageInput> out;
+  out.reserve(images.size());
+  for (const v1::Image& image : images) {
+    switch (image.source_case()) {
+      case v1::Image::kEncoded: out.push_back(ImageInput::Encoded(image.encoded())); break;
+      case v1::Image::kRaw:
+        out.push_back(ImageInput::Pixels(image.raw().width_px(), image.raw().height_px(), image.raw().channels(),
+                                         image.raw().pixels()));
+        break;
+      case v1::Image::SOURCE_NOT_SET: out.emplace_back(); break;
+    }
   }
-  return decoded;
+  return out;
+}
+
+template <typename Request>
+absl::StatusOr<VisionRequest> Vision(const Request& request) {
+  auto priority = PriorityFromProto(request.priority());
+  if (!priority.ok()) return priority.status();
+  VisionRequest out;
+  out.model_name = request.model_name();
+  out.images = Images(request.images());
+  out.priority = *priority;
+  out.attention_stats = request.return_attention_stats();
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<VisionRequest> ToVisionRequest(const v1::ClassifyRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = CheckTopK(request.top_k(), limits); !s.ok()) return s;
+  return Vision(request);
+}
+
+absl::StatusOr<VisionRequest> ToVisionRequest(const v1::SegmentRequest& request, const RequestLimits&) {
+  return Vision(request);
+}
+
+absl::StatusOr<GenerateRequest> ToGenerateRequest(const v1::GenerateRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = CheckTopK(request.top_k(), limits); !s.ok()) return s;
+  GenerateRequest out;
+  out.model_name = request.model_name();
+  out.prompt = request.prompt();
+  out.max_new_tokens = request.max_new_tokens();
+  out.sampling.temperature = request.temperature();
+  out.sampling.top_k = static_cast<int>(request.top_k());  // at most --max_top_k
+  out.sampling.top_p = request.top_p();
+  out.seed = request.seed();
+  out.stop.assign(request.stop().begin(), request.stop().end());
+  out.prompt_logprobs = request.prompt_logprobs();
+  return out;
+}
+
+ScoreRequest ToScoreRequest(const v1::ScoreRequest& request) {
+  ScoreRequest out;
+  out.model_name = request.model_name();
+  out.text = request.text();
+  out.append_eos = !request.no_end_of_sequence();
+  return out;
+}
+
+void FillClassifyResponse(const v1::ClassifyRequest& request, const ClassifyResult& result,
+                          v1::ClassifyResponse* out) {
+  const uint32_t k = request.top_k() == 0 ? kDefaultTopK : request.top_k();
+  out->set_model_name(result.model_name);
+  for (const model::Classification& c : result.classifications) {
+    v1::Classification* classification = out->add_classifications();
+    FillTopClasses(c.probabilities, *result.labels, k, classification);
+    if (request.return_attention_stats()) FillAttentionStats(c.stats, classification->mutable_attention_stats());
+  }
+  FillTiming(result.timing, out->mutable_timing());
+}
+
+void FillSegmentResponse(const v1::SegmentRequest& request, const SegmentResult& result, v1::SegmentResponse* out) {
+  out->set_model_name(result.model_name);
+  for (const model::Segmentation& s : result.masks) {
+    v1::SegmentationMask* mask = out->add_masks();
+    FillMask(s, *result.labels, mask);
+    if (request.return_attention_stats()) FillAttentionStats(s.stats, mask->mutable_attention_stats());
+  }
+  FillTiming(result.timing, out->mutable_timing());
+}
+
+void FillScoreResponse(const ScoreResult& result, v1::ScoreResponse* out) {
+  out->set_model_name(result.model_name);
+  for (const GenerationStream::ScoredToken& t : result.tokens) FillScoredToken(t, out->add_tokens());
+  out->set_total_logprob(result.total_logprob);
+  out->set_scored_tokens(static_cast<uint32_t>(result.scored_tokens));
+  out->set_perplexity(result.perplexity);
+  out->mutable_timing()->set_compute_us(static_cast<uint64_t>(absl::ToInt64Microseconds(result.compute)));
+}
+
+void FillToken(const TokenEvent& token, v1::Token* out) {
+  out->set_id(static_cast<uint32_t>(token.id));
+  out->set_text(token.text);
+  out->set_logprob(token.logprob);
 }
 
 void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::AttentionStats* out) {
@@ -45,19 +140,11 @@ void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::Attenti
 
 void FillTopClasses(const std::vector<float>& probabilities, const std::vector<std::string>& labels,
                     uint32_t top_k, v1::Classification* out) {
-  std::vector<int> order(probabilities.size());
-  std::iota(order.begin(), order.end(), 0);
-  // top_k is a client's uint32: capped here, before anything narrows it.
-  const int k = static_cast<int>(std::min<size_t>(top_k, order.size()));
-  // Ties broken by class id so equal inputs give equal answers.
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
-    return probabilities[a] > probabilities[b] || (probabilities[a] == probabilities[b] && a < b);
-  });
-  for (int i = 0; i < k; ++i) {
+  for (int id : TopClasses(probabilities, top_k)) {
     v1::ClassScore* score = out->add_classes();
-    score->set_class_id(order[i]);
-    score->set_label(order[i] < static_cast<int>(labels.size()) ? labels[order[i]] : "");
-    score->set_probability(probabilities[order[i]]);
+    score->set_class_id(id);
+    score->set_label(id < static_cast<int>(labels.size()) ? labels[id] : "");
+    score->set_probability(probabilities[id]);
   }
 }
 
@@ -142,7 +229,7 @@ void FillScoredToken(const GenerationStream::ScoredToken& token, v1::ScoredToken
   out->set_has_logprob(token.has_logprob);
 }
 
-void FillSummary(const GenerationStream::Event& e, v1::GenerationSummary* out) {
+void FillSummary(const FinishedEvent& e, v1::GenerationSummary* out) {
   switch (e.reason) {
     case FinishReason::kLength: out->set_finish_reason(v1::FINISH_REASON_LENGTH); break;
     case FinishReason::kEndOfSequence: out->set_finish_reason(v1::FINISH_REASON_END_OF_SEQUENCE); break;
