@@ -20,9 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "model/api/runtime.h"
-#include "server/api/inference_service.h"
-#include "server/http/http_front.h"
-#include "server/kserve/kserve_service.h"
+#include "server/protocols/elliptical_v1/inference_service.h"
+#include "server/http_front.h"
+#include "server/protocols/kserve/kserve_service.h"
 #include "server/log.h"
 #include "server/metrics/load_poller.h"
 #include "server/metrics/server_metrics.h"
@@ -57,7 +57,7 @@ ABSL_FLAG(int, max_queue_delay_us, -1,
 ABSL_FLAG(int, max_running_sequences, 0,
           "Overrides every language model's generation.max_running (1 = one sequence at a time); "
           "0 keeps each model's.");
-// Request limits (server/calls/request_limits.h): a request beyond one is refused at the edge.
+// Request limits (server/core/request_limits.h): a request beyond one is refused at the edge.
 ABSL_FLAG(int, max_images_per_request, 64, "Most images one Classify or Segment request may carry.");
 ABSL_FLAG(int64_t, max_image_pixels, 16ll << 20, "Largest decoded image, in pixels.");
 ABSL_FLAG(int64_t, max_request_pixels, 32ll << 20,
@@ -71,7 +71,7 @@ ABSL_FLAG(int64_t, max_prompt_bytes, 256 << 10, "Longest Generate prompt, in byt
 ABSL_FLAG(int, max_stop_sequences, 16, "Most stop sequences of one Generate request.");
 ABSL_FLAG(int, max_stop_sequence_bytes, 256, "Longest stop sequence, in bytes.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message, in bytes.");
-// The HTTP front (server/http/http_front.h): KServe v2 REST and OpenAI completions.
+// The HTTP front (server/http_front.h): KServe v2 REST and OpenAI completions.
 ABSL_FLAG(std::string, http_host, "", "Address of the HTTP port (empty: --host's).");
 ABSL_FLAG(int, http_port, 8502,
           "HTTP port (KServe v2 REST, OpenAI /v1/completions); 0 picks a free one; -1 disables it.");
@@ -215,7 +215,7 @@ int Run() {
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   builder.AddListeningPort(address, server_security->credentials, &bound_port);
   builder.RegisterService(&service);
-  KServeService kserve_service(&calls);  // the Open Inference Protocol (server/kserve)
+  KServeService kserve_service(&calls);  // the Open Inference Protocol (server/protocols/kserve)
   builder.RegisterService(&kserve_service);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // The service is on gRPC's callback API: calls hold no thread while they wait, so no thread

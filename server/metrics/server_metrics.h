@@ -77,7 +77,7 @@ class ServerMetrics {
   // Attention-scale statistics of one input, per layer.
   void RecordAttentionStats(const std::string& model, const std::vector<model::LayerStats>& layers);
 
-  // The HTTP port's connections (server/http/http_server.h): open now, refused beyond
+  // The HTTP port's connections (server/transport/http/http_server.h): open now, refused beyond
   // --http_max_connections, and requests its transport turned away, by reason (header_timeout,
   // body_timeout, framing, body_too_large, header_too_large).
   void AddHttpConnections(int delta) { http_connections_.Increment(delta); }

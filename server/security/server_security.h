@@ -35,7 +35,7 @@ struct ServerSecurity {
   // Basic-auth check for /metrics (prometheus::Exposer::RegisterAuth's signature); empty when
   // the endpoint is open.
   std::function<bool(const std::string& user, const std::string& password)> metrics_auth;
-  // The bearer-token check of the gRPC port, shared with the HTTP front (server/http); null when
+  // The bearer-token check of the gRPC port, shared with the HTTP front (server/http_front.h); null when
   // no token is required.
   std::shared_ptr<const TokenAuthenticator> authenticator;
   bool health_exempt = true;  // --auth_exempt includes health

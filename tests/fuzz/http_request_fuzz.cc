@@ -27,16 +27,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "server/http/kserve_json.h"
-#include "server/http/openai_json.h"
-#include "server/kserve/request_mapping.h"
-#include "server/kserve/response_mapping.h"
+#include "server/protocols/kserve/kserve_json.h"
+#include "server/protocols/openai/openai_json.h"
+#include "server/protocols/kserve/request_mapping.h"
+#include "server/protocols/kserve/response_mapping.h"
 
 namespace {
 
 namespace ks = elliptical::server::kserve;
 namespace oa = elliptical::server::openai;
-namespace v1 = elliptical::v1;
+namespace core = elliptical::server;
 using elliptical::model::ModelFamily;
 using elliptical::server::ModelSnapshot;
 using elliptical::server::ModelState;
@@ -85,13 +85,18 @@ void CheckResponseBody(const ks::InferResponseBody& body) {
 }
 
 // The image's side as the answer's mask: a raw image's own (bounded), a fixed size for a file.
-void MaskSize(const v1::Image& image, uint32_t* w, uint32_t* h) {
+void MaskSize(const core::ImageInput& image, int* w, int* h) {
   *w = 3;
   *h = 2;
-  if (image.has_raw() && uint64_t{image.raw().width_px()} * image.raw().height_px() <= 4096) {
-    *w = image.raw().width_px();
-    *h = image.raw().height_px();
+  if (image.kind == core::ImageInput::Kind::kPixels && image.width * image.height <= 4096) {
+    *w = static_cast<int>(image.width);
+    *h = static_cast<int>(image.height);
   }
+}
+
+core::Labels LabelsOf(const std::vector<std::string>& labels, bool loading, size_t count) {
+  if (!loading) return std::make_shared<const std::vector<std::string>>(labels);
+  return std::make_shared<const std::vector<std::string>>(count, std::string());
 }
 
 void Classify(const inference::ModelInferRequest& request, bool loading) {
@@ -99,25 +104,20 @@ void Classify(const inference::ModelInferRequest& request, bool loading) {
   inference::ModelMetadataResponse metadata;
   ks::FillModelMetadata(model, &metadata);
   CHECK(json::accept(ks::ModelMetadataJson(metadata)));
-  v1::ClassifyRequest mapped;
+  core::VisionRequest mapped;
   auto plan = ks::MapClassifyRequest(request, model, kMaxImages, &mapped);
   if (!plan.ok()) return;
-  CHECK(mapped.images_size() >= 1 && mapped.images_size() <= kMaxImages);
-  CHECK(mapped.top_k() >= 1);
-  // The answer a model would give: min(top_k, classes) classes per image, most probable first
-  // (16 made-up classes when the labels are unknown).
-  const int64_t classes = loading ? 16 : static_cast<int64_t>(kClassLabels.size());
-  const int64_t k = std::min<int64_t>(mapped.top_k(), classes);
-  v1::ClassifyResponse answer;
-  for (int i = 0; i < mapped.images_size(); ++i) {
-    v1::Classification* c = answer.add_classifications();
-    for (int64_t j = 0; j < k; ++j) {
-      v1::ClassScore* s = c->add_classes();
-      const int64_t id = (j + i) % classes;
-      s->set_class_id(static_cast<int32_t>(id));
-      s->set_probability(1.0f / static_cast<float>(j + 2));
-      if (!loading) s->set_label(kClassLabels[static_cast<size_t>(id)]);
-    }
+  CHECK(mapped.images.size() >= 1 && static_cast<int64_t>(mapped.images.size()) <= kMaxImages);
+  CHECK(plan->top_k >= 1);
+  // The answer a model would give: a probability for every class of every image (16 made-up
+  // classes when the labels are unknown).
+  const size_t classes = loading ? 16 : kClassLabels.size();
+  core::ClassifyResult answer;
+  answer.labels = LabelsOf(kClassLabels, loading, classes);
+  for (size_t i = 0; i < mapped.images.size(); ++i) {
+    elliptical::model::Classification c;
+    for (size_t j = 0; j < classes; ++j) c.probabilities.push_back(1.0f / static_cast<float>((j + i) % classes + 2));
+    answer.classifications.push_back(std::move(c));
   }
   inference::ModelInferResponse response;
   if (!ks::FillClassifyResponse(*plan, request, answer, &response).ok()) return;
@@ -129,26 +129,22 @@ void Classify(const inference::ModelInferRequest& request, bool loading) {
 
 void Segment(const inference::ModelInferRequest& request, bool loading, bool wide_ids) {
   const ModelSnapshot model = Model("segmenter", ModelFamily::kSegmenter, kSegmentLabels, loading);
-  v1::SegmentRequest mapped;
+  core::VisionRequest mapped;
   auto plan = ks::MapSegmentRequest(request, model, kMaxImages, &mapped);
   if (!plan.ok()) return;
-  CHECK(mapped.images_size() >= 1 && mapped.images_size() <= kMaxImages);
-  v1::SegmentResponse answer;
-  for (const v1::Image& image : mapped.images()) {
-    uint32_t w, h;
+  CHECK(mapped.images.size() >= 1 && static_cast<int64_t>(mapped.images.size()) <= kMaxImages);
+  // Many classes (ids past 255) where the control byte asks, as a model with more classes has.
+  const size_t classes = wide_ids ? 300 : kSegmentLabels.size();
+  core::SegmentResult answer;
+  answer.labels = LabelsOf(kSegmentLabels, loading || wide_ids, classes);
+  for (const core::ImageInput& image : mapped.images) {
+    int w, h;
     MaskSize(image, &w, &h);
-    v1::SegmentationMask* m = answer.add_masks();
-    m->set_width_px(w);
-    m->set_height_px(h);
-    const size_t pixels = size_t{w} * h;
-    std::string ids(wide_ids ? 2 * pixels : pixels, '\0');
-    for (size_t p = 0; p < pixels; ++p) ids[wide_ids ? 2 * p : p] = static_cast<char>(p % kSegmentLabels.size());
-    if (wide_ids) {
-      m->set_class_ids_u16(ids);
-    } else {
-      m->set_class_ids_u8(ids);
-    }
-    for (const std::string& l : kSegmentLabels) m->add_labels(l);
+    elliptical::model::Segmentation m;
+    m.width = w;
+    m.height = h;
+    for (int p = 0; p < w * h; ++p) m.class_map.push_back(static_cast<int32_t>(p % classes));
+    answer.masks.push_back(std::move(m));
   }
   inference::ModelInferResponse response;
   if (!ks::FillSegmentResponse(*plan, request, answer, &response).ok()) return;  // sizes differ
@@ -190,29 +186,28 @@ void OpenAi(const std::string& body) {
   for (size_t p = 0; p < request.prompts.size(); ++p) {
     const std::string& prompt = request.prompts[p];
     for (int i = 0; i < request.n; ++i) {
-      const v1::GenerateRequest generate = oa::ToGenerateRequest(request, static_cast<int>(p), i);
-      CHECK(generate.prompt() == prompt);
-      CHECK(generate.stop_size() == static_cast<int>(request.stop.size()));
+      const core::GenerateRequest generate = oa::ToGenerateRequest(request, static_cast<int>(p), i);
+      CHECK(generate.prompt == prompt);
+      CHECK(generate.stop.size() == request.stop.size());
       const int index = static_cast<int>(p) * request.n + i;
       oa::ChoiceState choice = oa::StartChoice(index, request, prompt);
       // Made-up generation: the prompt's bytes (cut anywhere, even inside a character) released
       // as tokens of up to 3 bytes, then the final event with held-back text of its own.
       if (request.max_tokens == 0) {  // echo alone: a scoring request
         CHECK(request.echo);
-        CHECK(oa::ToScoreRequest(request, static_cast<int>(p)).text() == prompt);
+        CHECK(oa::ToScoreRequest(request, static_cast<int>(p)).text == prompt);
       }
-      CHECK(generate.prompt_logprobs() == (request.echo && request.logprobs.has_value()));
+      CHECK(generate.prompt_logprobs == (request.echo && request.logprobs.has_value()));
       std::string generated, released;
-      if (generate.prompt_logprobs()) {
+      if (generate.prompt_logprobs) {
         // The prompt-scores event: the prompt's tokens (4-byte pieces), the first without a logprob.
-        elliptical::server::GenerationStream::Event scores;
-        scores.has_prompt_scores = true;
+        core::PromptScoresEvent scores;
         for (size_t at = 0; at < prompt.size() && at < 64; at += 4) {
           elliptical::server::GenerationStream::ScoredToken t;
           t.text = prompt.substr(at, 4);
           t.has_logprob = at > 0;
           t.logprob = -1.5f;
-          scores.prompt_scores.push_back(t);
+          scores.tokens.push_back(t);
           generated += t.text;
         }
         oa::ChoiceDelta delta;
@@ -220,19 +215,14 @@ void OpenAi(const std::string& body) {
         if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false));
       }
       for (size_t at = 0; at < prompt.size() && at < 48; at += 3) {
-        elliptical::server::GenerationStream::Event event;
-        event.has_token = true;
-        event.token_id = static_cast<int32_t>(at);
-        event.text = prompt.substr(at, 3);
-        event.logprob = -static_cast<float>(at) / 8;
+        core::TokenEvent event{true, static_cast<int32_t>(at), prompt.substr(at, 3), -static_cast<float>(at) / 8};
         oa::ChoiceDelta delta;
         oa::AddEvent(event, &choice, &delta);
         generated += event.text;
         released += event.text;
         if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false));
       }
-      elliptical::server::GenerationStream::Event last;
-      last.final = true;
+      core::FinishedEvent last;
       last.text = request.stop.empty() ? std::string() : request.stop[0].substr(0, 5);
       last.prompt_tokens = static_cast<int>(prompt.size());
       last.generated_tokens = static_cast<int>(choice.tokens.size());

@@ -1,4 +1,4 @@
-// Raw bytes from a client through the HTTP transport's session code (server/http/http_server.h)
+// Raw bytes from a client through the HTTP transport's session code (server/transport/http/http_server.h)
 // on one connection in memory (HttpServer::ServeBytesForTest): request-line and header parsing,
 // the framing refusals (Content-Length / Transfer-Encoding), chunked decoding under the body
 // limit, Expect: 100-continue, pipelining, the head check, and answers whole, streamed and from
@@ -22,7 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/http/http_server.h"
+#include "server/transport/http/http_server.h"
 
 namespace {
 

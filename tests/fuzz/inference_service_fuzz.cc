@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/api/runtime.h"
-#include "server/api/inference_service.h"
+#include "server/protocols/elliptical_v1/inference_service.h"
 #include "server/repository/model_repository.h"
 
 namespace {

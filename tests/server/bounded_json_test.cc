@@ -1,6 +1,6 @@
-// Bounded JSON parsing of request bodies (server/http/bounded_json.h): the DOM it builds is
+// Bounded JSON parsing of request bodies (server/transport/http/bounded_json.h): the DOM it builds is
 // nlohmann's, nesting and memory are capped, and diverted members reach their sinks flattened.
-#include "server/http/bounded_json.h"
+#include "server/transport/http/bounded_json.h"
 
 #include <memory>
 #include <string>

@@ -1,4 +1,4 @@
-// The HTTP transport's request framing, limits, pipelining and answers (server/http/http_server.h),
+// The HTTP transport's request framing, limits, pipelining and answers (server/transport/http/http_server.h),
 // through its real session code on one connection in memory (HttpServer::ServeBytesForTest):
 // each case is bytes a client sends and the bytes the server writes back. The same cases over
 // real sockets, with timeouts and many connections, are in tests/integration/http_front_test.py.
@@ -11,7 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/http/http_server.h"
+#include "server/transport/http/http_server.h"
 
 namespace elliptical::server {
 namespace {

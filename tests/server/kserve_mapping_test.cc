@@ -1,5 +1,5 @@
-// The Open Inference Protocol's tensor mapping (server/kserve/tensors.h, request_mapping.h,
-// response_mapping.h) and its REST bodies (server/http/kserve_json.h): v2 tensors in,
+// The Open Inference Protocol's tensor mapping (server/protocols/kserve/tensors.h, request_mapping.h,
+// response_mapping.h) and its REST bodies (server/protocols/kserve/kserve_json.h): v2 tensors in,
 // elliptical.v1 requests out, and back.
 #include <cstring>
 #include <limits>
@@ -9,9 +9,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "server/http/kserve_json.h"
-#include "server/kserve/request_mapping.h"
-#include "server/kserve/response_mapping.h"
+#include "server/protocols/kserve/kserve_json.h"
+#include "server/protocols/kserve/request_mapping.h"
+#include "server/protocols/kserve/response_mapping.h"
 
 namespace elliptical::server::kserve {
 namespace {

@@ -1,12 +1,12 @@
-// OpenAI's completions JSON (server/http/openai_json.h) and the HTTP status mapping
-// (server/http/http_status.h), without a server.
-#include "server/http/openai_json.h"
+// OpenAI's completions JSON (server/protocols/openai/openai_json.h) and the HTTP status mapping
+// (server/transport/http/http_status.h), without a server.
+#include "server/protocols/openai/openai_json.h"
 
 #include <limits>
 
 #include <gtest/gtest.h>
 
-#include "server/http/http_status.h"
+#include "server/transport/http/http_status.h"
 
 namespace elliptical::server::openai {
 namespace {

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "server/api/v1_codec.h"
-#include "server/calls/request_validation.h"
+#include "server/protocols/elliptical_v1/v1_codec.h"
+#include "server/core/request_validation.h"
 #include "server/input/pixel_budget.h"
 
 namespace elliptical::server {

@@ -1,0 +1,94 @@
+#include "server/http_front.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/transport/http/http_router.h"
+#include "server/protocols/kserve/kserve_routes.h"
+#include "server/protocols/openai/openai_json.h"
+#include "server/protocols/openai/openai_routes.h"
+
+namespace elliptical::server {
+namespace {
+
+// Errors in the shape of the protocol the path belongs to: OpenAI's object under /v1/, the
+// Open Inference Protocol's {"error": "..."} elsewhere.
+HttpResponse ErrorResponse(const std::string& path, int status, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  nlohmann::json body;
+  if (absl::StartsWith(path, "/v1/")) {
+    body = openai::ErrorJson(message, openai::ErrorTypeFor(status), "",
+                             status == 401 ? "invalid_api_key" : status == 404 ? "not_found" : "");
+  } else {
+    body = {{"error", message}};
+  }
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptions& options, InferenceCalls& calls) {
+  auto router = std::make_shared<HttpRouter>();
+  AddKServeRoutes(*router, calls);
+  OpenAIOptions openai_options;
+  openai_options.models_created = absl::ToUnixSeconds(absl::Now());
+  AddOpenAIRoutes(*router, calls, openai_options);
+
+  HttpServerOptions s;
+  s.host = options.host;
+  s.port = options.port;
+  s.threads = options.threads;
+  s.max_connections = options.max_connections;
+  s.max_body_bytes = options.max_body_bytes;
+  s.header_timeout = options.header_timeout;
+  s.idle_timeout = options.idle_timeout;
+  s.body_timeout = options.body_timeout;
+  s.tls_cert_file = options.tls_cert_file;
+  s.tls_key_file = options.tls_key_file;
+  s.tls_client_ca_file = options.tls_client_ca_file;
+  s.tls_client_auth = options.tls_client_auth;
+  s.error_response = ErrorResponse;
+  s.handler = [router](HttpRequest& request, const std::shared_ptr<HttpReply>& reply) {
+    const HttpHandler* handler = nullptr;
+    switch (router->Route(request, &handler)) {
+      case HttpRouter::Match::kFound: return (*handler)(request, reply);
+      case HttpRouter::Match::kWrongMethod:
+        return reply->Send(ErrorResponse(request.path, 405, "method not allowed on this route"));
+      case HttpRouter::Match::kNoRoute: return reply->Send(ErrorResponse(request.path, 404, "no such route"));
+    }
+  };
+  // Authentication on the head, before any body is read: the gRPC port's check.
+  if (options.authenticator) {
+    auto authenticator = options.authenticator;
+    const bool health_exempt = options.health_exempt;
+    s.check_head = [authenticator, health_exempt](const HttpRequest& head) -> std::optional<HttpResponse> {
+      if (health_exempt && absl::StartsWith(head.path, "/v2/health/")) return std::nullopt;
+      const std::optional<std::string_view> header = head.Header("Authorization");
+      const absl::Status status = authenticator->Check(
+          head.path, header ? std::optional<absl::string_view>(absl::string_view(header->data(), header->size()))
+                            : std::nullopt);
+      if (status.ok()) return std::nullopt;
+      HttpResponse r = ErrorResponse(head.path, 401, std::string(status.message()));
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    };
+  }
+  if (ServerMetrics* m = options.metrics) {
+    s.on_connections = [m](int delta) { m->AddHttpConnections(delta); };
+    s.on_connection_refused = [m] { m->RecordHttpConnectionRefused(); };
+    s.on_rejected = [m](const char* reason) { m->RecordHttpRejection(reason); };
+  }
+  auto server = HttpServer::Start(std::move(s));
+  if (!server.ok()) return server.status();
+  std::unique_ptr<HttpFront> front(new HttpFront());
+  front->server_ = *std::move(server);
+  return front;
+}
+
+}  // namespace elliptical::server

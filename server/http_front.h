@@ -1,0 +1,66 @@
+// The HTTP front: a port of its own (--http_port) serving the KServe v2 REST API
+// (kserve_routes.h) and OpenAI's completions API (openai_routes.h), both through InferenceCalls,
+// on the event-driven transport of http_server.h, under the gRPC port's security: the same TLS
+// certificate and client-certificate policy, the same bearer tokens checked by the same
+// TokenAuthenticator (`Authorization: Bearer <token>`, checked on the request head before any
+// body is read; /v2/health/* exempt when --auth_exempt exempts health), 401 in the protocol's
+// error shape. Errors of every kind come in the shape of the path's protocol.
+//
+// Shutdown (main.cc): Drain() at once (idle and slow connections close; new ones are answered
+// once, without keep-alive) while InferenceCalls' drain refuses new calls (UNAVAILABLE: 503
+// here) and accepted ones finish; Stop() then closes the port.
+//
+// Thread-safety: Start, Drain and Stop from one thread; the routes run on the transport's threads.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/inference_calls.h"
+#include "server/transport/http/http_server.h"
+#include "server/metrics/server_metrics.h"
+#include "server/security/token_authenticator.h"
+
+namespace elliptical::server {
+
+struct HttpFrontOptions {
+  std::string host = "0.0.0.0";
+  int port = 8502;  // 0: a free one (port() says which)
+  int threads = 4;  // event-loop threads
+  int max_connections = 4096;
+  size_t max_body_bytes = 64 << 20;
+  absl::Duration header_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Seconds(30);
+  absl::Duration body_timeout = absl::Seconds(60);
+  // TLS, as the gRPC port's flags (already checked by security::BuildServerSecurity); empty
+  // cert: plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  std::string tls_client_auth;  // none | request | require; empty: require with a CA file
+  // Null: no token required.
+  std::shared_ptr<const security::TokenAuthenticator> authenticator;
+  bool health_exempt = true;  // --auth_exempt includes health
+  ServerMetrics* metrics = nullptr;  // optional: connection and refusal counts
+};
+
+class HttpFront {
+ public:
+  // Binds the port and starts serving; INVALID_ARGUMENT for bad options, UNAVAILABLE when the
+  // port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<HttpFront>> Start(const HttpFrontOptions& options, InferenceCalls& calls);
+
+  int port() const { return server_->port(); }
+  void Drain() { server_->Drain(); }
+  // Closes the port; answers being written get a moment, the rest are cut. Idempotent.
+  void Stop() { server_->Stop(); }
+
+ private:
+  HttpFront() = default;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace elliptical::server
