@@ -169,8 +169,9 @@ const char* EncodeElement(const bounded_json::Leaf& v, const Datatype& type, std
 // An input's "data", taken from the parser element by element (bounded_json.h) instead of
 // becoming DOM nodes. When the input's "datatype" came before its "data", as clients write it,
 // each element is encoded at once into the raw contents; otherwise it is kept on a tape (a
-// type byte, then the value: 8 bytes for a number, length and bytes for a string) and encoded
-// once the input's datatype is known. Either way the problems are reported as the DOM's walk
+// type byte, then the value: an integer's magnitude in as few bytes as it needs, so a small one
+// takes 2; 8 bytes for a float; length and bytes for a string) and encoded once the input's
+// datatype is known. Either way the problems are reported as the DOM's walk
 // over "data" found them: nesting first, then the element count, then the first bad element.
 class DataSink final : public bounded_json::Sink {
  public:
@@ -249,20 +250,32 @@ class DataSink final : public bounded_json::Sink {
     return value;
   }
 
+  // The type in the tag byte's low 4 bits; an integer's byte count in its high 4.
+  void PutInteger(bounded_json::Leaf::Type type, uint64_t magnitude) {
+    int bytes = 0;
+    while (bytes < 8 && magnitude >> (8 * bytes) != 0) ++bytes;
+    buffer_.push_back(static_cast<char>(static_cast<int>(type) | bytes << 4));
+    AppendLe(magnitude, bytes, &buffer_);
+  }
+
   void Record(const bounded_json::Leaf& leaf) {
     using Type = bounded_json::Leaf::Type;
+    switch (leaf.type) {
+      case Type::kSigned:  // as its magnitude (a two's complement negation, INT64_MIN's included)
+        PutInteger(leaf.type, 0 - static_cast<uint64_t>(leaf.signed_value));
+        return;
+      case Type::kUnsigned: PutInteger(leaf.type, leaf.unsigned_value); return;
+      default: break;
+    }
     buffer_.push_back(static_cast<char>(leaf.type));
     switch (leaf.type) {
       case Type::kBool: buffer_.push_back(leaf.boolean ? 1 : 0); break;
-      case Type::kSigned: Put(leaf.signed_value); break;
-      case Type::kUnsigned: Put(leaf.unsigned_value); break;
       case Type::kFloat: Put(leaf.float_value); break;
       case Type::kString:
         Put(leaf.string.size());
         buffer_.append(leaf.string.data(), leaf.string.size());
         break;
-      case Type::kNull:
-      case Type::kObject: break;
+      default: break;
     }
   }
 
@@ -270,11 +283,22 @@ class DataSink final : public bounded_json::Sink {
   size_t Replay(size_t at, bounded_json::Leaf* leaf) const {
     using Type = bounded_json::Leaf::Type;
     *leaf = bounded_json::Leaf();
-    leaf->type = static_cast<Type>(buffer_[at++]);
+    const auto tag = static_cast<unsigned char>(buffer_[at++]);
+    leaf->type = static_cast<Type>(tag & 0x0F);
     switch (leaf->type) {
+      case Type::kSigned:
+      case Type::kUnsigned: {
+        const int bytes = tag >> 4;
+        const uint64_t magnitude = ReadLe(buffer_.data() + at, bytes);
+        at += static_cast<size_t>(bytes);
+        if (leaf->type == Type::kSigned) {
+          leaf->signed_value = static_cast<int64_t>(0 - magnitude);
+        } else {
+          leaf->unsigned_value = magnitude;
+        }
+        break;
+      }
       case Type::kBool: leaf->boolean = buffer_[at++] != 0; break;
-      case Type::kSigned: leaf->signed_value = Get<int64_t>(&at); break;
-      case Type::kUnsigned: leaf->unsigned_value = Get<uint64_t>(&at); break;
       case Type::kFloat: leaf->float_value = Get<double>(&at); break;
       case Type::kString: {
         const size_t size = Get<size_t>(&at);

@@ -59,8 +59,9 @@ class HttpReply {
   virtual void OnClientGone(std::function<void()> on_gone) = 0;
   virtual bool client_gone() const = 0;
 
-  // Runs `work` on a transport thread: for work a route must not do on the thread that told it
-  // something (a model's instance thread, the generation scheduler).
+  // Runs `work` on a transport thread, in order with this connection's other work: for work a
+  // route must not do on the thread that told it something (a model's instance thread, the
+  // generation scheduler). What it writes then goes out from that thread, with no second hop.
   virtual void Post(std::function<void()> work) = 0;
   // Keeps `object` alive until this exchange is over (answered or abandoned), then drops it.
   virtual void Hold(std::shared_ptr<void> object) = 0;

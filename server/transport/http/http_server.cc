@@ -232,7 +232,9 @@ class Reply final : public HttpReply {
     absl::MutexLock lock(&mu_);
     return gone_;
   }
-  void Post(std::function<void()> work) override { asio::post(io_, std::move(work)); }
+  // On the connection's strand: what the work then writes goes out from the same thread, with
+  // no second hop.
+  void Post(std::function<void()> work) override { asio::post(strand_, std::move(work)); }
   void Hold(std::shared_ptr<void> object) override {
     absl::MutexLock lock(&mu_);
     if (!over_) holds_.push_back(std::move(object));
