@@ -51,6 +51,17 @@ done
 find "$DEPS/root" -name "*.a" -delete
 rm -rf "$DEPS/debs"  # only the unpacked tree travels
 rm -rf "$DEPS/root/usr/share/doc" "$DEPS/root/usr/share/man"
+# Boost is 162 MB of headers; the HTTP transport includes about 8 MB of them (Asio, Beast and what
+# they pull in). Keep exactly those: the closure the compiler reports for its one source file.
+BOOST_KEEP="$(mktemp)"
+g++ -std=gnu++17 -I"$ROOT" -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -isystem "$DEPS/root/usr/include" \
+    -M "$ROOT/server/transport/http/http_server.cc" -I"$ROOT/build/proto" 2>/dev/null |
+  tr ' \\' '\n\n' | grep -o 'usr/include/boost/.*' | sort -u > "$BOOST_KEEP" || true
+if [[ -s "$BOOST_KEEP" ]]; then
+  (cd "$DEPS/root" && find usr/include/boost -type f | grep -vxFf "$BOOST_KEEP" | xargs -r rm -f)
+  find "$DEPS/root/usr/include/boost" -type d -empty -delete
+fi
+rm -f "$BOOST_KEEP"
 
 echo "[deps] downloading ${#WHEELS[@]} Python wheels (CPython $DEVICE_PYTHON, manylinux x86-64)"
 rm -rf "$DEPS/wheels"; mkdir -p "$DEPS/wheels"
