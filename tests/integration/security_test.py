@@ -13,8 +13,10 @@ that must refuse to start on a bad flag or file.
 """
 import argparse
 import base64
+import http.client
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,22 @@ def make_certificates(d):
     openssl("req", "-x509", *key, "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2", "-subj", "/CN=rogue",
             "-addext", "extendedKeyUsage=clientAuth", cwd=d)
     return {n: os.path.join(d, n) for n in os.listdir(d)}
+
+
+def https_status(port, path, ca, cert=None, key=None, token=None):
+    """The HTTP port over TLS: (status, body) of GET `path`, or (None, why) when TLS fails."""
+    context = ssl.create_default_context(cafile=ca)
+    if cert:
+        context.load_cert_chain(cert, key)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=20)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    except (ssl.SSLError, OSError) as e:
+        return None, str(e)
+    finally:
+        conn.close()
 
 
 def expect_error(code, call, what):
@@ -184,12 +202,15 @@ def main():
         for w in (work_a, work_b, work_c):
             os.makedirs(w)
         metrics_port_file = os.path.join(work_a, "metrics_port")
+        http_port_file_a, http_port_file_b = os.path.join(work_a, "http_port"), os.path.join(work_b, "http_port")
         a, addr_a = start_server(args.server_binary, repo, work_a, "--compute_threads=1",
+                                 "--http_port=0", f"--http_port_file={http_port_file_a}",
                                  f"--tls_cert_file={c['server.pem']}", f"--tls_key_file={c['server.key']}",
                                  "--metrics_port=0", f"--metrics_port_file={metrics_port_file}",
                                  f"--metrics_auth_file={os.path.join(work, 'metrics-users.txt')}")
         servers.append(a)
         b, addr_b = start_server(args.server_binary, repo, work_b, "--compute_threads=1", "--host=0.0.0.0",
+                                 "--http_port=0", f"--http_port_file={http_port_file_b}",
                                  f"--tls_cert_file={c['server.pem']}", f"--tls_key_file={c['server.key']}",
                                  f"--tls_client_ca_file={c['ca.pem']}", f"--auth_tokens_file={tokens}")
         servers.append(b)
@@ -243,6 +264,19 @@ def main():
         check(status == 401, f"A: /metrics with a wrong user: 401 (got {status})")
         status, body = metrics_status(metrics_port, METRICS_USER, METRICS_PASSWORD)
         check(status == 200 and "elliptical_build_info" in body, f"A: /metrics with the right credentials: 200 (got {status})")
+        # The HTTP port serves TLS with the same certificate (and refuses plaintext).
+        http_a = int(open(http_port_file_a).read())
+        status, body = https_status(http_a, "/v2/health/ready", c["ca.pem"])
+        check(status == 200, f"A: HTTPS /v2/health/ready with the CA: 200 (got {status}: {body[:80]})")
+        status, body = https_status(http_a, "/v1/models", c["ca.pem"])
+        check(status == 200 and '"lm"' in body, f"A: HTTPS /v1/models (got {status})")
+        status, why = https_status(http_a, "/v2/health/ready", c["rogue.pem"])
+        check(status is None, f"A: HTTPS trusting another CA refuses the server ({why[:80]})")
+        try:
+            plain = urllib.request.urlopen(f"http://127.0.0.1:{http_a}/v2/health/ready", timeout=10).status
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            plain = None
+        check(plain is None, f"A: plaintext HTTP to the TLS port gets no answer (got {plain})")
         log_a = log_of(work_a)
         check("security: TLS" in log_a and "reachable from other machines" not in log_a,
               "A: log says TLS, and no exposure warning on loopback")
@@ -305,6 +339,18 @@ def main():
         check(code == 0 and "UNAUTHENTICATED" not in out, f"B: loadgen with mTLS + token (exit {code}: {err.strip()[-200:]})")
         code, out, err = run_tool(args.loadgen_binary, f"--server={addr_b}", *mtls_flags, *load)
         check(code == 1 and "UNAUTHENTICATED" in out, f"B: loadgen without a token: every request UNAUTHENTICATED (exit {code})")
+        # The HTTP port: the same client-certificate policy and the same tokens.
+        http_b = int(open(http_port_file_b).read())
+        status, body = https_status(http_b, "/v1/models", c["ca.pem"], c["client.pem"], c["client.key"], TOKEN)
+        check(status == 200, f"B: HTTPS with a client certificate and the token: 200 (got {status})")
+        status, body = https_status(http_b, "/v1/models", c["ca.pem"], c["client.pem"], c["client.key"])
+        check(status == 401 and "invalid_api_key" in body, f"B: HTTPS without the token: 401 (got {status})")
+        status, body = https_status(http_b, "/v2/health/ready", c["ca.pem"], c["client.pem"], c["client.key"])
+        check(status == 200, f"B: HTTPS health without a token (health is exempt): 200 (got {status})")
+        status, why = https_status(http_b, "/v2/health/ready", c["ca.pem"], token=TOKEN)
+        check(status is None, f"B: HTTPS without a client certificate: refused ({why[:80]})")
+        status, why = https_status(http_b, "/v2/health/ready", c["ca.pem"], c["rogue.pem"], c["rogue.key"], TOKEN)
+        check(status is None, f"B: HTTPS with a certificate the CA never signed: refused ({why[:80]})")
         log_b = log_of(work_b)
         check("client certificates required" in log_b and "bearer tokens (2)" in log_b,
               "B: log summarises mTLS and the token count")
