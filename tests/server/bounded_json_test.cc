@@ -89,17 +89,18 @@ TEST(BoundedJson, NestingBombIsRefusedAtTheLimit) {
 }
 
 TEST(BoundedJson, DomBeyondItsBudgetIsRefused) {
-  // "[{},{},...]" is charged 32 bytes per body byte: past the budget of 16 per byte halfway.
+  // "[{},{},...]" is charged 32 bytes per body byte: past the budget of 8 per byte a quarter of
+  // the way in.
   const std::string dense = Repeat("[", "{}", 1 << 20, "]");
   const std::string error = ErrorOf(dense);
-  EXPECT_NE(error.find("the JSON body needs more than " + std::to_string(16 * dense.size()) +
-                       " bytes of memory to parse (16 per body byte, at least 1048576; at byte offset "),
+  EXPECT_NE(error.find("the JSON body needs more than " + std::to_string(8 * dense.size()) +
+                       " bytes of memory to parse (8 per body byte, at least 1048576; at byte offset "),
             std::string::npos)
       << error;
-  // Where: about halfway through the body.
+  // Where: about a quarter of the way through the body.
   const size_t offset = std::stoul(error.substr(error.rfind(' ') + 1));
-  EXPECT_GT(offset, dense.size() / 3);
-  EXPECT_LT(offset, dense.size() * 2 / 3);
+  EXPECT_GT(offset, dense.size() / 6);
+  EXPECT_LT(offset, dense.size() / 3);
 
   // A body as large, of a long string: about one byte per byte, well within.
   const std::string text = R"({"prompt": ")" + std::string(dense.size(), 'x') + R"("})";
@@ -112,7 +113,7 @@ TEST(BoundedJson, DomBeyondItsBudgetIsRefused) {
   EXPECT_TRUE(Parse(small).ok());
   Limits tight;
   tight.min_budget_bytes = 4096;
-  EXPECT_NE(ErrorOf(small, tight).find("needs more than 48016 bytes of memory"), std::string::npos)
+  EXPECT_NE(ErrorOf(small, tight).find("needs more than 24008 bytes of memory"), std::string::npos)
       << ErrorOf(small, tight);
 }
 

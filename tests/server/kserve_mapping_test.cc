@@ -545,6 +545,9 @@ TEST(KServeJson, DataOfEveryDatatypeAndItsProblemsInOrder) {
     EXPECT_EQ(RawOf(InputBody("UINT8", "[1]", "[-0]", first)), std::string(1, '\0'));
     EXPECT_EQ(RawOf(InputBody("INT8", "[2]", "[-128, 127]", first)), "\x80\x7f");
     EXPECT_EQ(RawOf(InputBody("UINT64", "[1]", "[18446744073709551615]", first)), std::string(8, '\xff'));
+    EXPECT_EQ(RawOf(InputBody("INT64", "[5]", "[-9223372036854775808, 9223372036854775807, -1, -0, 256]", first)),
+              RawLe(std::vector<int64_t>{std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                                         -1, 0, 256}));
     EXPECT_EQ(RawOf(InputBody("INT16", "[2]", "[-2, 258]", first)), "\xfe\xff\x02\x01");
     EXPECT_EQ(RawOf(InputBody("FP64", "[2]", "[1, -0.5]", first)), RawLe(std::vector<double>{1, -0.5}));
     EXPECT_EQ(RawOf(InputBody("BYTES", "[3]", R"(["a\"b", "\u00e9\n", ""])", first)),

@@ -155,7 +155,7 @@ TEST(ParseCompletion, HostileBodiesAreRefusedBounded) {
   for (int i = 0; i < (1 << 20); ++i) dense += i == 0 ? "{}" : ",{}";
   RequestError budget = ParseError(dense + "]}");
   EXPECT_EQ(budget.param, "");
-  EXPECT_NE(budget.message.find("bytes of memory to parse (16 per body byte"), std::string::npos) << budget.message;
+  EXPECT_NE(budget.message.find("bytes of memory to parse (8 per body byte"), std::string::npos) << budget.message;
   // Unknown fields nested within the limit are still ignored.
   EXPECT_EQ(Parse(head + std::string(30, '[') + std::string(30, ']') + "}").prompts[0], "p");
   // Malformed JSON says where.

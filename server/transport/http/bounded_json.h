@@ -33,9 +33,10 @@ struct Limits {
   int max_depth = 32;
   // The DOM and the sinks may hold this many bytes per body byte. Real bodies hold 1 to 3 (their
   // strings, a few small nodes; a tensor's data in its sink 0.5 to 4.5); the densest bodies for
-  // nlohmann's nodes ("[0,0,...", "[{},{},...") are charged 16 to 32, so they are refused
-  // before their end and the parse holds at most about 16 times the body.
-  size_t bytes_per_body_byte = 16;
+  // nlohmann's nodes ("[0,0,...", "[{},{},...") are charged 16 to 32, so they are refused by the
+  // middle of their body and a parse holds at most about 8 times the body (the HTTP port parses
+  // a few bodies at once, one per event-loop thread at most).
+  size_t bytes_per_body_byte = 8;
   // ... and at least this much whatever the body's size, so that no small body is refused for
   // its shape (1,024 one-letter stop strings are charged about 80 KiB).
   size_t min_budget_bytes = size_t{1} << 20;
