@@ -939,6 +939,15 @@ def case_drain(srv, max_tokens):
         term_at = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         threading.Thread(target=reap, daemon=True).start()
+        # A client that connects during the drain gets an answer, not a dropped connection: once
+        # readiness says the server is draining, a new completion is refused with 503 and the
+        # connection closes after it.
+        draining = wait_until(lambda: exchange(srv.port, request("GET", "/v2/health/ready"), timeout_s=2,
+                                               wait_close=False).status() == 400, timeout_s=2)
+        late = exchange(srv.port, request("POST", "/v1/completions", completion_body(4, stream=False)), timeout_s=3)
+        expect(draining and late.status() == 503 and late.closed_promptly(),
+               f"6 a connection opened during the drain: readiness 400 ({draining}), a completion "
+               f"{late.describe()} (expected 503, then closed)")
         thread.join(35)
         st = box["streams"][0]
         wait_until(lambda: "at" in exited, timeout_s=10)

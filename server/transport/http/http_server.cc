@@ -340,6 +340,9 @@ class Session final : public std::enable_shared_from_this<Session> {
     }
   }
   void Close();
+  // A connection accepted while draining may still send its one request (its call is refused
+  // by the core, 503, rather than the connection dropped unanswered); it is never kept alive.
+  void MarkDraining() { draining_ = true; }
 
   // Reply's calls, on the strand. Each ignores a reply that is not the current exchange's.
   void SendWhole(Reply* reply, HttpResponse response);
@@ -374,7 +377,7 @@ class Session final : public std::enable_shared_from_this<Session> {
     state_ = State::kIdle;
     parser_.reset();
     if (buffer_.size() > 0) return BeginHead();
-    if (draining_) return Close();
+    if (draining_ && answers_ > 0) return Close();
     SetDeadline(o_.idle_timeout, "idle_timeout");
     StartRead();
   }
@@ -605,6 +608,7 @@ class Session final : public std::enable_shared_from_this<Session> {
 
   // The current answer is on the wire: next request, or close.
   void AnswerWritten() {
+    ++answers_;
     keepalive_.cancel();
     if (reply_) {
       reply_->Release();
@@ -675,6 +679,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   bool streaming_ = false;
   bool answered_ = false;
   size_t lingered_ = 0;
+  int64_t answers_ = 0;  // answers written on this connection
   std::chrono::steady_clock::time_point last_write_;
   std::deque<Piece> out_;
   std::shared_ptr<Reply> reply_;
@@ -838,8 +843,8 @@ void HttpServer::Impl::Accept() {
       self->Register(session);
       const bool drain = self->draining.load();
       asio::dispatch(session->strand(), [session, drain] {
+        if (drain) session->MarkDraining();
         session->Start();
-        if (drain) session->Drain();
       });
     }
     self->Accept();
