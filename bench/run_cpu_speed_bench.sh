@@ -56,18 +56,7 @@ PY
 }
 
 # The machine, first.
-record machine cpu "$("$PY" - <<'PY'
-import json
-name, flags = "", set()
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name") and not name:
-        name = line.split(":", 1)[1].strip()
-    if line.startswith("flags") and not flags:
-        flags = set(line.split(":", 1)[1].split())
-isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8") if f in flags]
-print(json.dumps({"cpu": name, "isa": isa}))
-PY
-)"
+record machine cpu "$("$PY" "$ROOT/bench/machine.py")"
 CORES_JSON="{\"cores\": $CORES}"
 record machine cores "$CORES_JSON"
 

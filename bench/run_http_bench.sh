@@ -75,20 +75,7 @@ PY
 }
 
 # The machine, first (as bench/run_cpu_speed_bench.sh names it).
-MACHINE="$("$PY" - <<'PY'
-import json, os, platform
-name, flags = "", set()
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name") and not name:
-        name = line.split(":", 1)[1].strip()
-    if line.startswith("flags") and not flags:
-        flags = set(line.split(":", 1)[1].split())
-isa = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-                   "amx_tile", "amx_bf16", "amx_int8") if f in flags]
-print(json.dumps({"cpu": name, "isa": isa, "cores": os.cpu_count(), "kernel": platform.release(),
-                  "host": platform.node()}))
-PY
-)"
+MACHINE="$("$PY" "$ROOT/bench/machine.py")"
 record machine "$MACHINE"
 echo "[bench] machine: $MACHINE" >&2
 

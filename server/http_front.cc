@@ -40,19 +40,7 @@ absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptio
   openai_options.models_created = absl::ToUnixSeconds(absl::Now());
   AddOpenAIRoutes(*router, calls, openai_options);
 
-  HttpServerOptions s;
-  s.host = options.host;
-  s.port = options.port;
-  s.threads = options.threads;
-  s.max_connections = options.max_connections;
-  s.max_body_bytes = options.max_body_bytes;
-  s.header_timeout = options.header_timeout;
-  s.idle_timeout = options.idle_timeout;
-  s.body_timeout = options.body_timeout;
-  s.tls_cert_file = options.tls_cert_file;
-  s.tls_key_file = options.tls_key_file;
-  s.tls_client_ca_file = options.tls_client_ca_file;
-  s.tls_client_auth = options.tls_client_auth;
+  HttpServerOptions s = options.transport;
   s.error_response = ErrorResponse;
   s.handler = [router](HttpRequest& request, const std::shared_ptr<HttpReply>& reply) {
     const HttpHandler* handler = nullptr;

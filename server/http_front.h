@@ -13,7 +13,6 @@
 // Thread-safety: Start, Drain and Stop from one thread; the routes run on the transport's threads.
 #pragma once
 
-#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -27,20 +26,8 @@
 namespace elliptical::server {
 
 struct HttpFrontOptions {
-  std::string host = "0.0.0.0";
-  int port = 8502;  // 0: a free one (port() says which)
-  int threads = 4;  // event-loop threads
-  int max_connections = 4096;
-  size_t max_body_bytes = 64 << 20;
-  absl::Duration header_timeout = absl::Seconds(10);
-  absl::Duration idle_timeout = absl::Seconds(30);
-  absl::Duration body_timeout = absl::Seconds(60);
-  // TLS, as the gRPC port's flags (already checked by security::BuildServerSecurity); empty
-  // cert: plaintext.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  std::string tls_client_ca_file;
-  std::string tls_client_auth;  // none | request | require; empty: require with a CA file
+  // The port, its threads, limits, deadlines and TLS (the handler and hooks are the front's own).
+  HttpServerOptions transport;
   // Null: no token required.
   std::shared_ptr<const security::TokenAuthenticator> authenticator;
   bool health_exempt = true;  // --auth_exempt includes health

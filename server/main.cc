@@ -230,25 +230,26 @@ int Run() {
   std::unique_ptr<HttpFront> http;
   if (absl::GetFlag(FLAGS_http_port) >= 0) {
     HttpFrontOptions http_options;
-    http_options.host = absl::GetFlag(FLAGS_http_host).empty() ? absl::GetFlag(FLAGS_host)
+    http_options.transport.host = absl::GetFlag(FLAGS_http_host).empty() ? absl::GetFlag(FLAGS_host)
                                                                : absl::GetFlag(FLAGS_http_host);
-    http_options.port = absl::GetFlag(FLAGS_http_port);
-    http_options.threads = absl::GetFlag(FLAGS_http_threads);
-    http_options.max_connections = absl::GetFlag(FLAGS_http_max_connections);
-    http_options.header_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_header_timeout_s));
-    http_options.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_idle_timeout_s));
-    http_options.body_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_body_timeout_s));
+    http_options.transport.port = absl::GetFlag(FLAGS_http_port);
+    http_options.transport.threads = absl::GetFlag(FLAGS_http_threads);
+    http_options.transport.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+    http_options.transport.header_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_header_timeout_s));
+    http_options.transport.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_idle_timeout_s));
+    http_options.transport.body_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_body_timeout_s));
     http_options.metrics = metrics.get();
     const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
-    http_options.max_body_bytes = static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
-    http_options.tls_cert_file = security_options.tls_cert_file;
-    http_options.tls_key_file = security_options.tls_key_file;
-    http_options.tls_client_ca_file = security_options.tls_client_ca_file;
-    http_options.tls_client_auth = security_options.tls_client_auth;
+    http_options.transport.max_body_bytes =
+        static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
+    http_options.transport.tls_cert_file = security_options.tls_cert_file;
+    http_options.transport.tls_key_file = security_options.tls_key_file;
+    http_options.transport.tls_client_ca_file = security_options.tls_client_ca_file;
+    http_options.transport.tls_client_auth = security_options.tls_client_auth;
     http_options.authenticator = server_security->authenticator;
     http_options.health_exempt = server_security->health_exempt;
-    if (http_options.host != absl::GetFlag(FLAGS_host)) {
-      if (std::string w = security::ExposureWarning(http_options.host, *server_security); !w.empty()) {
+    if (http_options.transport.host != absl::GetFlag(FLAGS_host)) {
+      if (std::string w = security::ExposureWarning(http_options.transport.host, *server_security); !w.empty()) {
         LogWarning("HTTP: %s", w);
       }
     }
@@ -259,7 +260,7 @@ int Run() {
       return 1;
     }
     http = *std::move(started);
-    LogInfo("HTTP (KServe v2, OpenAI) on %s:%d%s", http_options.host, http->port(),
+    LogInfo("HTTP (KServe v2, OpenAI) on %s:%d%s", http_options.transport.host, http->port(),
             server_security->tls ? " (TLS)" : "");
     if (const std::string file = absl::GetFlag(FLAGS_http_port_file); !file.empty()) {
       std::ofstream(file) << http->port() << "\n";
