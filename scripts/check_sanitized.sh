@@ -28,7 +28,7 @@ FUZZ_TARGETS=(image_decoder safetensors model_config tokenizer inference_service
 # Inputs per target: about 30-45 s each on the 2-core CI machine (docs/building.md).
 declare -A FUZZ_RUNS=([image_decoder]=60000 [safetensors]=600000 [model_config]=120000
                       [tokenizer]=50000 [inference_service]=25000 [http_request]=100000
-                      [http_transport]=100000)
+                      [http_transport]=50000)
 
 log() { printf '[sanitize] %s\n' "$*"; }
 failures=()
