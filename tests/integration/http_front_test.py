@@ -646,6 +646,35 @@ def case_framing(srv, new_front):
            and "data" not in got[0].text(),
            f"1c two GET /v2/health/live and a GET /v1/models pipelined in one send: answered in order "
            f"({[r.status for r in got]}, /v1/models lists {models})")
+    # (c2) the same connection after pipelined requests whose first is answered later (a
+    # completion): the bytes read ahead while it ran, then a request sent only after both answers,
+    # each parsed once and in order (an early build replayed stale bytes here).
+    s = socket.create_connection((HOST, srv.port), timeout=10)
+    try:
+        reader = ResponseReader()
+        s.sendall(request("POST", "/v1/completions", completion_body(4, stream=False)) + live)
+
+        def read_until(n):
+            deadline = time.monotonic() + 10
+            while len(reader.complete()) < n and time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reader.feed(chunk)
+            return reader.complete()
+
+        first = read_until(2)
+        s.sendall(request("GET", "/v1/models"))
+        got = read_until(3)
+    except OSError as e:
+        got = [f"socket error {e}"]
+    finally:
+        s.close()
+    statuses = [getattr(r, "status", r) for r in got]
+    expect(len(got) == 3 and statuses == [200, 200, 200] and '"text_completion"' in got[0].text()
+           and '"lm"' in got[2].text() and "text_completion" not in got[2].text(),
+           f"1c a completion and a health check pipelined, then /v1/models on the same connection: "
+           f"answered in order ({statuses})")
     # (d) a transfer coding whose last is not chunked.
     x = exchange(srv.port, b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Transfer-Encoding: gzip\r\n\r\n" + completion_body(stream=False) + b"\r\n" + smuggled, timeout_s=5)

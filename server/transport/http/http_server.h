@@ -28,8 +28,9 @@
 //
 // Connections beyond `max_connections` are refused at once (a 503 line where plaintext, then
 // closed) and counted. Drain(): idle and slow connections close at once; a connection with a
-// request in progress finishes it and then closes; a connection accepted afterwards may send
-// one request (the core refuses its call during its drain: 503), then closes. Stop(): closes the
+// request in progress finishes it and then closes; a connection accepted afterwards has half a
+// second to send one request's head (the core refuses its call during its drain: 503), then
+// closes. Stop(): closes the
 // port, gives responses being written `grace` to finish, closes the rest, joins the threads.
 //
 // Thread-safety: Start, Drain and Stop from one thread; handlers run on the event-loop threads.
