@@ -104,6 +104,17 @@ TEST(HttpTransportTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(a[2].body, "GET /c 0 ");
 }
 
+TEST(HttpTransportTest, BytesReadAheadDuringALaterAnswerAreParsedOnce) {
+  // The first request is answered from posted work; the second came with it and is read ahead;
+  // the third arrives after both answers, into the read left pending meanwhile.
+  auto a = Serve({"GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+                  "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"});
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].body, "later");
+  EXPECT_EQ(a[1].body, "GET /a 0 ");
+  EXPECT_EQ(a[2].body, "GET /b 0 ");
+}
+
 TEST(HttpTransportTest, RequestSplitIntoSmallPiecesIsReassembled) {
   const std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
   std::vector<std::string> pieces;

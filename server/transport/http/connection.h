@@ -91,9 +91,10 @@ class TlsConn final : public Conn {
   asio::ssl::stream<tcp::socket> stream_;
 };
 
-// A client in memory (ServeBytesForTest): reads give the input's pieces in turn, then wait
-// until the driver ends the input; writes collect the output. Completions are posted, as a
-// socket's would be.
+// A client in memory (ServeBytesForTest): the input's pieces arrive one at a time, each when the
+// driver delivers it (as the network would, while the server may have a read pending or not);
+// reads take what has arrived, or wait; after EndInput a waiting read sees the end of the stream.
+// Writes collect the output. Completions are posted, as a socket's would be.
 class MemoryConn final : public Conn {
  public:
   MemoryConn(asio::any_io_executor executor, std::vector<std::string> input, std::string* output)
@@ -102,21 +103,10 @@ class MemoryConn final : public Conn {
   void Handshake(std::function<void(const error_code&)> done) override { done(error_code()); }
   void ReadSome(asio::mutable_buffer buffer, ReadDone done) override {
     if (closed_) return Complete(std::move(done), asio::error::operation_aborted, 0);
-    while (next_ < input_.size() && offset_ == input_[next_].size()) {
-      ++next_;
-      offset_ = 0;
-    }
-    if (next_ == input_.size()) {
-      if (ended_) return Complete(std::move(done), asio::error::eof, 0);
-      waiting_ = std::move(done);
-      waiting_buffer_ = buffer;
-      return;
-    }
-    const std::string& piece = input_[next_];
-    const size_t n = std::min(buffer.size(), piece.size() - offset_);
-    std::memcpy(buffer.data(), piece.data() + offset_, n);
-    offset_ += n;
-    Complete(std::move(done), error_code(), n);
+    if (Available()) return Fill(buffer, std::move(done));
+    if (ended_) return Complete(std::move(done), asio::error::eof, 0);
+    waiting_ = std::move(done);
+    waiting_buffer_ = buffer;
   }
   void Write(asio::const_buffer buffer, ReadDone done) override {
     if (closed_) return Complete(std::move(done), asio::error::broken_pipe, 0);
@@ -131,13 +121,34 @@ class MemoryConn final : public Conn {
     closed_ = true;
     Cancel();
   }
+  // The next piece arrives; false when every piece has.
+  bool DeliverNext() {
+    if (arrived_ == input_.size()) return false;
+    ++arrived_;
+    if (waiting_ && Available()) Fill(waiting_buffer_, std::exchange(waiting_, nullptr));
+    return true;
+  }
   // The client has sent everything: a waiting read sees the end of the stream.
   void EndInput() {
     ended_ = true;
-    if (waiting_) Complete(std::exchange(waiting_, nullptr), asio::error::eof, 0);
+    if (waiting_ && !Available()) Complete(std::exchange(waiting_, nullptr), asio::error::eof, 0);
   }
 
  private:
+  bool Available() {
+    while (next_ < arrived_ && offset_ == input_[next_].size()) {
+      ++next_;
+      offset_ = 0;
+    }
+    return next_ < arrived_;
+  }
+  void Fill(asio::mutable_buffer buffer, ReadDone done) {
+    const std::string& piece = input_[next_];
+    const size_t n = std::min(buffer.size(), piece.size() - offset_);
+    std::memcpy(buffer.data(), piece.data() + offset_, n);
+    offset_ += n;
+    Complete(std::move(done), error_code(), n);
+  }
   void Complete(ReadDone done, error_code ec, size_t n) {
     asio::post(executor_, [done = std::move(done), ec, n] { done(ec, n); });
   }
@@ -145,7 +156,8 @@ class MemoryConn final : public Conn {
   asio::any_io_executor executor_;
   std::vector<std::string> input_;
   std::string* output_;
-  size_t next_ = 0;
+  size_t arrived_ = 0;  // pieces delivered
+  size_t next_ = 0;     // the piece being read
   size_t offset_ = 0;
   bool ended_ = false;
   bool closed_ = false;

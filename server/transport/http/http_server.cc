@@ -236,9 +236,18 @@ std::string HttpServer::ServeBytesForTest(HttpServerOptions options, std::vector
   impl->open.fetch_add(1);
   impl->Register(session);
   asio::post(strand, [session] { session->Start(); });
-  // Only what is ready runs (poll): no deadline can expire, time does not matter.
-  while (impl->io_context.poll() > 0) impl->io_context.restart();
-  impl->io_context.restart();
+  // Only what is ready runs (poll): no deadline can expire, time does not matter. Each piece
+  // arrives once the server has done all it could with the ones before.
+  auto settle = [&impl] {
+    while (impl->io_context.poll() > 0) impl->io_context.restart();
+    impl->io_context.restart();
+  };
+  settle();
+  bool more = true;
+  while (more) {
+    asio::post(strand, [raw, &more] { more = raw->DeliverNext(); });
+    settle();
+  }
   asio::post(strand, [raw] { raw->EndInput(); });
   while (impl->io_context.poll() > 0) impl->io_context.restart();
   impl->io_context.restart();

@@ -96,8 +96,8 @@ class HttpServer {
   void Stop(absl::Duration grace = absl::Seconds(2));
 
   // For tests and the fuzz target: one connection served in memory by the same session code.
-  // `input` is what the client sends, read in these pieces; then it waits for the answers and
-  // ends its side. Returns every byte the server wrote. Handlers and their posted work run on
+  // `input` is what the client sends, in these pieces, each arriving once the server has done
+  // all it could with the ones before; then the client waits for the answers and ends its side. Returns every byte the server wrote. Handlers and their posted work run on
   // this thread; no deadline fires (time does not pass).
   static std::string ServeBytesForTest(HttpServerOptions options, std::vector<std::string> input);
 
