@@ -87,6 +87,9 @@ ABSL_FLAG(double, http_header_timeout_s, 10,
           "all: a client that trickles it is cut (408).");
 ABSL_FLAG(double, http_idle_timeout_s, 30,
           "Seconds an HTTP keep-alive connection may wait for its next request.");
+ABSL_FLAG(int64_t, http_max_body_bytes_in_flight, int64_t{1} << 30,
+          "Request bodies all HTTP connections may hold at once (never less than the body limit); "
+          "beyond, a new body gets 503.");
 ABSL_FLAG(double, http_body_timeout_s, 60, "Seconds a request body may take after its head (408 beyond).");
 ABSL_FLAG(int64_t, max_http_body_bytes, -1,
           "Largest HTTP request body, in bytes (413 beyond); -1: --max_message_bytes.");
@@ -242,6 +245,8 @@ int Run() {
     const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
     http_options.transport.max_body_bytes =
         static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
+    http_options.transport.max_body_bytes_in_flight =
+        static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_http_max_body_bytes_in_flight)));
     http_options.transport.tls_cert_file = security_options.tls_cert_file;
     http_options.transport.tls_key_file = security_options.tls_key_file;
     http_options.transport.tls_client_ca_file = security_options.tls_client_ca_file;

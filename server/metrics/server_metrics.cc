@@ -77,7 +77,7 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       device_bytes_(BuildGauge().Name("elliptical_device_memory_allocated_bytes").Help("Device memory held by tensors (0 on the CPU).").Register(*registry_).Add({})),
       http_connections_(BuildGauge().Name("elliptical_http_connections_open").Help("Connections open on the HTTP port.").Register(*registry_).Add({})),
       http_refused_(BuildCounter().Name("elliptical_http_connections_refused_total").Help("HTTP connections refused at once because --http_max_connections were open.").Register(*registry_).Add({})),
-      http_rejections_(BuildCounter().Name("elliptical_http_requests_rejected_total").Help("HTTP requests the transport turned away before any route, by reason: header_timeout, body_timeout, framing, body_too_large, header_too_large.").Register(*registry_)) {
+      http_rejections_(BuildCounter().Name("elliptical_http_requests_rejected_total").Help("HTTP requests the transport turned away before any route, by reason: header_timeout, body_timeout, framing, body_too_large, header_too_large, body_budget.").Register(*registry_)) {
   BuildGauge()
       .Name("elliptical_build_info")
       .Help("Always 1; the labels say what is running.")

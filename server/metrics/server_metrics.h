@@ -79,7 +79,7 @@ class ServerMetrics {
 
   // The HTTP port's connections (server/transport/http/http_server.h): open now, refused beyond
   // --http_max_connections, and requests its transport turned away, by reason (header_timeout,
-  // body_timeout, framing, body_too_large, header_too_large).
+  // body_timeout, framing, body_too_large, header_too_large, body_budget).
   void AddHttpConnections(int delta) { http_connections_.Increment(delta); }
   void RecordHttpConnectionRefused() { http_refused_.Increment(); }
   void RecordHttpRejection(const std::string& reason) { http_rejections_.Add({{"reason", reason}}).Increment(); }

@@ -1,7 +1,14 @@
 // The HTTP transport's request framing, limits, pipelining and answers (server/transport/http/http_server.h),
 // through its real session code on one connection in memory (HttpServer::ServeBytesForTest):
-// each case is bytes a client sends and the bytes the server writes back. The same cases over
+// each case is bytes a client sends and the bytes the server writes back (one case, the budget
+// shared by connections, uses two loopback sockets). The same cases over
 // real sockets, with timeouts and many connections, are in tests/integration/http_front_test.py.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -172,6 +179,70 @@ TEST(HttpTransportTest, ChunkedBodyUnderTheLimitIsAccepted) {
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].status, 200);
   EXPECT_TRUE(absl::StartsWith(a[0].body, "POST /echo 1024 "));
+}
+
+// A blocking loopback client for the one case that needs two connections at once.
+int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// What arrives until `marker` has (or the connection ends, or 10 s pass).
+std::string ReadUntil(int fd, const std::string& marker) {
+  std::string got;
+  char buf[4096];
+  while (got.find(marker) == std::string::npos) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+TEST(HttpTransportTest, BodiesBeyondTheServersBudgetInFlightAreRefused) {
+  HttpServerOptions o = EchoOptions();
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.threads = 1;
+  o.max_body_bytes = 600;
+  o.max_body_bytes_in_flight = 1000;
+  auto server = HttpServer::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\nExpect: 100-continue\r\n\r\n";
+  // A declares 600 bytes and holds them while its body trickles: the 100 says its head is in.
+  const int a = Connect((*server)->port());
+  ASSERT_GE(a, 0);
+  ASSERT_EQ(send(a, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  ASSERT_NE(ReadUntil(a, "100 Continue\r\n\r\n").find("100 Continue"), std::string::npos);
+  // B's 600 would pass the 1000 all connections may hold.
+  const int b = Connect((*server)->port());
+  ASSERT_GE(b, 0);
+  ASSERT_EQ(send(b, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  const std::string refused = ReadUntil(b, "retry later");
+  EXPECT_TRUE(absl::StartsWith(refused, "HTTP/1.1 503")) << refused;
+  close(b);
+  // A's body arrives and is answered; its bytes go back to the budget.
+  const std::string body(600, 'a');
+  ASSERT_EQ(send(a, body.data(), body.size(), 0), static_cast<ssize_t>(body.size()));
+  EXPECT_NE(ReadUntil(a, "POST /echo 600").find("HTTP/1.1 200"), std::string::npos);
+  close(a);
+  const int c = Connect((*server)->port());
+  ASSERT_GE(c, 0);
+  const std::string whole = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n" + body;
+  ASSERT_EQ(send(c, whole.data(), whole.size(), 0), static_cast<ssize_t>(whole.size()));
+  EXPECT_NE(ReadUntil(c, "POST /echo 600").find("HTTP/1.1 200"), std::string::npos) << "the budget was returned";
+  close(c);
+  (*server)->Stop();
 }
 
 TEST(HttpTransportTest, BodyWithoutLengthIsNotReadAsBody) {

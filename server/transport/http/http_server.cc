@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -40,6 +41,15 @@ struct HttpServer::Impl : http_internal::SessionOwner, std::enable_shared_from_t
   const HttpServerOptions& options() const override { return opts; }
   asio::io_context& io() override { return io_context; }
   void Unregister(HttpSession* session) override;
+  bool ReserveBodyBytes(size_t bytes) override {
+    const size_t budget = std::max(opts.max_body_bytes_in_flight, opts.max_body_bytes);
+    size_t held = body_bytes.load();
+    do {
+      if (held + bytes > budget) return false;
+    } while (!body_bytes.compare_exchange_weak(held, held + bytes));
+    return true;
+  }
+  void ReleaseBodyBytes(size_t bytes) override { body_bytes.fetch_sub(bytes); }
 
   void Accept();
   void Register(const std::shared_ptr<HttpSession>& session);
@@ -54,6 +64,7 @@ struct HttpServer::Impl : http_internal::SessionOwner, std::enable_shared_from_t
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
   std::atomic<int> open{0};
+  std::atomic<size_t> body_bytes{0};  // request bodies held by all sessions
   int port = 0;
 
   absl::Mutex mu;

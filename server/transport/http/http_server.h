@@ -17,7 +17,8 @@
 //             length over `max_body_bytes`: 413 before any body is read. `check_head` (the
 //             bearer token) may refuse here, also before the body.
 //   body      within `body_timeout`; counted after chunked decoding, 413 and close as soon as
-//             it passes `max_body_bytes` (nothing beyond it is buffered)
+//             it passes `max_body_bytes` (nothing beyond it is buffered); 503 and close when
+//             the bodies of all connections would pass `max_body_bytes_in_flight`
 //   handler   the route answers through an HttpReply, whenever it likes. Meanwhile the socket is
 //             watched: a client that closes is seen at once and OnClientGone runs (the route
 //             cancels its work); bytes that arrive are kept (pipelined requests, answered in
@@ -56,6 +57,10 @@ struct HttpServerOptions {
   int max_connections = 4096;
   size_t max_header_bytes = 16 << 10;
   size_t max_body_bytes = 64 << 20;
+  // Request bodies all connections together may hold while they arrive and until their answers
+  // are written (never less than max_body_bytes): past it a new body gets 503. Without it, every
+  // connection could hold a body of max_body_bytes at once.
+  size_t max_body_bytes_in_flight = size_t{1} << 30;
   absl::Duration header_timeout = absl::Seconds(10);
   absl::Duration idle_timeout = absl::Seconds(30);
   absl::Duration body_timeout = absl::Seconds(60);

@@ -287,6 +287,8 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
         head_checked_ = true;
         if (!CheckHead()) return;
       }
+      // A chunked body takes from the budget as it grows (a declared one took its length).
+      if (head_checked_ && !ReserveBody(parser_->get().body().size())) return RefuseOverBudget();
       if (used == 0) break;
     }
     if (ec) return ParseFailed(ec);
@@ -338,6 +340,10 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
       Refuse(413, "body_too_large",
              absl::StrCat("the request body (", *length, " bytes) is larger than the server's limit of ",
                           o_.max_body_bytes, " bytes (--max_http_body_bytes)"));
+      return false;
+    }
+    if (length && !ReserveBody(*length)) {
+      RefuseOverBudget();
       return false;
     }
     const bool has_body = parser_->chunked() || (length && *length > 0);
@@ -442,9 +448,27 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
     });
   }
 
+  // Takes the body's size so far from the server's budget (only what it grew by since last).
+  bool ReserveBody(size_t bytes) {
+    if (bytes <= body_reserved_) return true;
+    if (!owner_->ReserveBodyBytes(bytes - body_reserved_)) return false;
+    body_reserved_ = bytes;
+    return true;
+  }
+  void ReleaseBody() {
+    owner_->ReleaseBodyBytes(body_reserved_);
+    body_reserved_ = 0;
+  }
+  void RefuseOverBudget() {
+    Refuse(503, "body_budget",
+           absl::StrCat("the server is receiving ", o_.max_body_bytes_in_flight,
+                        " bytes of request bodies already; retry later"));
+  }
+
   // The current answer is on the wire: next request, or close.
   void AnswerWritten() {
     ++answers_;
+    ReleaseBody();
     keepalive_.cancel();
     if (reply_) {
       reply_->Release();
@@ -519,6 +543,7 @@ class Session final : public HttpSession, public std::enable_shared_from_this<Se
   bool answered_ = false;
   size_t lingered_ = 0;
   int64_t answers_ = 0;  // answers written on this connection
+  size_t body_reserved_ = 0;  // of the server's body budget, held until the answer is written
   std::chrono::steady_clock::time_point last_write_;
   std::deque<Piece> out_;
   std::shared_ptr<Reply> reply_;
@@ -544,6 +569,7 @@ void Session::Close() {
     if (p.done) p.done(false);
   }
   conn_->Close();
+  ReleaseBody();
   owner_->Unregister(this);
 }
 

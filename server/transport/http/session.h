@@ -23,6 +23,10 @@ class SessionOwner {
   virtual asio::io_context& io() = 0;
   // The session has closed (called once, on its strand).
   virtual void Unregister(HttpSession* session) = 0;
+  // The server-wide budget of request bodies in flight (options().max_body_bytes_in_flight):
+  // false, and nothing taken, when `bytes` more would pass it.
+  virtual bool ReserveBodyBytes(size_t bytes) = 0;
+  virtual void ReleaseBodyBytes(size_t bytes) = 0;
 };
 
 class HttpSession {
