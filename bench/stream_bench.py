@@ -40,7 +40,7 @@ async def open_streams(args):
     ch = grpc.aio.insecure_channel(args.server)
     if True:  # the channel is left open: main() exits the process once the result is printed
         stub = inference_service_pb2_grpc.InferenceServiceStub(ch)
-        calls = [stub.Generate(generate_pb2.GenerateRequest(model_name=args.lm, prompt=f"stream {i}",
+        calls = [stub.Generate(generate_pb2.GenerateRequest(model_name=args.lm, prompt=f"stream {i}", coalesce_tokens=True,
                                                             max_new_tokens=args.max_new_tokens))
                  for i in range(args.streams)]
         refused, outcomes = 0, {}
@@ -85,7 +85,7 @@ def token_times(args):
     channel = grpc.insecure_channel(args.server)
     stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
     arrivals = []
-    for message in stub.Generate(generate_pb2.GenerateRequest(model_name=args.lm, prompt="Once upon a time",
+    for message in stub.Generate(generate_pb2.GenerateRequest(model_name=args.lm, prompt="Once upon a time", coalesce_tokens=True,
                                                              max_new_tokens=args.max_new_tokens), timeout=600):
         if message.HasField("summary"):
             continue

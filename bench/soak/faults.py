@@ -429,7 +429,7 @@ def case_slowreader(args, work, case):
         channel = grpc.insecure_channel(server.address)
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
         before = generate_codes(scrape(server.metrics_url)).get("OK", 0)
-        calls = [stub.Generate(generate_pb2.GenerateRequest(model_name=LM, prompt=f"slow {i}", max_new_tokens=tokens,
+        calls = [stub.Generate(generate_pb2.GenerateRequest(model_name=LM, prompt=f"slow {i}", max_new_tokens=tokens, coalesce_tokens=True,
                                                             temperature=10.0, seed=100 + i), timeout=300)
                  for i in range(n)]
         # Nothing is read yet. The server should run the sequences to their end regardless.

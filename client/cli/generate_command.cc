@@ -76,6 +76,7 @@ int RunGenerate(const CallOptions& options, const std::string& prompt, const Gen
   request.set_top_k(static_cast<uint32_t>(g.top_k));
   request.set_top_p(g.top_p);
   request.set_seed(g.seed);
+  request.set_coalesce_tokens(true);  // the loop below reads `tokens`
   for (const std::string& s : g.stop) request.add_stop(s);
   SetDeadline(options, &context);
   auto reader = stub->Generate(&context, request);

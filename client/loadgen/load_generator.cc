@@ -60,6 +60,7 @@ Sample Call(v1::InferenceService::Stub* stub, const LoadOptions& o, Clock::time_
     r.set_model_name(o.model);
     r.set_prompt(o.prompt);
     r.set_max_new_tokens(o.max_new_tokens);
+    r.set_coalesce_tokens(true);  // counted from `tokens` below
     auto reader = stub->Generate(&context, r);
     v1::GenerateResponse m;
     while (reader->Read(&m)) {

@@ -24,7 +24,7 @@ void AppendEvents(GenerationStream::Event&& e, std::deque<GenerationEvent>* out)
     return;
   }
   if (e.has_token || !e.text.empty()) {
-    out->push_back(TokenEvent{e.has_token, e.token_id, std::move(e.text), e.logprob});
+    out->push_back(TokenEvent{e.has_token, e.token_id, std::move(e.text), e.logprob, std::move(e.top_logprobs)});
   }
 }
 

@@ -22,6 +22,9 @@ struct TokenEvent {
   int32_t id = 0;
   std::string text;
   float logprob = 0;  // natural log, under the distribution it was drawn from
+  // When the request asked (SamplingParams::top_logprobs): the most likely tokens at this
+  // position under that same distribution, most likely first.
+  std::vector<GenerationStream::TopToken> top_logprobs;
 };
 
 // Every prompt token with its log-probability (the first has none), before any generated token.

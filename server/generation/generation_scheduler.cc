@@ -87,6 +87,8 @@ struct GenerationScheduler::Sequence {
   double scored_logprob_sum = 0;
   int max_new_tokens = 0;
   SamplingParams sampling;
+  bool adjust_logits = false;  // penalties or a bias: sampling sees AdjustedLogits
+  TokenHistory history;        // kept only when a penalty needs it
   std::mt19937_64 rng;
   absl::Time deadline;
   absl::Time arrived;
@@ -146,6 +148,13 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
                                                    limits_.max_new_tokens_limit));
   }
   if (absl::Status s = CheckSamplingParams(p.sampling); !s.ok()) return s;
+  const int vocab = model_->config().vocab_size;
+  for (const auto& [id, bias] : p.sampling.logit_bias) {
+    if (id >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias: token id ", id, " is beyond model ", name_,
+                                                     "'s vocabulary of ", vocab, " tokens"));
+    }
+  }
   auto s = std::make_unique<Sequence>();
   s->prompt = tokenizer_->Encode(p.prompt);
   if (s->prompt.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
@@ -164,6 +173,8 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
         ", beyond the model's context of ", context, " tokens"));
   }
   s->sampling = p.sampling;
+  s->adjust_logits = AdjustsLogits(p.sampling);
+  if (p.sampling.repetition_penalty != 1) s->history.prompt.insert(s->prompt.begin(), s->prompt.end());
   s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
   s->deadline = p.deadline;
   s->arrived = absl::Now();
@@ -207,16 +218,43 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
   s->stream->Push(std::move(e));
 }
 
+SampledToken GenerationScheduler::Draw(Sequence* s, const std::vector<float>& logits) {
+  if (!s->adjust_logits) return Sample(logits, s->sampling, &s->rng);
+  return Sample(AdjustedLogits(logits, s->sampling, s->history), s->sampling, &s->rng);
+}
+
+std::string GenerationScheduler::TextAfter(const Sequence& s, int32_t id) const {
+  // Decoded after its predecessor, as TextStream decodes the chosen token: a word-boundary
+  // space is kept, which a decoder drops only at the start of a text.
+  const int32_t previous = s.generated > 0 ? s.pending : s.prompt.back();
+  const std::string before = tokenizer_->Decode({previous});
+  std::string both = tokenizer_->Decode({previous, id});
+  if (absl::StartsWith(both, before)) return both.substr(before.size());
+  return tokenizer_->Decode({id});
+}
+
 bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
   if (s->generated == 0) s->time_to_first_token = absl::Now() - s->arrived;
   if (token.id == tokenizer_->eos_id()) {
     Finish(s, absl::OkStatus(), FinishReason::kEndOfSequence);
     return true;
   }
+  GenerationStream::Event e;
+  e.top_logprobs.reserve(token.top.size());
+  if (s->sampling.top_logprobs > 0) {
+    bool chosen_listed = false;
+    for (const auto& [id, logprob] : token.top) {
+      e.top_logprobs.push_back({id, TextAfter(*s, id), logprob});
+      chosen_listed = chosen_listed || id == token.id;
+    }
+    // The chosen token always comes with its alternatives (as OpenAI lists it): N + 1 entries
+    // when it is not among the N most likely.
+    if (!chosen_listed) e.top_logprobs.push_back({token.id, TextAfter(*s, token.id), token.logprob});
+  }
+  if (NeedsHistory(s->sampling)) ++s->history.output_counts[token.id];
   ++s->generated;
   s->pending = token.id;
   TextStream::Update update = s->text->Push(token.id);
-  GenerationStream::Event e;
   e.has_token = true;
   e.token_id = token.id;
   e.text = std::move(update.text);
@@ -310,7 +348,7 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
         s->time_to_first_token = absl::Now() - s->arrived;
         Finish(s, absl::OkStatus(), FinishReason::kLength);
       } else {
-        Emit(s, Sample((*logits)[i], s->sampling, &s->rng));
+        Emit(s, Draw(s, (*logits)[i]));
       }
     }
     running_.push_back(std::move(admitted[i]));
@@ -348,7 +386,7 @@ void GenerationScheduler::Step() {
     if (!logits.ok()) {
       Finish(step[i], logits.status(), FinishReason::kLength);
     } else {
-      Emit(step[i], Sample((*logits)[i], step[i]->sampling, &step[i]->rng));
+      Emit(step[i], Draw(step[i], (*logits)[i]));
     }
   }
 }

@@ -91,11 +91,22 @@ class GenerationStream {
     float logprob = 0;
   };
 
+  // One of the most likely tokens at a position (SamplingParams::top_logprobs), with the text
+  // it would have added there and its logprob under the distribution the token was drawn from.
+  struct TopToken {
+    int32_t id = 0;
+    std::string text;
+    float logprob = 0;
+  };
+
   struct Event {
     bool has_token = false;
     int32_t token_id = 0;
     std::string text;
     float logprob = 0;
+    // With a token, when the request asked (SamplingParams::top_logprobs = N): the N most likely
+    // tokens, most likely first, then the chosen one if it is not among them.
+    std::vector<TopToken> top_logprobs;
     bool final = false;  // the last event: summary fields and status are set
     absl::Status status;
     FinishReason reason = FinishReason::kLength;
@@ -185,6 +196,10 @@ class GenerationScheduler {
 
   void Work();
   void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
+  // Samples `s`'s next token from the model's `logits`, with its penalties and bias applied.
+  SampledToken Draw(Sequence* s, const std::vector<float>& logits);
+  // The text `id` would add after `s`'s last token.
+  std::string TextAfter(const Sequence& s, int32_t id) const;
   // Emits `token` for `s`; returns true when the sequence is finished.
   bool Emit(Sequence* s, const SampledToken& token);
   // Pushes `s`'s prompt-scores event and keeps the sums for its final event.

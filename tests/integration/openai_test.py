@@ -9,6 +9,7 @@ examples of docs/protocols/openai.md. Runs with the protocol-clients venv (.venv
 """
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -169,6 +170,7 @@ def test_completions(client):
                                                   stream=True) if ch.choices]
     streamed_tokens = [t for ch in slp if ch.choices[0].logprobs for t in ch.choices[0].logprobs.tokens]
     check(len(streamed_tokens) == len(lp.logprobs.tokens), "logprobs streamed: every token once")
+    test_sdk_idioms(client, choice.text)
 
     # echo: the prompt first.
     e = client.completions.create(model="lm", prompt=PROMPT, max_tokens=6, temperature=0, echo=True).choices[0]
@@ -289,6 +291,56 @@ def test_http_edges(http_port):
     check(r.status_code == 404 and "error" in r.json(), "an unknown route: 404 with an error object")
 
 
+def test_sdk_idioms(client, greedy_12):
+    """The openai SDK's own README idioms, unmodified, and the sampling fields it passes through."""
+    # Streaming, as the SDK's README shows it: choices[0] of every chunk. Without
+    # stream_options.include_usage no chunk is without choices (no usage chunk).
+    stream = client.completions.create(model="lm", prompt=PROMPT, max_tokens=12, temperature=0, stream=True)
+    pieces = []
+    for chunk in stream:
+        pieces.append(chunk.choices[0].text)
+    check("".join(pieces) == greedy_12, "SDK idiom: chunk.choices[0].text over the whole stream")
+
+    # top_logprobs: logprobs=N lists the N most likely tokens at each position (the chosen one
+    # among them under greedy decoding, and the most likely).
+    top = client.completions.create(model="lm", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3).choices[0]
+    tl = top.logprobs.top_logprobs
+    check(tl is not None and len(tl) == len(top.logprobs.tokens) == 8, f"top_logprobs: one entry per token ({tl})")
+    check(all(1 <= len(d) <= 3 for d in tl) and sum(len(d) for d in tl) >= 8 * 3 - 2,
+          f"top_logprobs: three alternatives at each position ({[len(d) for d in tl]})")
+    check(all(abs(max(d.values()) - lp) < 1e-6 for d, lp in zip(tl, top.logprobs.token_logprobs)),
+          "top_logprobs: greedy's choice is the most likely, with its own logprob")
+    check(all(sum(math.exp(v) for v in d.values()) <= 1 + 1e-5 and all(v <= 0 for v in d.values()) for d in tl),
+          "top_logprobs: probabilities of distinct tokens, summing to at most 1")
+    streamed_top = [d for ch in client.completions.create(model="lm", prompt=PROMPT, max_tokens=8, temperature=0,
+                                                           logprobs=3, stream=True)
+                    for d in (ch.choices[0].logprobs.top_logprobs if ch.choices[0].logprobs else [])]
+    check(streamed_top == tl, "top_logprobs streamed: the same alternatives")
+
+    # Penalties change a greedy text that repeats itself; a +100 bias makes one token win everywhere.
+    plain = client.completions.create(model="lm", prompt=PROMPT, max_tokens=24, temperature=0).choices[0].text
+    penalised = client.completions.create(model="lm", prompt=PROMPT, max_tokens=24, temperature=0,
+                                          frequency_penalty=2.0, presence_penalty=2.0).choices[0].text
+    check(penalised != plain, "presence_penalty and frequency_penalty change the greedy text")
+    repeated = client.completions.create(model="lm", prompt=PROMPT, max_tokens=24, temperature=0,
+                                         extra_body={"repetition_penalty": 1.5}).choices[0].text
+    check(repeated != plain, "repetition_penalty (vLLM's extension) changes the greedy text")
+    biased = client.completions.create(model="lm", prompt=PROMPT, max_tokens=6, temperature=0, logprobs=1,
+                                       logit_bias={"100": 100}).choices[0]
+    check(len(set(biased.logprobs.tokens)) == 1 and len(biased.logprobs.tokens) == 6,
+          f"logit_bias +100: one token every time ({biased.logprobs.tokens})")
+    try:
+        client.completions.create(model="lm", prompt=PROMPT, max_tokens=2, logit_bias={"99999999": 1})
+        check(False, "logit_bias beyond the vocabulary is refused")
+    except openai.BadRequestError as e:
+        check("logit_bias" in str(e) and "vocabulary" in str(e), f"logit_bias beyond the vocabulary: 400 ({e})")
+    try:
+        client.completions.create(model="lm", prompt=PROMPT, max_tokens=2, presence_penalty=2.5)
+        check(False, "presence_penalty beyond 2 is refused")
+    except openai.BadRequestError as e:
+        check(e.body is not None and e.body.get("param") == "presence_penalty", f"presence_penalty 2.5: 400 ({e})")
+
+
 def test_curl(http_port):
     """The examples of docs/protocols/openai.md."""
     base = f"http://127.0.0.1:{http_port}"
@@ -300,7 +352,13 @@ def test_curl(http_port):
     check(all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]",
           f"curl stream: {len(events)} server-sent events ending with [DONE]")
     chunks = [json.loads(e[6:]) for e in events[:-1]]
-    check(chunks[-1]["usage"]["completion_tokens"] > 0 and chunks[-1]["choices"] == [], "curl stream: usage last")
+    check(all(c["choices"] and "usage" not in c for c in chunks), "curl stream: no usage chunk unless asked for")
+    asked = curl(f"{base}/v1/completions", "-N", "-H", "Content-Type: application/json",
+                 "-d", json.dumps({"model": "lm", "prompt": PROMPT, "max_tokens": 8, "temperature": 0, "stream": True,
+                                   "stream_options": {"include_usage": True}}))
+    asked_chunks = [json.loads(e[6:]) for e in asked.split("\n\n") if e.strip() and e != "data: [DONE]"]
+    check(asked_chunks[-1]["usage"]["completion_tokens"] > 0 and asked_chunks[-1]["choices"] == []
+          and all(c["usage"] is None for c in asked_chunks[:-1]), "curl stream with include_usage: usage last")
     whole = json.loads(curl(f"{base}/v1/completions", "-H", "Content-Type: application/json",
                             "-d", json.dumps({"model": "lm", "prompt": PROMPT, "max_tokens": 8, "temperature": 0})))
     check("".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == whole["choices"][0]["text"],

@@ -197,6 +197,77 @@ TEST_F(ServingTest, TokensStreamAsTheyAreProduced) {
   EXPECT_LT(g.summary.time_to_first_token_us(), g.summary.total_us() / 2);
 }
 
+// A client that reads slowly: it takes the first message, then waits until the server has
+// generated every token (its generated-token count says so, recorded before the final event is
+// queued) before it reads on. Returns each message's tokens (texts), and the summary.
+struct SlowRead {
+  grpc::Status status;
+  std::vector<std::vector<std::string>> messages;  // `tokens` of each message with any
+  std::vector<std::string> token_field;             // `token` of each of those messages
+  std::string held_back;                            // the final message's `token` text
+  v1::GenerationSummary summary;
+};
+
+TEST_F(ServingTest, AClientReadingOnlyTokenLosesNoTokenUnlessItAsksForCoalescing) {
+  constexpr int kTokens = 40;
+  const std::string series = "elliptical_generated_tokens_total{model=\"lm\"}";
+  auto slow_read = [&](bool coalesce) {
+    v1::GenerateRequest r = Prompt("lm", "And it came to pass", kTokens);
+    r.set_coalesce_tokens(coalesce);
+    const double before = testing::MetricValue(server_->metrics_port(), series);
+    grpc::ClientContext context;
+    Deadline(&context, 60000);
+    auto reader = Stub()->Generate(&context, r);
+    SlowRead out;
+    v1::GenerateResponse m;
+    bool first = true;
+    while (reader->Read(&m)) {
+      if (m.has_summary()) {
+        out.summary = m.summary();
+        out.held_back = m.token().text();
+      } else if (m.tokens_size() > 0) {
+        out.messages.emplace_back();
+        for (const v1::Token& t : m.tokens()) out.messages.back().push_back(t.text());
+        out.token_field.push_back(m.token().text());
+      }
+      if (first) {
+        first = false;
+        EXPECT_TRUE(testing::AwaitMetric(server_->metrics_port(), series, before + kTokens))
+            << "the server never finished generating";
+      }
+    }
+    out.status = reader->Finish();
+    return out;
+  };
+
+  const SlowRead plain = slow_read(false);
+  ASSERT_TRUE(plain.status.ok()) << plain.status.error_message();
+  ASSERT_EQ(plain.summary.generated_tokens(), static_cast<uint32_t>(kTokens));
+  // One token per message, and `token` is it: reading `token` alone gives the whole text.
+  ASSERT_EQ(plain.messages.size(), static_cast<size_t>(kTokens));
+  std::string from_token_only;
+  for (size_t i = 0; i < plain.messages.size(); ++i) {
+    ASSERT_EQ(plain.messages[i].size(), 1u) << "message " << i;
+    EXPECT_EQ(plain.token_field[i], plain.messages[i][0]);
+    from_token_only += plain.token_field[i];
+  }
+  from_token_only += plain.held_back;
+
+  // A client that says it reads `tokens` gets what queued while it was away in one message,
+  // and the same text.
+  const SlowRead coalesced = slow_read(true);
+  ASSERT_TRUE(coalesced.status.ok()) << coalesced.status.error_message();
+  ASSERT_EQ(coalesced.summary.generated_tokens(), static_cast<uint32_t>(kTokens));
+  EXPECT_LT(coalesced.messages.size(), static_cast<size_t>(kTokens));
+  std::string from_tokens;
+  for (const auto& message : coalesced.messages) {
+    for (const std::string& t : message) from_tokens += t;
+  }
+  from_tokens += coalesced.held_back;
+  EXPECT_EQ(from_tokens, from_token_only);
+  EXPECT_FALSE(from_token_only.empty());
+}
+
 TEST_F(ServingTest, ANewRequestJoinsWhileAnotherGenerates) {
   std::promise<void> started;
   auto long_run = std::async(std::launch::async, [&] {

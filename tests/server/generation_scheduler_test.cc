@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
@@ -563,6 +564,110 @@ TEST(GenerationScheduler, ScoresBatchedWithGenerationEqualAFullForwardInEveryMod
 }
 
 #endif  // ELLIPTICAL_NO_TORCH
+
+// Penalties, a bias and top_logprobs through the scheduler, against a reference computed here
+// from the model's own logits: each position's logits come from a fresh prefill of the prompt
+// and the tokens generated before it, the penalties are applied as OpenAI and vLLM define them,
+// and the log-softmax is taken in double. Tolerance as in the scoring test above: the scheduler's
+// logits come from incremental decode steps, the reference's from one forward, float32 both, so
+// each logprob may differ by 2 * tau * X plus the log-sum-exp's rounding; the penalties and the
+// bias are exact in float32 for these values (a count times a two-decimal penalty is rounded
+// once), well inside it.
+TEST(GenerationScheduler, PenaltiesBiasAndTopLogprobsMatchAReferenceFromTheModelsLogits) {
+  const std::string dir = testing::ModelFixturesDir() + "/lm/models/lm-chat";
+  const std::string prompt = "The lamp was lit and the lamp was lit";
+  constexpr int kTokens = 12;
+  constexpr int kTop = 5;
+  RealScheduler r(dir);
+  ASSERT_TRUE(r.scheduler);
+  const Tokenizer& tokenizer = r.scheduler->tokenizer();
+
+  // Plain greedy first: the penalties must change what it picks.
+  std::vector<int32_t> plain;
+  {
+    auto g = r.scheduler->Submit(Greedy(prompt, kTokens));
+    ASSERT_TRUE(g.ok()) << g.status();
+    Outcome o = Collect(**g);
+    ASSERT_TRUE(o.final.status.ok()) << o.final.status;
+    plain = o.tokens;
+  }
+  ASSERT_EQ(plain.size(), static_cast<size_t>(kTokens));
+
+  GenerationParams params = Greedy(prompt, kTokens);
+  params.sampling.presence_penalty = 0.75f;
+  params.sampling.frequency_penalty = 0.5f;
+  params.sampling.repetition_penalty = 1.25f;
+  params.sampling.logit_bias = {{plain[1], -100.0f}, {plain[0], 0.5f}};
+  params.sampling.top_logprobs = kTop;
+  auto stream = r.scheduler->Submit(params);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  std::vector<GenerationStream::Event> tokens;
+  for (;;) {
+    GenerationStream::Event e;
+    ASSERT_TRUE((*stream)->Next(kPatience, &e)) << "the stream stalled";
+    if (e.final) {
+      ASSERT_TRUE(e.status.ok()) << e.status;
+      break;
+    }
+    if (e.has_token) tokens.push_back(std::move(e));
+  }
+  ASSERT_EQ(tokens.size(), static_cast<size_t>(kTokens));
+  std::vector<int32_t> generated;
+  for (const auto& e : tokens) generated.push_back(e.token_id);
+  EXPECT_NE(generated, plain) << "the penalties and the bias changed nothing";
+  EXPECT_EQ(std::count(generated.begin(), generated.end(), plain[1]), 0) << "a -100 bias all but bans a token";
+
+  // The reference, from a model of its own.
+  auto lm = model::LanguageModel::Load(dir, {});
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  model::CacheOptions cache;
+  cache.max_sequences = 1;
+  ASSERT_TRUE((*lm)->AllocateCache(cache).ok());
+  const std::vector<int32_t> prompt_ids = tokenizer.Encode(prompt);
+  const double tau = testing::TransformerReorderTolerance(3, 64);
+  constexpr double kLargestLogit = 128;  // as above: the end-of-sequence logit near -100
+  const double lse_rounding = testing::ReorderTolerance(2, tokenizer.vocab_size());
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < kTokens; ++i) {
+    std::vector<int32_t> context = prompt_ids;
+    context.insert(context.end(), generated.begin(), generated.begin() + i);
+    std::vector<std::unique_ptr<model::LanguageModel::Sequence>> sequences;
+    auto logits = (*lm)->Prefill({context}, &sequences);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    std::vector<double> x((*logits)[0].begin(), (*logits)[0].end());
+    sequences.clear();  // the slot goes back for the next position
+    for (size_t id = 0; id < x.size(); ++id) {
+      const bool in_prompt = std::count(prompt_ids.begin(), prompt_ids.end(), static_cast<int32_t>(id)) > 0;
+      const int c = counts.count(static_cast<int32_t>(id)) ? counts[static_cast<int32_t>(id)] : 0;
+      if (in_prompt || c > 0) x[id] = x[id] > 0 ? x[id] / 1.25 : x[id] * 1.25;
+      if (c > 0) x[id] -= c * 0.5 + 0.75;
+    }
+    x[plain[1]] -= 100;
+    x[plain[0]] += 0.5;
+    double max = *std::max_element(x.begin(), x.end()), sum = 0;
+    for (double v : x) sum += std::exp(v - max);
+    const double log_z = max + std::log(sum);
+    std::vector<double> sorted = x;
+    std::sort(sorted.rbegin(), sorted.rend());
+
+    const GenerationStream::Event& e = tokens[i];
+    const double tolerance = 2 * tau * kLargestLogit + 2 * lse_rounding * (std::abs(sorted[0] - log_z) + kLargestLogit);
+    // Greedy picks the reference's best (or one within rounding of it).
+    EXPECT_GE(x[e.token_id], sorted[0] - tolerance) << "position " << i;
+    EXPECT_NEAR(e.logprob, x[e.token_id] - log_z, tolerance) << "position " << i;
+    // The five most likely, each with its reference logprob, none better left out.
+    ASSERT_EQ(e.top_logprobs.size(), static_cast<size_t>(kTop)) << "greedy's choice is the first of them";
+    EXPECT_EQ(e.top_logprobs[0].id, e.token_id);
+    for (const GenerationStream::TopToken& t : e.top_logprobs) {
+      EXPECT_NEAR(t.logprob, x[t.id] - log_z, tolerance) << "position " << i << " token " << t.id;
+      EXPECT_GE(x[t.id], sorted[kTop] - tolerance) << "position " << i << ": token " << t.id << " is not in the top";
+    }
+    for (size_t j = 1; j < e.top_logprobs.size(); ++j) {
+      EXPECT_GE(e.top_logprobs[j - 1].logprob, e.top_logprobs[j].logprob) << "most likely first";
+    }
+    ++counts[e.token_id];
+  }
+}
 
 }  // namespace
 }  // namespace elliptical::server

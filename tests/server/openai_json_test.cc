@@ -2,6 +2,7 @@
 // (server/transport/http/http_status.h), without a server.
 #include "server/protocols/openai/openai_json.h"
 
+#include <algorithm>
 #include <limits>
 
 #include <gtest/gtest.h>
@@ -170,13 +171,44 @@ TEST(ParseCompletion, Bounds) {
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": ["1","2","3","4","5","6","7","8","9"]})").param, "prompt");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logprobs": 6})").param, "logprobs");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "best_of": 2})").param, "best_of");
-  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "presence_penalty": 1})").param, "presence_penalty");
-  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"5": 1}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "presence_penalty": 2.5})").param, "presence_penalty");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "frequency_penalty": -2.01})").param, "frequency_penalty");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "frequency_penalty": "1"})").param, "frequency_penalty");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "repetition_penalty": 0})").param, "repetition_penalty");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "repetition_penalty": 11})").param, "repetition_penalty");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"5": 101}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"a5": 1}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"-5": 1}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"99999999999": 1}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": {"5": "1"}})").param, "logit_bias");
+  EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "logit_bias": [1]})").param, "logit_bias");
+  {
+    std::string many = R"({"model": "lm", "prompt": "p", "logit_bias": {)";
+    for (int i = 0; i <= 300; ++i) many += (i ? ", \"" : "\"") + std::to_string(i) + "\": 1";
+    EXPECT_EQ(ParseError(many + "}}").param, "logit_bias");
+  }
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "max_tokens": 0})").param, "max_tokens");
   EXPECT_EQ(ParseError(R"({"model": "lm", "prompt": "p", "max_tokens": 0, "echo": 1})").param, "echo");
   // The values OpenAI's SDK sends by default are accepted.
   Parse(R"({"model": "lm", "prompt": "p", "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
             "best_of": 1, "suffix": null})");
+}
+
+TEST(ParseCompletion, PenaltiesBiasAndTopLogprobsReachTheCoreRequest) {
+  CompletionRequest r = Parse(R"({"model": "lm", "prompt": "p", "presence_penalty": 0.5, "frequency_penalty": -1,
+      "repetition_penalty": 1.3, "logit_bias": {"7": -100, "12": 2.5}, "logprobs": 3})");
+  GenerateRequest g = ToGenerateRequest(r, 0, 0);
+  EXPECT_FLOAT_EQ(g.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.frequency_penalty, -1.0f);
+  EXPECT_FLOAT_EQ(g.sampling.repetition_penalty, 1.3f);
+  std::vector<std::pair<int32_t, float>> bias = g.sampling.logit_bias;
+  std::sort(bias.begin(), bias.end());
+  EXPECT_EQ(bias, (std::vector<std::pair<int32_t, float>>{{7, -100.0f}, {12, 2.5f}}));
+  EXPECT_EQ(g.sampling.top_logprobs, 3);
+  // Without them, sampling is as before: nothing adjusts the logits.
+  GenerateRequest plain = ToGenerateRequest(Parse(R"({"model": "lm", "prompt": "p"})"), 0, 0);
+  EXPECT_FALSE(AdjustsLogits(plain.sampling));
+  EXPECT_EQ(plain.sampling.top_logprobs, 0);
 }
 
 TEST(Choice, AccumulatesTextLogprobsAndOffsets) {
@@ -195,8 +227,27 @@ TEST(Choice, AccumulatesTextLogprobsAndOffsets) {
   EXPECT_EQ(lp["tokens"], json({" and", "", " éx"}));
   EXPECT_EQ(lp["token_logprobs"], json({-0.5, -1.0, -0.25}));
   EXPECT_EQ(lp["text_offset"], json({0, 4, 4}));
-  EXPECT_TRUE(lp["top_logprobs"].is_null());
+  // logprobs 0: no alternatives, one (empty) entry per token.
+  EXPECT_EQ(lp["top_logprobs"], json::array({json::object(), json::object(), json::object()}));
   EXPECT_EQ(LogprobsJson(c, 2)["tokens"], json({" éx"}));
+}
+
+TEST(Choice, TopLogprobsMapEachAlternativesTextToItsLogprob) {
+  CompletionRequest r = Parse(R"({"model": "lm", "prompt": "p", "logprobs": 2})");
+  ChoiceState c = StartChoice(0, r, "p");
+  ChoiceDelta d;
+  TokenEvent t{true, 5, " and", -0.5f, {{5, " and", -0.5f}, {9, " or", -1.5f}}};
+  AddEvent(t, &c, &d);
+  // Two alternatives that read alike keep the more likely (listed first).
+  TokenEvent u{true, 6, " so", -2.0f, {{8, " the", -0.1f}, {3, " the", -0.2f}, {6, " so", -2.0f}}};
+  AddEvent(u, &c, &d);
+  json lp = LogprobsJson(c, 0);
+  ASSERT_EQ(lp["top_logprobs"].size(), 2u);
+  EXPECT_EQ(lp["top_logprobs"][0], json({{" and", -0.5}, {" or", -1.5}}));
+  EXPECT_EQ(lp["top_logprobs"][1].size(), 2u);
+  EXPECT_FLOAT_EQ(lp["top_logprobs"][1][" the"].get<float>(), -0.1f);
+  EXPECT_FLOAT_EQ(lp["top_logprobs"][1][" so"].get<float>(), -2.0f);
+  EXPECT_EQ(LogprobsJson(c, 1)["top_logprobs"].size(), 1u);
 }
 
 TEST(Choice, EchoStartsWithThePromptAndOffsetsCountCharacters) {
@@ -244,13 +295,15 @@ TEST(Completion, StreamChunks) {
   ChoiceState c = StartChoice(0, r, "p");
   ChoiceDelta d;
   AddEvent(Token(1, "x", -1), &c, &d);
-  json chunk = ChunkJson("cmpl-2", 5, "lm", c, d, false);
+  json chunk = ChunkJson("cmpl-2", 5, "lm", c, d, false, /*include_usage=*/false);
+  EXPECT_FALSE(chunk.contains("usage"));  // as OpenAI: no usage field unless asked for
+  EXPECT_TRUE(ChunkJson("cmpl-2", 5, "lm", c, d, false, /*include_usage=*/true)["usage"].is_null());
   EXPECT_EQ(chunk["object"], "text_completion");
   ASSERT_EQ(chunk["choices"].size(), 1u);
   EXPECT_EQ(chunk["choices"][0]["text"], "x");
   EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
   AddEvent(Final(FinishReason::kEndOfSequence, 2, 1), &c, &d);
-  chunk = ChunkJson("cmpl-2", 5, "lm", c, d, true);
+  chunk = ChunkJson("cmpl-2", 5, "lm", c, d, true, false);
   EXPECT_EQ(chunk["choices"][0]["finish_reason"], "stop");
   json usage = UsageChunkJson("cmpl-2", 5, "lm", {c}, 1);
   EXPECT_TRUE(usage["choices"].empty());

@@ -294,6 +294,7 @@ class Client:
         that end the generation (not returned). timeout_s (default: the client's) bounds the
         whole stream. Errors surface while iterating."""
         request = generate_pb2.GenerateRequest(model_name=model, prompt=prompt, max_new_tokens=max_new_tokens,
+                                               coalesce_tokens=True,
                                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                                                stop=list(stop))
         return Generation(self._stub.Generate(request, timeout=timeout_s or self.timeout_s,

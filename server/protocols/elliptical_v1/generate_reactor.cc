@@ -6,8 +6,9 @@
 namespace elliptical::server {
 void GenerateReactor::Reject(const grpc::Status& error) { Finish(error); }
 
-void GenerateReactor::Start(std::unique_ptr<GenerateCall> call) {
+void GenerateReactor::Start(std::unique_ptr<GenerateCall> call, bool coalesce_tokens) {
   call_ = std::move(call);
+  coalesce_tokens_ = coalesce_tokens;
   // The listener's first call picks up events already queued; it runs under the stream's
   // listener lock, which OnDone takes before `this` goes away.
   call_->SetListener([this] { OnEvents(); });
@@ -49,8 +50,12 @@ GenerateReactor::Action GenerateReactor::NextAction() {
   Action action;
   if (events_.empty()) return action;
   message_.Clear();
-  // Every token queued so far goes in one message: a slow reader gets fewer, fuller messages.
+  // A client that reads `tokens` gets every token queued so far in one message (a slow reader
+  // gets fewer, fuller messages); any other gets one token per message, in `token` as well, so a
+  // reader of `token` alone loses none. The events wait here meanwhile: at most the request's
+  // max_new_tokens of them.
   while (!events_.empty() && !IsFinal(events_.front())) {
+    if (!coalesce_tokens_ && message_.tokens_size() > 0) break;
     if (const auto* scores = std::get_if<PromptScoresEvent>(&events_.front())) {
       for (const GenerationStream::ScoredToken& t : scores->tokens) FillScoredToken(t, message_.add_prompt_tokens());
     } else if (const auto* token = std::get_if<TokenEvent>(&events_.front())) {

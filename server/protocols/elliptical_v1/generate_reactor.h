@@ -1,6 +1,7 @@
 // One Generate call as a server-streaming reactor: it only moves events from the request's
 // GenerationStream to the wire. The scheduler never waits for it: tokens queue in the stream,
-// the reactor writes one message at a time and coalesces what queued meanwhile. OnCancel marks
+// the reactor writes one message at a time: one token each, or, for a client that said it reads
+// `tokens` (GenerateRequest.coalesce_tokens), every token that queued meanwhile. OnCancel marks
 // the stream cancelled; the scheduler frees the sequence's slot at its next step and the final
 // event finishes the call.
 #pragma once
@@ -22,7 +23,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // Either finishes the call with `error` (InferenceCalls refused it), or streams the
   // accepted `call`'s events.
   void Reject(const grpc::Status& error);
-  void Start(std::unique_ptr<GenerateCall> call);
+  void Start(std::unique_ptr<GenerateCall> call, bool coalesce_tokens);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -40,6 +41,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnEvents();
 
   std::unique_ptr<GenerateCall> call_;
+  bool coalesce_tokens_ = false;
 
   absl::Mutex mu_;
   std::deque<GenerationEvent> events_ ABSL_GUARDED_BY(mu_);

@@ -123,7 +123,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
   if (!call.ok()) {
     reactor->Reject(ToGrpcStatus(call.status()));
   } else {
-    reactor->Start(*std::move(call));
+    reactor->Start(*std::move(call), request->coalesce_tokens());
   }
   return reactor;
 }

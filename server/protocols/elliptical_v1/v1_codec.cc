@@ -1,11 +1,13 @@
 #include "server/protocols/elliptical_v1/v1_codec.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/request_validation.h"
 #include "server/core/top_classes.h"
+#include "server/generation/sampler.h"
 
 namespace elliptical::server {
 
@@ -75,6 +77,22 @@ absl::StatusOr<GenerateRequest> ToGenerateRequest(const v1::GenerateRequest& req
   out.seed = request.seed();
   out.stop.assign(request.stop().begin(), request.stop().end());
   out.prompt_logprobs = request.prompt_logprobs();
+  out.sampling.presence_penalty = request.presence_penalty();
+  out.sampling.frequency_penalty = request.frequency_penalty();
+  // proto3's unset 0 means off, as 1 does; negative values stay and are refused by name.
+  out.sampling.repetition_penalty = request.repetition_penalty() == 0 ? 1 : request.repetition_penalty();
+  if (request.logit_bias_size() > kMaxLogitBiasEntries) {
+    return absl::InvalidArgumentError(absl::StrCat("logit_bias holds ", request.logit_bias_size(),
+                                                   " tokens; the limit is ", kMaxLogitBiasEntries));
+  }
+  for (const auto& [id, bias] : request.logit_bias()) {
+    if (id > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias: token id ", id, " is out of range"));
+    }
+    out.sampling.logit_bias.emplace_back(static_cast<int32_t>(id), bias);
+  }
+  // Beyond int's range it is beyond kMaxTopLogprobs too: the core refuses it by name.
+  out.sampling.top_logprobs = static_cast<int>(std::min<uint32_t>(request.top_logprobs(), kMaxTopLogprobs + 1));
   return out;
 }
 
@@ -121,6 +139,12 @@ void FillToken(const TokenEvent& token, v1::Token* out) {
   out->set_id(static_cast<uint32_t>(token.id));
   out->set_text(token.text);
   out->set_logprob(token.logprob);
+  for (const GenerationStream::TopToken& t : token.top_logprobs) {
+    v1::TopLogprob* top = out->add_top_logprobs();
+    top->set_id(static_cast<uint32_t>(t.id));
+    top->set_text(t.text);
+    top->set_logprob(t.logprob);
+  }
 }
 
 void FillAttentionStats(const std::vector<model::LayerStats>& stats, v1::AttentionStats* out) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "model/config/model_dir.h"
 #include "server/transport/http/bounded_json.h"
@@ -99,6 +100,34 @@ bool ReadStrings(const json& body, const std::string& key, size_t max, std::vect
   return true;
 }
 
+// OpenAI's logit_bias: an object from token ids (as decimal strings) to biases in [-100, 100].
+// The scheduler checks the ids against the model's vocabulary.
+bool ReadLogitBias(const json& body, std::vector<std::pair<int32_t, float>>* out, RequestError* error) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_object()) return WrongType(error, "logit_bias", "an object", *it);
+  if (it->size() > static_cast<size_t>(kMaxLogitBiasEntries)) {
+    return Fail(error, "logit_bias", absl::StrCat("'logit_bias' holds ", it->size(), " tokens; the limit is ",
+                                                  kMaxLogitBiasEntries));
+  }
+  for (const auto& [key, value] : it->items()) {
+    int32_t id = 0;
+    if (key.empty() || key.size() > 10 || !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !absl::SimpleAtoi(key, &id)) {
+      return Fail(error, "logit_bias", absl::StrCat("'logit_bias' keys must be token ids (decimal integers); \"",
+                                                    key.substr(0, 32), "\" is not"));
+    }
+    if (!value.is_number()) return WrongType(error, "logit_bias", "an object of numbers", value);
+    const double bias = value.get<double>();
+    if (!std::isfinite(bias) || bias < -kMaxLogitBias || bias > kMaxLogitBias) {
+      return Fail(error, "logit_bias", absl::StrCat("'logit_bias' for token ", id, " is ", bias,
+                                                    "; it must be between -100 and 100"));
+    }
+    out->emplace_back(id, static_cast<float>(bias));
+  }
+  return true;
+}
+
 }  // namespace
 
 int64_t Utf8Chars(absl::string_view text) {
@@ -168,17 +197,15 @@ bool ParseCompletionRequest(absl::string_view body, CompletionRequest* request, 
       return false;
     }
   }
-  // Fields OpenAI accepts that would change the output if we ignored them.
-  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) continue;
-    if (!it->is_number()) return WrongType(error, key, "a number", *it);
-    if (it->get<double>() != 0) return Fail(error, key, absl::StrCat("'", key, "' is not supported (only 0)"));
+  if (!ReadFloat(j, "presence_penalty", -kMaxPenalty, kMaxPenalty, &request->presence_penalty, error)) return false;
+  if (!ReadFloat(j, "frequency_penalty", -kMaxPenalty, kMaxPenalty, &request->frequency_penalty, error)) return false;
+  if (auto r = j.find("repetition_penalty"); r != j.end() && !r->is_null()) {
+    if (!ReadFloat(j, "repetition_penalty", 0, kMaxRepetitionPenalty, &request->repetition_penalty, error)) return false;
+    if (request->repetition_penalty <= 0) {
+      return Fail(error, "repetition_penalty", "'repetition_penalty' must be above 0 (1: off)");
+    }
   }
-  if (auto bias = j.find("logit_bias"); bias != j.end() && !bias->is_null()) {
-    if (!bias->is_object()) return WrongType(error, "logit_bias", "an object", *bias);
-    if (!bias->empty()) return Fail(error, "logit_bias", "'logit_bias' is not supported");
-  }
+  if (!ReadLogitBias(j, &request->logit_bias, error)) return false;
   if (auto suffix = j.find("suffix"); suffix != j.end() && !suffix->is_null()) {
     if (!suffix->is_string()) return WrongType(error, "suffix", "a string", *suffix);
     if (!suffix->get_ref<const std::string&>().empty()) {
@@ -201,6 +228,11 @@ GenerateRequest ToGenerateRequest(const CompletionRequest& request, int prompt_i
   out.stop = request.stop;
   // echo with logprobs scores the prompt too (OpenAI's way to get a text's log-likelihood).
   out.prompt_logprobs = request.echo && request.logprobs.has_value();
+  out.sampling.top_logprobs = request.logprobs.value_or(0);
+  out.sampling.presence_penalty = request.presence_penalty;
+  out.sampling.frequency_penalty = request.frequency_penalty;
+  out.sampling.repetition_penalty = request.repetition_penalty;
+  out.sampling.logit_bias = request.logit_bias;
   return out;
 }
 
@@ -243,6 +275,7 @@ void AddEvent(const GenerationEvent& event, ChoiceState* c, ChoiceDelta* delta) 
       c->tokens.push_back(t.text);
       c->token_logprobs.push_back(t.has_logprob ? t.logprob : std::numeric_limits<float>::quiet_NaN());
       c->text_offset.push_back(std::min(offset, prompt_chars));
+      c->top_logprobs.push_back(nullptr);
       offset += Utf8Chars(t.text);
     }
   } else if (const auto* token = std::get_if<TokenEvent>(&event)) {
@@ -250,6 +283,11 @@ void AddEvent(const GenerationEvent& event, ChoiceState* c, ChoiceDelta* delta) 
       c->tokens.push_back(token->text);
       c->token_logprobs.push_back(token->logprob);
       c->text_offset.push_back(c->text_chars);
+      json top = json::object();
+      for (const GenerationStream::TopToken& t : token->top_logprobs) {
+        if (!top.contains(t.text)) top[t.text] = t.logprob;  // the more likely of two that read alike
+      }
+      c->top_logprobs.push_back(std::move(top));
     } else if (!token->text.empty() && !c->tokens.empty()) {
       c->tokens.back() += token->text;  // a stream chunk carries it as text only
     }
@@ -288,14 +326,14 @@ json UsageJson(const std::vector<ChoiceState>& choices, int n) {
 
 json LogprobsJson(const ChoiceState& c, size_t from) {
   if (!c.want_logprobs) return nullptr;
-  json tokens = json::array(), logprobs = json::array(), offsets = json::array();
+  json tokens = json::array(), logprobs = json::array(), offsets = json::array(), top = json::array();
   for (size_t i = from; i < c.tokens.size(); ++i) {
     tokens.push_back(c.tokens[i]);
     logprobs.push_back(std::isnan(c.token_logprobs[i]) ? json(nullptr) : json(c.token_logprobs[i]));
     offsets.push_back(c.text_offset[i]);
+    top.push_back(i < c.top_logprobs.size() ? c.top_logprobs[i] : json(nullptr));
   }
-  // The scheduler keeps only the chosen token's logprob: no alternatives to list.
-  return {{"tokens", tokens}, {"token_logprobs", logprobs}, {"top_logprobs", nullptr}, {"text_offset", offsets}};
+  return {{"tokens", tokens}, {"token_logprobs", logprobs}, {"top_logprobs", top}, {"text_offset", offsets}};
 }
 
 json CompletionJson(const std::string& id, int64_t created, const std::string& model,
@@ -312,13 +350,15 @@ json CompletionJson(const std::string& id, int64_t created, const std::string& m
 }
 
 json ChunkJson(const std::string& id, int64_t created, const std::string& model, const ChoiceState& c,
-               const ChoiceDelta& delta, bool final) {
+               const ChoiceDelta& delta, bool final, bool include_usage) {
   json choice = {{"text", delta.text},
                  {"index", c.index},
                  {"logprobs", LogprobsJson(c, delta.first_token)},
                  {"finish_reason", final ? json(FinishReasonName(c.reason)) : json(nullptr)}};
-  return {{"id", id},       {"object", "text_completion"}, {"created", created},
-          {"model", model}, {"choices", json::array({choice})}, {"usage", nullptr}};
+  json chunk = {{"id", id},       {"object", "text_completion"}, {"created", created},
+                {"model", model}, {"choices", json::array({choice})}};
+  if (include_usage) chunk["usage"] = nullptr;
+  return chunk;
 }
 
 json UsageChunkJson(const std::string& id, int64_t created, const std::string& model,

@@ -39,10 +39,14 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   std::optional<int64_t> seed;
   int n = 1;
-  std::optional<int> logprobs;  // present: return the chosen tokens' logprobs
+  std::optional<int> logprobs;  // present: the chosen tokens' logprobs and this many alternatives
   bool echo = false;            // the prompt is prepended to each choice's text
   bool stream = false;
-  bool include_usage = false;   // stream_options.include_usage (usage is sent anyway)
+  bool include_usage = false;   // stream_options.include_usage: a last chunk with the usage
+  float presence_penalty = 0;   // [-2, 2]
+  float frequency_penalty = 0;  // [-2, 2]
+  float repetition_penalty = 1;  // an extension (vLLM's): (0, 10], 1: off
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> [-100, 100]
 };
 
 // A request that OpenAI's API would refuse: 400 with `param` naming the field.
@@ -75,6 +79,9 @@ struct ChoiceState {
   std::vector<std::string> tokens;
   std::vector<float> token_logprobs;
   std::vector<int64_t> text_offset;
+  // Per token entry: {text: logprob} of the most likely tokens there (the chosen one included),
+  // null for the prompt's tokens (the prefill scores only the tokens that are there).
+  std::vector<nlohmann::json> top_logprobs;
   // echo: the prompt (the beginning of `text`) is still to be sent, with the first chunk.
   bool echo_unsent = false;
   bool finished = false;
@@ -108,10 +115,11 @@ nlohmann::json LogprobsJson(const ChoiceState& choice, size_t from);
 // The non-streaming response: object "text_completion" with every choice and the usage.
 nlohmann::json CompletionJson(const std::string& id, int64_t created, const std::string& model,
                               const std::vector<ChoiceState>& choices, int n);
-// One stream chunk of one choice: its new text (and logprobs), finish_reason null until the end.
+// One stream chunk of one choice; with stream_options.include_usage every chunk carries
+// "usage": null (OpenAI's shape), otherwise no usage field.
 nlohmann::json ChunkJson(const std::string& id, int64_t created, const std::string& model,
-                         const ChoiceState& choice, const ChoiceDelta& delta, bool final);
-// The stream's last chunk: no choices, the usage (as OpenAI's include_usage chunk).
+                         const ChoiceState& choice, const ChoiceDelta& delta, bool final, bool include_usage);
+// The stream's last chunk when stream_options.include_usage asks for it: no choices, the usage.
 nlohmann::json UsageChunkJson(const std::string& id, int64_t created, const std::string& model,
                               const std::vector<ChoiceState>& choices, int n);
 

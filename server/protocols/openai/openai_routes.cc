@@ -189,7 +189,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
   }
 
   // The stream: a chunk per batch of events of one choice, the choice's last with its
-  // finish_reason, then the usage chunk and [DONE]. A failed choice ends the stream with an
+  // finish_reason, then (with stream_options.include_usage) the usage chunk, and [DONE]. A failed choice ends the stream with an
   // error event (OpenAI's error object) and [DONE]. What one pump finds goes out in one write;
   // the outcomes it completes are recorded once the client has taken it.
   void PumpStream() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -208,7 +208,7 @@ class Completion : public std::enable_shared_from_this<Completion> {
       }
       // Tokens whose text is held back (a possible stop sequence) go with the next chunk.
       if (failed_ || (delta.text.empty() && !final)) return;
-      out += Event(Dump(openai::ChunkJson(id_, created_, request_.model, c, delta, final)));
+      out += Event(Dump(openai::ChunkJson(id_, created_, request_.model, c, delta, final, request_.include_usage)));
       streamed_[i] = c.tokens.size();
       if (final) outcomes.emplace_back(i, absl::OkStatus());
     });
@@ -223,7 +223,10 @@ class Completion : public std::enable_shared_from_this<Completion> {
           outcomes.emplace_back(i, c.status.ok() && failed_ ? absl::CancelledError("another choice failed") : c.status);
         }
       }
-      if (!failed_) out += Event(Dump(openai::UsageChunkJson(id_, created_, request_.model, choices_, request_.n)));
+      // Only when asked: a client that reads choices[0] of every chunk would fail on it.
+      if (!failed_ && request_.include_usage) {
+        out += Event(Dump(openai::UsageChunkJson(id_, created_, request_.model, choices_, request_.n)));
+      }
       out += Event("[DONE]");
       over_ = true;
     }
