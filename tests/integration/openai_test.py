@@ -305,7 +305,7 @@ def test_sdk_idioms(client, greedy_12):
     # among them under greedy decoding, and the most likely).
     top = client.completions.create(model="lm", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3).choices[0]
     tl = top.logprobs.top_logprobs
-    check(tl is not None and len(tl) == len(top.logprobs.tokens) == 8, f"top_logprobs: one entry per token ({tl})")
+    check(tl is not None and len(tl) == len(top.logprobs.tokens) == 8, f"top_logprobs: one entry per token ({None if tl is None else len(tl)})")
     check(all(1 <= len(d) <= 3 for d in tl) and sum(len(d) for d in tl) >= 8 * 3 - 2,
           f"top_logprobs: three alternatives at each position ({[len(d) for d in tl]})")
     check(all(abs(max(d.values()) - lp) < 1e-6 for d, lp in zip(tl, top.logprobs.token_logprobs)),
