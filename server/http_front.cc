@@ -37,9 +37,11 @@ constexpr char kMetricsPath[] = "/metrics";
 
 // True when `header` ("Basic base64(user:password)") carries credentials `auth` accepts.
 bool BasicAuthAccepts(const ServerMetrics::BasicAuth& auth, std::optional<std::string_view> header) {
-  if (!header || !absl::StartsWithIgnoreCase(*header, "Basic ")) return false;
+  if (!header) return false;
+  const absl::string_view value(header->data(), header->size());  // absl's view is not std's here
+  if (!absl::StartsWithIgnoreCase(value, "Basic ")) return false;
   std::string decoded;
-  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(header->substr(6)), &decoded)) return false;
+  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(value.substr(6)), &decoded)) return false;
   const size_t colon = decoded.find(':');
   if (colon == std::string::npos) return false;
   return auth(decoded.substr(0, colon), decoded.substr(colon + 1));
