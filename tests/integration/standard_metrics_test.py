@@ -111,6 +111,8 @@ def check_promtool(text, where):
     notes = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
     check(r.returncode in (0, 3), f"{where}: promtool parses the exposition (exit {r.returncode}, "
           f"{len(notes)} naming notes{': ' + notes[0] if r.returncode not in (0, 3) and notes else ''})")
+    ours = [n for n in notes if not n.startswith(("nv_inference_", "vllm:"))]
+    check(not ours, f"{where}: promtool's naming notes concern the standard names only ({ours[:2]})")
 
 
 def check_names(families, names, where):
