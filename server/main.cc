@@ -250,6 +250,10 @@ int Run() {
     http_options.metrics = metrics.get();
     http_options.serve_metrics = absl::GetFlag(FLAGS_http_metrics);
     http_options.metrics_auth = server_security->metrics_auth;
+    if (http_options.serve_metrics && http_options.authenticator && !http_options.metrics_auth) {
+      LogWarning("HTTP: /metrics answers without credentials while the other routes need a bearer token; "
+                 "set --metrics_auth_file, or --http_metrics=false to keep metrics off this port");
+    }
     const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
     http_options.transport.max_body_bytes =
         static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));
