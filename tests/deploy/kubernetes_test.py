@@ -288,6 +288,13 @@ def check_routing(objects, cpu_objects):
     check(ref.get("kind", "Service") == "Service" and "number" in ref.get("port", {}),
           "routing: the endpoint picker is a Service with its port number (required for kind Service)")
 
+    schema = CUSTOM_SCHEMAS["inference.networking.k8s.io/v1/InferencePool"]["spec"]
+    bad = copy.deepcopy(spec)
+    bad["endpointPickerRef"]["failureMode"] = "FailSometimes"
+    del bad["targetPorts"]
+    check(len(validate_custom(bad, schema)) == 2,
+          "custom validation rejects a value outside an enum and a missing required field")
+
     scaled = one(objects, "ScaledObject")
     entry = check_custom(scaled)
     target = scaled["spec"]["scaleTargetRef"]
