@@ -2,7 +2,8 @@
 """What one /metrics scrape costs, on the HTTP port and on the metrics port side by side: a
 scraper on one keep-alive connection (as a router's is) scrapes N times with the server idle,
 then N times while clients keep the fixture classifier (KServe REST) and language model (OpenAI
-streams) busy. Reports p50, p99 and max per scrape and the exposition's size, with the machine.
+streams) busy. Reports p50, p99 and max per scrape, the exposition's size and (idle) the server's
+CPU time per scrape, with the machine.
 Routers scrape every 50 ms, so a scrape must stay far below that, under load too.
 
     .venv-clients/bin/python bench/metrics_scrape.py --server-binary build/server/elliptical-server \
@@ -60,6 +61,12 @@ def scrape_times(port, n):
         size = len(body)
     conn.close()
     return times, size
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(times):
@@ -120,16 +127,20 @@ def main():
                 time.sleep(1)  # let the load reach its steady state before timing scrapes
             # The two ports alternate in rounds so that both see the same load.
             times = {name: [] for name in ports}
-            sizes = {}
+            sizes, cpu = {}, {name: 0.0 for name in ports}
             for _ in range(10):
                 for name, port in ports.items():
+                    before = cpu_seconds(server.pid)
                     t, sizes[name] = scrape_times(port, args.scrapes // 10)
+                    cpu[name] += cpu_seconds(server.pid) - before
                     times[name] += t
             stop.set()
             for t in threads:
                 t.join()
             for name in ports:
+                # The server's CPU per scrape: meaningful idle only (under load the calls use it too).
                 row = {"phase": phase, "port": name, "bytes": sizes[name], **summary(times[name]),
+                       "server_cpu_ms_per_scrape": round(cpu[name] * 1e3 / len(times[name]), 3) if phase == "idle" else None,
                        "load_calls": dict(counts) if phase == "loaded" else None}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
