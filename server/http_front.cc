@@ -3,6 +3,8 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -31,6 +33,20 @@ HttpResponse ErrorResponse(const std::string& path, int status, const std::strin
   return r;
 }
 
+constexpr char kMetricsPath[] = "/metrics";
+
+// True when `header` ("Basic base64(user:password)") carries credentials `auth` accepts.
+bool BasicAuthAccepts(const ServerMetrics::BasicAuth& auth, std::optional<std::string_view> header) {
+  if (!header) return false;
+  const absl::string_view value(header->data(), header->size());  // absl's view is not std's here
+  if (!absl::StartsWithIgnoreCase(value, "Basic ")) return false;
+  std::string decoded;
+  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(value.substr(6)), &decoded)) return false;
+  const size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return false;
+  return auth(decoded.substr(0, colon), decoded.substr(colon + 1));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptions& options, InferenceCalls& calls) {
@@ -39,6 +55,16 @@ absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptio
   OpenAIOptions openai_options;
   openai_options.models_created = absl::ToUnixSeconds(absl::Now());
   AddOpenAIRoutes(*router, calls, openai_options);
+  const bool serve_metrics = options.serve_metrics && options.metrics != nullptr;
+  if (serve_metrics) {
+    // The registry's own text, as the metrics port answers it: one serialisation per scrape.
+    router->Add("GET", kMetricsPath, [m = options.metrics](HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = m->Exposition();
+      reply->Send(std::move(r));
+    });
+  }
 
   HttpServerOptions s = options.transport;
   s.error_response = ErrorResponse;
@@ -51,11 +77,24 @@ absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptio
       case HttpRouter::Match::kNoRoute: return reply->Send(ErrorResponse(request.path, 404, "no such route"));
     }
   };
-  // Authentication on the head, before any body is read: the gRPC port's check.
-  if (options.authenticator) {
+  // Authentication on the head, before any body is read: the gRPC port's check, and for
+  // /metrics the metrics port's.
+  const ServerMetrics::BasicAuth metrics_auth = serve_metrics ? options.metrics_auth : nullptr;
+  if (options.authenticator || metrics_auth) {
     auto authenticator = options.authenticator;
     const bool health_exempt = options.health_exempt;
-    s.check_head = [authenticator, health_exempt](const HttpRequest& head) -> std::optional<HttpResponse> {
+    s.check_head = [authenticator, health_exempt, serve_metrics,
+                    metrics_auth](const HttpRequest& head) -> std::optional<HttpResponse> {
+      if (serve_metrics && head.path == kMetricsPath) {
+        if (!metrics_auth || BasicAuthAccepts(metrics_auth, head.Header("Authorization"))) return std::nullopt;
+        HttpResponse r;
+        r.status = 401;
+        r.content_type = "text/plain; charset=utf-8";
+        r.body = "/metrics needs HTTP basic auth (--metrics_auth_file)\n";
+        r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"elliptical-server metrics\"");
+        return r;
+      }
+      if (!authenticator) return std::nullopt;
       if (health_exempt && absl::StartsWith(head.path, "/v2/health/")) return std::nullopt;
       const std::optional<std::string_view> header = head.Header("Authorization");
       const absl::Status status = authenticator->Check(

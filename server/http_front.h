@@ -6,6 +6,11 @@
 // body is read; /v2/health/* exempt when --auth_exempt exempts health), 401 in the protocol's
 // error shape. Errors of every kind come in the shape of the path's protocol.
 //
+// With `serve_metrics`, GET /metrics answers the metrics registry's exposition here too (routers
+// scrape the inference port), guarded as the metrics port is: HTTP basic auth when
+// --metrics_auth_file is set, otherwise open; bearer tokens do not apply to it (a router's
+// scraper holds no inference token; --http_metrics=false keeps it off this port).
+//
 // Shutdown (main.cc): Drain() at once (idle and slow connections close; new ones are answered
 // once, without keep-alive) while InferenceCalls' drain refuses new calls (UNAVAILABLE: 503
 // here) and accepted ones finish; Stop() then closes the port.
@@ -32,6 +37,8 @@ struct HttpFrontOptions {
   std::shared_ptr<const security::TokenAuthenticator> authenticator;
   bool health_exempt = true;  // --auth_exempt includes health
   ServerMetrics* metrics = nullptr;  // optional: connection and refusal counts
+  bool serve_metrics = false;        // GET /metrics (needs `metrics`)
+  ServerMetrics::BasicAuth metrics_auth;  // null: /metrics is open
 };
 
 class HttpFront {

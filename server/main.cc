@@ -93,6 +93,9 @@ ABSL_FLAG(int64_t, http_max_body_bytes_in_flight, int64_t{1} << 30,
 ABSL_FLAG(double, http_body_timeout_s, 60, "Seconds a request body may take after its head (408 beyond).");
 ABSL_FLAG(int64_t, max_http_body_bytes, -1,
           "Largest HTTP request body, in bytes (413 beyond); -1: --max_message_bytes.");
+ABSL_FLAG(bool, http_metrics, true,
+          "Also answer GET /metrics on the HTTP port (routers scrape the inference port), under "
+          "--metrics_auth_file's basic auth when set; bearer tokens do not apply to it.");
 ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Address of the Prometheus /metrics endpoint.");
 ABSL_FLAG(int, metrics_port, 8501, "Port of the Prometheus /metrics endpoint; 0 picks a free one; -1 disables it.");
 ABSL_FLAG(std::string, metrics_port_file, "",
@@ -173,6 +176,9 @@ int Run() {
     if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
       std::ofstream(file) << metrics->port() << "\n";
     }
+  } else if (absl::GetFlag(FLAGS_http_metrics) && absl::GetFlag(FLAGS_http_port) >= 0) {
+    // No metrics port, but the HTTP port answers /metrics: the registry without its own port.
+    metrics = ServerMetrics::Unexposed(kVersion);
   }
 
   if (absl::GetFlag(FLAGS_tune_malloc)) model::TuneCpuAllocator();
@@ -242,6 +248,12 @@ int Run() {
     http_options.transport.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_idle_timeout_s));
     http_options.transport.body_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_body_timeout_s));
     http_options.metrics = metrics.get();
+    http_options.serve_metrics = absl::GetFlag(FLAGS_http_metrics);
+    http_options.metrics_auth = server_security->metrics_auth;
+    if (http_options.serve_metrics && http_options.authenticator && !http_options.metrics_auth) {
+      LogWarning("HTTP: /metrics answers without credentials while the other routes need a bearer token; "
+                 "set --metrics_auth_file, or --http_metrics=false to keep metrics off this port");
+    }
     const int64_t body = absl::GetFlag(FLAGS_max_http_body_bytes);
     http_options.transport.max_body_bytes =
         static_cast<size_t>(body >= 0 ? body : absl::GetFlag(FLAGS_max_message_bytes));

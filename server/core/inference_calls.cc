@@ -252,7 +252,7 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
             result.labels = labels;
             result.timing = timing;
             fill(*std::move(results), &result);
-            if (metrics) metrics->RecordQueueWait(name, timing.batch.queue);
+            if (metrics) metrics->RecordServeTiming(name, timing.batch.queue, timing.preprocess, timing.batch.compute);
             run->Done(std::move(result));
           });
     });

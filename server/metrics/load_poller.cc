@@ -17,6 +17,9 @@ int64_t ResidentMemoryBytes() {
 
 LoadPoller::LoadPoller(const ModelRepository* repository, ServerMetrics* metrics, absl::Duration period)
     : repository_(repository), metrics_(metrics), period_(period) {
+  // Every scrape samples first, so that routers reading the load gauges every few tens of
+  // milliseconds see the load of that moment; the thread keeps them fresh between scrapes.
+  metrics_->SetRefresh([this] { Sample(); });
   thread_ = std::thread([this] {
     do {
       Sample();
@@ -25,6 +28,7 @@ LoadPoller::LoadPoller(const ModelRepository* repository, ServerMetrics* metrics
 }
 
 LoadPoller::~LoadPoller() {
+  metrics_->SetRefresh(nullptr);  // waits for a scrape's sample in progress
   stop_.Notify();
   thread_.join();
 }
@@ -35,7 +39,7 @@ void LoadPoller::Sample() {
       const int64_t reserved =
           g->cache_slots > 0 ? g->cache_bytes_allocated / g->cache_slots * g->cache_slots_used : 0;
       metrics_->SetGenerationLoad(load.name, g->running, g->waiting, reserved, g->cache_bytes_allocated,
-                                  g->cache_slots_used);
+                                  g->cache_slots_used, g->cache_slots, g->slot_tokens);
     } else {
       metrics_->SetQueueDepth(load.name, load.load.queued_items);
     }

@@ -1,5 +1,6 @@
 // Samples what no event reports (queue depths, running and waiting sequences, KV-cache use,
-// process and device memory) into the metrics' gauges at a fixed period, on its own thread.
+// process and device memory) into the metrics' gauges at a fixed period, on its own thread, and
+// before every scrape (ServerMetrics::SetRefresh).
 #pragma once
 
 #include <thread>

@@ -2,8 +2,10 @@
 
 #include <CivetServer.h>
 #include <prometheus/counter.h>
+#include <prometheus/text_serializer.h>
 
 #include <mutex>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "model/api/runtime.h"
@@ -43,6 +45,21 @@ int LogCivetweb(const mg_connection*, const char* message) {
   civetweb_error = message;
   return 1;
 }
+
+// The registry as the exposer collects it: refreshed by its owner first.
+class RefreshedRegistry : public prometheus::Collectable {
+ public:
+  RefreshedRegistry(std::shared_ptr<prometheus::Registry> registry, std::function<void()> refresh)
+      : registry_(std::move(registry)), refresh_(std::move(refresh)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    refresh_();
+    return registry_->Collect();
+  }
+
+ private:
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::function<void()> refresh_;
+};
 
 }  // namespace
 
@@ -84,6 +101,24 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       .Register(*registry_)
       .Add({{"version", build_version}, {"torch", model::TorchVersion()}})
       .Set(1);
+  standard_ = std::make_unique<StandardMetrics>(*registry_, LatencyBuckets());
+  refreshed_ = std::make_shared<RefreshedRegistry>(registry_, [this] { Refresh(); });
+}
+
+void ServerMetrics::SetRefresh(std::function<void()> refresh) {
+  absl::MutexLock lock(&refresh_mu_);
+  refresh_ = std::move(refresh);
+}
+
+void ServerMetrics::Refresh() {
+  absl::MutexLock lock(&refresh_mu_);
+  if (refresh_) refresh_();
+}
+
+std::string ServerMetrics::Exposition() {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, refreshed_->Collect());
+  return out.str();
 }
 
 std::unique_ptr<ServerMetrics> ServerMetrics::Unexposed(const std::string& build_version) {
@@ -105,7 +140,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::s
   }
   // Before the collectable, so that no scrape is ever answered without the check.
   if (auth) m->exposer_->RegisterAuth(std::move(auth), "elliptical-server metrics");
-  m->exposer_->RegisterCollectable(m->registry_);
+  m->exposer_->RegisterCollectable(m->refreshed_);
   const std::vector<int> ports = m->exposer_->GetListeningPorts();
   m->port_ = ports.empty() ? 0 : ports.front();
   return m;
@@ -134,7 +169,12 @@ ServerMetrics::PerModel& ServerMetrics::Model(const std::string& model) {
   return m;
 }
 
-void ServerMetrics::RegisterModel(const std::string& model, bool ready) {
+void ServerMetrics::RegisterModel(const std::string& model, bool ready,
+                                  std::optional<model::ModelFamily> family) {
+  if (family) {
+    standard_->Register(model, *family == model::ModelFamily::kLanguageModel ? StandardMetrics::Kind::kLanguage
+                                                                             : StandardMetrics::Kind::kVision);
+  }
   // Rejection counters exist from the start at 0, so rate() and alerts see them before the
   // first rejection.
   for (const char* reason : {"queue_full", "deadline", "cancelled", "unavailable"}) {
@@ -157,6 +197,13 @@ void ServerMetrics::RecordRequest(const std::string& model, const std::string& r
   request_duration_.Add({{"model", model}, {"rpc", rpc}, {"protocol", protocol}}, LatencyBuckets()).Observe(Seconds(duration));
 }
 
+void ServerMetrics::RecordRequest(const std::string& model, const std::string& rpc,
+                                  const std::string& protocol, absl::StatusCode code,
+                                  absl::Duration duration) {
+  RecordRequest(model, rpc, protocol, absl::StatusCodeToString(code), duration);
+  standard_->Request(model, code, duration);
+}
+
 void ServerMetrics::RecordRejection(const std::string& model, const std::string& reason) {
   rejections_.Add({{"model", model}, {"reason", reason}}).Increment();
 }
@@ -164,6 +211,12 @@ void ServerMetrics::RecordRejection(const std::string& model, const std::string&
 void ServerMetrics::RecordQueueWait(const std::string& model, absl::Duration wait) {
   absl::MutexLock lock(&mu_);
   Model(model).queue_wait->Observe(Seconds(wait));
+}
+
+void ServerMetrics::RecordServeTiming(const std::string& model, absl::Duration queue,
+                                      absl::Duration preprocess, absl::Duration compute) {
+  RecordQueueWait(model, queue);
+  standard_->ServeTiming(model, queue, preprocess, compute);
 }
 
 void ServerMetrics::RecordBatch(const std::string& model, int instance, int batch_size,
@@ -180,11 +233,13 @@ void ServerMetrics::RecordBatch(const std::string& model, int instance, int batc
   }
   it->second.batches->Increment();
   it->second.busy_seconds->Increment(Seconds(compute));
+  standard_->Batch(model, batch_size);
 }
 
 void ServerMetrics::SetQueueDepth(const std::string& model, int items) {
   absl::MutexLock lock(&mu_);
   Model(model).queue_depth->Set(items);
+  standard_->Pending(model, items);
 }
 
 void ServerMetrics::AddInFlight(const std::string& model, const std::string& rpc,
@@ -199,6 +254,7 @@ void ServerMetrics::RecordGeneration(const std::string& model, int prompt_tokens
   PerModel& m = Model(model);
   m.prompt_tokens->Increment(prompt_tokens);
   m.generated_tokens->Increment(generated_tokens);
+  standard_->Generation(model, prompt_tokens, generated_tokens, time_to_first_token, total, completed);
   if (!completed) return;
   m.generation->Observe(Seconds(total));
   if (generated_tokens > 0) m.ttft->Observe(Seconds(time_to_first_token));
@@ -208,7 +264,8 @@ void ServerMetrics::RecordGeneration(const std::string& model, int prompt_tokens
 }
 
 void ServerMetrics::SetGenerationLoad(const std::string& model, int running, int waiting,
-                                      int64_t cache_bytes, int64_t cache_budget_bytes, int slots_used) {
+                                      int64_t cache_bytes, int64_t cache_budget_bytes, int slots_used,
+                                      int slots, int slot_tokens) {
   absl::MutexLock lock(&mu_);
   PerModel& m = Model(model);
   m.running->Set(running);
@@ -216,6 +273,7 @@ void ServerMetrics::SetGenerationLoad(const std::string& model, int running, int
   m.cache_bytes->Set(static_cast<double>(cache_bytes));
   m.cache_budget->Set(static_cast<double>(cache_budget_bytes));
   m.cache_slots_used->Set(slots_used);
+  standard_->GenerationLoad(model, running, waiting, slots, slots_used, slot_tokens);
 }
 
 void ServerMetrics::RecordAttentionStats(const std::string& model,

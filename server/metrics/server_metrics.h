@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,10 +23,13 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "model/api/attention_stats.h"
+#include "model/api/model_description.h"
+#include "server/metrics/standard_metrics.h"
 
 namespace elliptical::server {
 
@@ -45,8 +49,17 @@ class ServerMetrics {
   int port() const { return port_; }
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
-  // Every model gets its series when it is loaded (ready or not).
-  void RegisterModel(const std::string& model, bool ready);
+  // What samples the gauges no event updates (LoadPoller::Sample): run before every scrape, on
+  // either port, so that the load gauges routers read are current at the scrape, not up to the
+  // poller's period old. Null clears it; clearing waits for a refresh in progress to finish.
+  void SetRefresh(std::function<void()> refresh);
+  // The text exposition of the registry, refreshed first: what /metrics answers on any port.
+  std::string Exposition();
+
+  // Every model gets its series when it is loaded (ready or not); with its family, also the
+  // standard names routers read for that family (standard_metrics.h).
+  void RegisterModel(const std::string& model, bool ready,
+                     std::optional<model::ModelFamily> family = std::nullopt);
   // elliptical_model_precision_info{model, device, dtype, source} = 1: the precision a model
   // computes in and why (source: "configured", or what dtype "auto" found on this machine).
   void RecordPrecision(const std::string& model, const std::string& device, const std::string& dtype,
@@ -56,9 +69,16 @@ class ServerMetrics {
   void RecordRequest(const std::string& model, const std::string& rpc, const std::string& protocol,
                      const std::string& code,
                      absl::Duration duration);
+  // The same, from the call's status code: also counts Triton's success and failure counters.
+  void RecordRequest(const std::string& model, const std::string& rpc, const std::string& protocol,
+                     absl::StatusCode code, absl::Duration duration);
   // Why a request was turned away or abandoned: queue_full, deadline, cancelled, unavailable.
   void RecordRejection(const std::string& model, const std::string& reason);
   void RecordQueueWait(const std::string& model, absl::Duration wait);
+  // A served vision call's timing: the queue wait above, plus preprocessing and the time of the
+  // batches it ran in (Triton's cumulative queue, compute-input and compute-infer durations).
+  void RecordServeTiming(const std::string& model, absl::Duration queue, absl::Duration preprocess,
+                         absl::Duration compute);
   // One batch computed by `instance` of the model.
   void RecordBatch(const std::string& model, int instance, int batch_size, absl::Duration compute);
   void SetQueueDepth(const std::string& model, int items);
@@ -71,8 +91,9 @@ class ServerMetrics {
   void RecordGeneration(const std::string& model, int prompt_tokens, int generated_tokens,
                         absl::Duration time_to_first_token, absl::Duration total, bool completed);
   // The KV cache: bytes the live sequences' slots hold, bytes allocated at load, slots in use.
+  // `slots` slots of `slot_tokens` tokens each: the cache's shape (vllm:cache_config_info).
   void SetGenerationLoad(const std::string& model, int running, int waiting, int64_t cache_bytes,
-                         int64_t cache_allocated_bytes, int slots_used);
+                         int64_t cache_allocated_bytes, int slots_used, int slots = 0, int slot_tokens = 0);
 
   // Attention-scale statistics of one input, per layer.
   void RecordAttentionStats(const std::string& model, const std::vector<model::LayerStats>& layers);
@@ -118,8 +139,11 @@ class ServerMetrics {
   };
 
   PerModel& Model(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Refresh();
 
   std::shared_ptr<prometheus::Registry> registry_;
+  // What the exposer collects: the registry, refreshed first.
+  std::shared_ptr<prometheus::Collectable> refreshed_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
 
@@ -153,6 +177,11 @@ class ServerMetrics {
   prometheus::Gauge& http_connections_;
   prometheus::Counter& http_refused_;
   prometheus::Family<prometheus::Counter>& http_rejections_;
+
+  std::unique_ptr<StandardMetrics> standard_;
+
+  absl::Mutex refresh_mu_;
+  std::function<void()> refresh_ ABSL_GUARDED_BY(refresh_mu_);
 
   absl::Mutex mu_;
   std::map<std::string, PerModel> models_ ABSL_GUARDED_BY(mu_);

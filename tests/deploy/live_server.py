@@ -30,7 +30,7 @@ def fetch(url, timeout=10):
 
 
 def exported_metrics(text):
-    return set(re.findall(r"^# TYPE (elliptical_[a-z_]+) ", text, re.M))
+    return set(re.findall(r"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) ", text, re.M))
 
 
 def sample_value(text, metric):
@@ -158,7 +158,10 @@ def load(address, threads, seconds):
     return errors
 
 
-def check_live_cpu(binary, models, work, flags, memory_limit, probes, hpa_metrics, rules):
+def check_live_cpu(binary, models, work, flags, memory_limit, probes, hpa_metrics, rules, extra_queries=None):
+    """EXTRA_QUERIES ({what: (PromQL, the metric names it reads)}, e.g. a KEDA trigger's): each
+    name is exported before any call, and the query evaluates, against the idle pod, to one sample
+    of value 0."""
     server, address, metrics_port, log = launch(binary, models, work, flags, "cpu")
     prometheus = None
     try:
@@ -190,6 +193,13 @@ def check_live_cpu(binary, models, work, flags, memory_limit, probes, hpa_metric
             check(bool(result) and len(result) == 1 and result[0]["metric"] == {"namespace": NAMESPACE, "pod": POD}
                   and float(result[0]["value"][1]) == 0,
                   f"live: Prometheus answers the adapter's query with 0 for the idle pod: {result}")
+
+            for what, (extra, names) in (extra_queries or {}).items():
+                check(names and set(names) <= exported,
+                      f"live: {what} query reads {sorted(names)}, exported before any call")
+                result = prometheus.api("query", query=extra)
+                check(bool(result) and len(result) == 1 and float(result[0]["value"][1]) == 0,
+                      f"live: Prometheus evaluates {what} query to one value, 0 for the idle pod: {result}")
 
             models_state = {m.name: m.state for m in client.list_models()}
             check(models_state and all(s == "ready" for s in models_state.values()),
