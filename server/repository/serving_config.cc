@@ -9,15 +9,6 @@
 
 namespace elliptical::server {
 
-const char* InputFormName(InputForm form) {
-  switch (form) {
-    case InputForm::kImage: return "image";
-    case InputForm::kPixels: return "pixels";
-    case InputForm::kTensor: return "tensor";
-  }
-  return "image";
-}
-
 namespace {
 
 absl::StatusOr<InputForm> ParseInputForm(const nlohmann::json& config) {

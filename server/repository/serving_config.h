@@ -46,8 +46,16 @@ enum class InputForm {
   kPixels,  // decoded 8-bit pixels; the server resizes and normalises
   kTensor,  // the model's own input, resized and normalised by the client
 };
-// "image", "pixels", "tensor": the config value, and the protocol's input name.
-const char* InputFormName(InputForm form);
+// "image", "pixels", "tensor": the config value, and the protocol's input name. Inline: the
+// protocols' light mapping libraries name it without linking the repository.
+inline const char* InputFormName(InputForm form) {
+  switch (form) {
+    case InputForm::kImage: return "image";
+    case InputForm::kPixels: return "pixels";
+    case InputForm::kTensor: return "tensor";
+  }
+  return "image";
+}
 
 struct ServingConfig {
   BatchingOptions batching;

@@ -595,6 +595,33 @@ TEST(KServeMapping, EveryFormIsAcceptedWhateverTheConfiguredOne) {
   EXPECT_NE(status.message().find("metadata lists tensor"), std::string::npos) << status;
 }
 
+TEST(KServeJson, ATensorAsJsonNumbersMapsToFloats) {
+  // 48 numbers, one beyond float32's range (it becomes infinity, then a refusal naming it).
+  std::string data;
+  for (int i = 0; i < 48; ++i) data += (i ? "," : "") + std::to_string(i - 24) + ".25";
+  const auto body = [](const std::string& values) {
+    return R"({"inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 4, 4], "data": [)" + values + "]}]}";
+  };
+  auto r = ParseInferRequest(body(data), std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  r->set_model_name("vit");
+  VisionRequest mapped;
+  ASSERT_TRUE(MapClassifyRequest(*r, Classifier32(), kMaxImages, &mapped).ok());
+  ASSERT_EQ(mapped.images.size(), 1u);
+  float third;
+  std::memcpy(&third, mapped.images[0].tensor.data() + 2 * sizeof(float), sizeof third);
+  EXPECT_EQ(third, -21.75f);
+  auto far = ParseInferRequest(body("1e39," + data.substr(data.find(',') + 1)), std::nullopt);
+  ASSERT_TRUE(far.ok()) << far.status();
+  far->set_model_name("vit");
+  absl::Status refused = MapClassifyRequest(*far, Classifier32(), kMaxImages, &mapped).status();
+  EXPECT_NE(refused.message().find("element 0 is not finite"), std::string::npos) << refused;
+  // FP16 has no JSON form.
+  auto fp16 = ParseInferRequest(R"({"inputs": [{"name": "tensor", "datatype": "FP16", "shape": [1], "data": [1]}]})",
+                                std::nullopt);
+  EXPECT_NE(fp16.status().message().find("send it as binary data"), std::string::npos) << fp16.status();
+}
+
 TEST(KServeJson, JsonAndBinaryInputsBecomeRawContents) {
   const std::string json = R"({"id": "7", "parameters": {"top_k": 2, "binary_data_output": true},
     "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 2, 1], "data": [[[[0], [255]]]]}],
