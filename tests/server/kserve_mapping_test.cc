@@ -610,7 +610,7 @@ TEST(KServeJson, ATensorAsJsonNumbersMapsToFloats) {
   ASSERT_EQ(mapped.images.size(), 1u);
   float third;
   std::memcpy(&third, mapped.images[0].tensor.data() + 2 * sizeof(float), sizeof third);
-  EXPECT_EQ(third, -21.75f);
+  EXPECT_EQ(third, -22.25f);  // "-22" + ".25"
   auto far = ParseInferRequest(body("1e39," + data.substr(data.find(',') + 1)), std::nullopt);
   ASSERT_TRUE(far.ok()) << far.status();
   far->set_model_name("vit");
