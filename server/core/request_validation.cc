@@ -41,7 +41,7 @@ absl::StatusOr<int64_t> ImagePixels(const ImageInput& image, const std::string& 
       }
       break;
     case ImageInput::Kind::kUnset:
-      return Invalid(field, "sets neither encoded bytes, raw pixels nor a tensor");
+      return Invalid(field, "sets neither encoded bytes nor raw pixels");
   }
   if (absl::Status s = CheckImageSize(width, height, limits.max_image_pixels); !s.ok()) {
     return Invalid(field, s.message());

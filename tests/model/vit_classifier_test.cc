@@ -137,6 +137,17 @@ TEST(ViTClassifier, APreparedTensorFromTheClientGivesTheImagesAnswer) {
   auto answer_tensor = model->ClassifyPrepared({&b, 1}, false);
   ASSERT_TRUE(answer_image.ok() && answer_tensor.ok());
   EXPECT_EQ((*answer_image)[0].probabilities, (*answer_tensor)[0].probabilities);
+  // Both are the same prepared input to the batcher: they share a batch, each keeping its answer
+  // (within the batch-invariance tolerance of AnswerDoesNotDependOnTheBatch).
+  const PreparedImage* both[] = {a, b};
+  auto shared = model->ClassifyPrepared(both, false);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  const double tolerance = 2 * elliptical::testing::TransformerReorderTolerance(3, 96);
+  for (const Classification& c : *shared) {
+    for (size_t k = 0; k < c.probabilities.size(); ++k) {
+      EXPECT_NEAR(c.probabilities[k], (*answer_image)[0].probabilities[k], tolerance) << "class " << k;
+    }
+  }
 
   // FP16 and BF16 arrive as the float32 of their values.
   for (auto [type, dtype] : {std::pair{PixelTensor::Type::kFloat16, torch::kFloat16},
