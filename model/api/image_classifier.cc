@@ -56,6 +56,21 @@ class ViTClassifier final : public ImageClassifier {
     }
   }
 
+  absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareTensor(const PixelTensor& tensor) const override {
+    const int size = config_.vit.image_size;
+    if (tensor.width != size || tensor.height != size) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor is 3 x ", tensor.height, " x ", tensor.width,
+                                                     "; the model takes 3 x ", size, " x ", size));
+    }
+    try {
+      c10::InferenceMode inference;
+      ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, TensorFromClient(tensor));
+      return std::make_shared<const PreparedImage>(PreparedImage{std::move(t)});
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("reading the tensor failed: ", e.what_without_backtrace()));
+    }
+  }
+
   absl::StatusOr<std::vector<Classification>> ClassifyPrepared(
       absl::Span<const PreparedImage* const> images, bool with_stats, const StopCheck& stop) override {
     if (images.empty()) return std::vector<Classification>();

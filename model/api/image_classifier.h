@@ -36,6 +36,10 @@ class ImageClassifier {
   // request threads, so the thread that drives the device only runs batches.
   virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
 
+  // Takes a tensor the client resized and normalised itself, as Prepare would have: it must be
+  // 3 x image_size x image_size (INVALID_ARGUMENT otherwise, naming the size) and finite.
+  virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareTensor(const PixelTensor& tensor) const = 0;
+
   // Classifies prepared images as one batch; each result depends on its own image only.
   // CANCELLED, without computing, when `stop` says nobody waits.
   virtual absl::StatusOr<std::vector<Classification>> ClassifyPrepared(

@@ -34,6 +34,10 @@ class ImageSegmenter {
   // Normalises one image (CPU work, for request threads; no resize).
   virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const = 0;
 
+  // Takes a tensor the client normalised itself (any size, as images are), as Prepare would
+  // have; INVALID_ARGUMENT when it is inconsistent or not finite.
+  virtual absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareTensor(const PixelTensor& tensor) const = 0;
+
   // Segments prepared images of one size as a batch, at their own resolution: windows of the
   // model's training size slide over larger images, a bounded group of windows per forward.
   // Each result depends on its own image only. CANCELLED when `stop`, asked before each group,

@@ -152,12 +152,14 @@ KeySchema FamilyKeys(ModelFamily family) {
 }
 
 KeySchema ServingKeys() {
-  return KeySchema()
+  KeySchema schema = KeySchema::Of({"input_form"});
+  schema
       .With("batching", KeySchema::Of({"max_batch_size", "max_queue_delay_ms", "max_queue_size",
                                        "low_priority_max_wait_ms"}))
       .With("instances", KeySchema::Of({"count", "threads", "lend_idle_threads"}))
       .With("generation", KeySchema::Of({"max_running", "max_waiting", "max_cache_mb",
                                          "default_max_new_tokens", "max_new_tokens_limit"}));
+  return schema;
 }
 
 void Merge(const KeySchema& other, KeySchema* into) {

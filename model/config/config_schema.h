@@ -38,7 +38,7 @@ struct KeySchema {
 KeySchema FamilyKeys(ModelFamily family);
 
 // The sections the server reads from every model's config.json (server/repository/
-// serving_config.cc): batching, instances, generation.
+// serving_config.cc): batching, instances, generation, input_form.
 KeySchema ServingKeys();
 
 // Adds `other`'s keys to `into`. A key both hold as objects gets the union of their keys; a key

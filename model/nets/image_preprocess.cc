@@ -1,5 +1,6 @@
 #include "model/nets/image_preprocess.h"
 
+#include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,32 @@ absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index)
       .unsqueeze(0)
       .to(torch::kFloat32)
       .div_(255.0);  // a copy: from_blob's memory is not ours
+}
+
+absl::StatusOr<torch::Tensor> TensorFromClient(const PixelTensor& tensor) {
+  const int64_t h = tensor.height, w = tensor.width;
+  if (h < 1 || w < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor is 3 x ", h, " x ", w, ": a side is empty"));
+  }
+  // h and w are ints: the product fits an int64 with room for the factor 3 * 4.
+  const uint64_t needed = static_cast<uint64_t>(3 * h * w) * PixelTensor::ElementBytes(tensor.type);
+  if (needed != tensor.data.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor is 3 x ", h, " x ", w, " and needs ", needed,
+                                                   " bytes, got ", tensor.data.size()));
+  }
+  const torch::ScalarType type = tensor.type == PixelTensor::Type::kFloat32   ? torch::kFloat32
+                                 : tensor.type == PixelTensor::Type::kFloat16 ? torch::kFloat16
+                                                                              : torch::kBFloat16;
+  // Copied into a tensor of its own first: the request's bytes may sit at any alignment (an
+  // HTTP body's binary part). The elements are little-endian, as on every host LibTorch serves.
+  torch::Tensor t = torch::empty({1, 3, h, w}, torch::TensorOptions().dtype(type));
+  std::memcpy(t.data_ptr(), tensor.data.data(), tensor.data.size());
+  if (type != torch::kFloat32) t = t.to(torch::kFloat32);
+  if (!torch::isfinite(t).all().item<bool>()) {
+    const int64_t at = torch::logical_not(torch::isfinite(t)).flatten().nonzero()[0].item<int64_t>();
+    return absl::InvalidArgumentError(absl::StrCat("tensor element ", at, " is not finite (NaN or infinity)"));
+  }
+  return t;
 }
 
 torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& n) {

@@ -17,6 +17,11 @@ namespace elliptical::model {
 // (1, 3, H, W) float32 in [0, 1] on the CPU. `index` names the image in errors.
 absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index);
 
+// A client's preprocessed tensor as (1, 3, H, W) float32 on the CPU (a copy: the view's bytes
+// are the request's). INVALID_ARGUMENT when its bytes do not match its size and type, or when
+// an element is NaN or infinite (which would otherwise turn every probability into NaN).
+absl::StatusOr<torch::Tensor> TensorFromClient(const PixelTensor& tensor);
+
 // (B, 3, H, W) in [0, 1] -> (x - mean) / std per channel.
 torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& normalisation);
 

@@ -210,7 +210,7 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
   auto run = std::make_shared<VisionRun<Result>>(&calls_, metrics_, label, rpc, context.protocol, std::move(done));
   struct Ready {
     std::shared_ptr<ServableT> model;
-    std::vector<model::RgbImage> images;
+    std::vector<VisionInput> images;
     std::shared_ptr<PixelBudget::Lease> lease;
     absl::Duration decode;
   };
@@ -347,13 +347,23 @@ std::shared_ptr<CallHandle> InferenceCalls::Score(const CallContext& context, Sc
   return run;
 }
 
-absl::StatusOr<std::vector<model::RgbImage>> InferenceCalls::DecodeImages(const std::vector<ImageInput>& images) const {
-  std::vector<model::RgbImage> out;
+absl::StatusOr<std::vector<VisionInput>> InferenceCalls::DecodeImages(const std::vector<ImageInput>& images) const {
+  std::vector<VisionInput> out;
   out.reserve(images.size());
   ImageLimits image_limits;
   image_limits.max_pixels = limits_.max_image_pixels;
   for (size_t i = 0; i < images.size(); ++i) {
     const ImageInput& image = images[i];
+    if (image.kind == ImageInput::Kind::kTensor) {
+      // ValidateVision has bounded its sides by max_image_pixels: they fit an int.
+      model::PixelTensor tensor;
+      tensor.width = static_cast<int>(image.width);
+      tensor.height = static_cast<int>(image.height);
+      tensor.type = image.tensor_type;
+      tensor.data = image.tensor;
+      out.emplace_back(tensor);
+      continue;
+    }
     absl::StatusOr<model::RgbImage> decoded =
         image.kind == ImageInput::Kind::kEncoded
             ? DecodeImage(absl::string_view(image.encoded.data(), image.encoded.size()), image_limits)

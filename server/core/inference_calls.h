@@ -122,7 +122,8 @@ class InferenceCalls {
       const std::function<absl::StatusOr<GenerationParams>()>& params);
   // The metric label of a model name: the name when the repository knows it, else "unknown".
   std::string ModelLabel(const std::string& name) const;
-  absl::StatusOr<std::vector<model::RgbImage>> DecodeImages(const std::vector<ImageInput>& images) const;
+  // Encoded files and raw pixels are decoded; a client's tensor passes as a view.
+  absl::StatusOr<std::vector<VisionInput>> DecodeImages(const std::vector<ImageInput>& images) const;
   absl::Status Refusal() const;
 
   const ModelRepository* const repository_;

@@ -33,6 +33,13 @@ absl::StatusOr<int64_t> ImagePixels(const ImageInput& image, const std::string& 
       }
       break;
     }
+    case ImageInput::Kind::kTensor:
+      width = image.width;
+      height = image.height;
+      if (image.channels != 3) {
+        return Invalid(field, absl::StrCat("is a tensor of ", image.channels, " channels; expected 3"));
+      }
+      break;
     case ImageInput::Kind::kUnset:
       return Invalid(field, "sets neither encoded bytes nor raw pixels");
   }
@@ -45,6 +52,16 @@ absl::StatusOr<int64_t> ImagePixels(const ImageInput& image, const std::string& 
     if (needed != image.pixels.size()) {
       return Invalid(field, absl::StrCat("is ", width, "x", height, "x", image.channels, " and needs ", needed,
                                          " bytes of pixels, got ", image.pixels.size()));
+    }
+  }
+  if (image.kind == ImageInput::Kind::kTensor) {
+    // As above, bounded by max_image_pixels; a tensor's pixels are charged to the pixel budget
+    // like a decoded image's (its float32 copy takes 12 bytes each, within the 15 assumed).
+    const uint64_t needed = static_cast<uint64_t>(3 * width * height) *
+                            static_cast<uint64_t>(model::PixelTensor::ElementBytes(image.tensor_type));
+    if (needed != image.tensor.size()) {
+      return Invalid(field, absl::StrCat("is a 3x", height, "x", width, " tensor and needs ", needed,
+                                         " bytes, got ", image.tensor.size()));
     }
   }
   return width * height;

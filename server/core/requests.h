@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "model/api/image.h"
 #include "model/api/image_classifier.h"
 #include "model/api/image_segmenter.h"
 #include "server/batching/batch_task.h"
@@ -22,7 +23,7 @@ namespace elliptical::server {
 // One image as the request carries it, not yet decoded. The bytes are a view: they belong to
 // the front end's request, which must outlive the call (until its `done` has run).
 struct ImageInput {
-  enum class Kind { kUnset, kEncoded, kPixels };
+  enum class Kind { kUnset, kEncoded, kPixels, kTensor };
   Kind kind = Kind::kUnset;
   std::string_view encoded;  // kEncoded: a PNG or JPEG file
   // kPixels: height x width x channels bytes, row-major, channels 1, 3 or 4.
@@ -30,6 +31,11 @@ struct ImageInput {
   int64_t height = 0;
   int64_t channels = 0;
   std::string_view pixels;
+  // kTensor: the client preprocessed the image itself (resized and normalised as the model's
+  // config says): 3 x height x width elements of `tensor_type`, channels first, little-endian.
+  // No decoding and no preprocessing; the model checks the size it takes.
+  model::PixelTensor::Type tensor_type = model::PixelTensor::Type::kFloat32;
+  std::string_view tensor;
 
   static ImageInput Encoded(std::string_view bytes) {
     ImageInput i;
@@ -46,6 +52,16 @@ struct ImageInput {
     i.pixels = bytes;
     return i;
   }
+  static ImageInput Tensor(int64_t width, int64_t height, model::PixelTensor::Type type, std::string_view bytes) {
+    ImageInput i;
+    i.kind = Kind::kTensor;
+    i.width = width;
+    i.height = height;
+    i.channels = 3;
+    i.tensor_type = type;
+    i.tensor = bytes;
+    return i;
+  }
 };
 
 // Classify and Segment.
@@ -54,7 +70,7 @@ struct VisionRequest {
   std::vector<ImageInput> images;
   Priority priority = Priority::kNormal;
   bool attention_stats = false;  // per-layer statistics of the metric m with each result
-  // Bytes a codec had to make (pixels it converted) that `images` view: they move with the
+  // Bytes a codec had to make (pixels or tensor elements it converted) that `images` view: they move with the
   // request, and their addresses do not change when it moves.
   std::vector<std::shared_ptr<const std::string>> owned;
 };

@@ -75,6 +75,7 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
     return absl::Status(serving.status().code(),
                         absl::StrCat(dir_path, "/config.json: ", serving.status().message()));
   }
+  staged->snapshot.input_form = serving->input_form;
   ServableContext context;
   context.name = staged->snapshot.name;
   context.dir = *std::move(dir);

@@ -32,6 +32,7 @@ struct ModelSnapshot {
   ModelState state = ModelState::kLoading;
   std::string reason;  // why it failed
   std::optional<model::ModelDescription> description;  // once ready
+  InputForm input_form = InputForm::kImage;  // config.json's "input_form", once ready
 };
 
 class ModelRepository {

@@ -9,9 +9,35 @@
 
 namespace elliptical::server {
 
+namespace {
+
+absl::StatusOr<InputForm> ParseInputForm(const nlohmann::json& config) {
+  auto it = config.find("input_form");
+  if (it == config.end()) return InputForm::kImage;
+  constexpr char kAllowed[] = "\"input_form\" must be \"image\", \"pixels\" or \"tensor\"";
+  const auto family = config.find("family");
+  if (family != config.end() && *family == "language_model") return absl::InvalidArgumentError("\"input_form\" applies to vision models, not language models");
+  if (!it->is_string()) {
+    std::string shown = it->dump();
+    if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
+    return absl::InvalidArgumentError(absl::StrCat(kAllowed, ", not ", shown));
+  }
+  for (InputForm form : {InputForm::kImage, InputForm::kPixels, InputForm::kTensor}) {
+    if (it->get<std::string>() == InputFormName(form)) return form;
+  }
+  std::string shown = it->get<std::string>();
+  if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
+  return absl::InvalidArgumentError(absl::StrCat(kAllowed, ", not \"", shown, "\""));
+}
+
+}  // namespace
+
 absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
                                                  const ServingOverrides& overrides) {
   ServingConfig out;
+  auto form = ParseInputForm(config);
+  if (!form.ok()) return form.status();
+  out.input_form = *form;
   try {
     const nlohmann::json b = config.value("batching", nlohmann::json::object());
     const nlohmann::json g = config.value("generation", nlohmann::json::object());

@@ -7,6 +7,7 @@
 //                  "lend_idle_threads": true}
 //   "generation": {"max_running": 16, "max_waiting": 4096, "max_cache_mb": 512,
 //                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024}
+//   "input_form": "image" | "pixels" | "tensor"   (vision models; default "image")
 //
 // Every default is here; model/config/config_schema.cc lists the keys, and unknown ones are refused.
 #pragma once
@@ -37,10 +38,30 @@ struct InstanceOptions {
   bool lend_idle_threads = true;
 };
 
+// The one input a vision model's metadata lists (the Open Inference Protocol's
+// GetModelMetadata): a generic client fills every input listed, so exactly one is. Requests
+// may still name any of them: this chooses what is advertised, not what is accepted.
+enum class InputForm {
+  kImage,   // encoded PNG or JPEG files; the server decodes, resizes and normalises
+  kPixels,  // decoded 8-bit pixels; the server resizes and normalises
+  kTensor,  // the model's own input, resized and normalised by the client
+};
+// "image", "pixels", "tensor": the config value, and the protocol's input name. Inline: the
+// protocols' light mapping libraries name it without linking the repository.
+inline const char* InputFormName(InputForm form) {
+  switch (form) {
+    case InputForm::kImage: return "image";
+    case InputForm::kPixels: return "pixels";
+    case InputForm::kTensor: return "tensor";
+  }
+  return "image";
+}
+
 struct ServingConfig {
   BatchingOptions batching;
   InstanceOptions instances;
   GenerationLimits generation;
+  InputForm input_form = InputForm::kImage;
 };
 
 absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,

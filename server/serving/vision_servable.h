@@ -1,12 +1,15 @@
 // A loaded vision model (classifier or segmenter) behind its dynamic batcher. Submit decodes
-// nothing and waits for nothing: images are resized and normalised on the caller's thread, the
-// batches run on the model's instance threads, and the callback gets the results.
+// nothing and waits for nothing: images are resized and normalised on the caller's thread (a
+// client's preprocessed tensor is only checked and copied), the batches run on the model's
+// instance threads, and the callback gets the results. Both kinds of input become the same
+// prepared tensor, so they share batches.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +41,17 @@ struct StatsSampling {
   double rate = 0;  // in [0, 1]
   std::function<void(const std::vector<model::LayerStats>&)> on_stats;
 };
+
+// One input of a call: a decoded image, or a tensor the client preprocessed (a view into its
+// request, valid until Submit returns).
+using VisionInput = std::variant<model::RgbImage, model::PixelTensor>;
+
+inline int InputWidth(const VisionInput& input) {
+  return std::visit([](const auto& i) { return i.width; }, input);
+}
+inline int InputHeight(const VisionInput& input) {
+  return std::visit([](const auto& i) { return i.height; }, input);
+}
 
 struct ImageItem {
   std::shared_ptr<const model::PreparedImage> image;
@@ -76,14 +90,16 @@ class VisionServable final : public Servable {
   // Schedules the images (at least one); `on_done` runs exactly once when this returns OK, with
   // one result per image in order, or the first error. Errors here: the images cannot be
   // prepared (INVALID_ARGUMENT, naming the image), or the model's queue refuses them.
-  absl::StatusOr<std::shared_ptr<PendingCall>> Submit(const std::vector<model::RgbImage>& images,
+  absl::StatusOr<std::shared_ptr<PendingCall>> Submit(const std::vector<VisionInput>& images,
                                                       bool with_stats, const CallOptions& call,
                                                       Done on_done) {
     const absl::Time start = absl::Now();
     std::vector<ImageItem> items;
     items.reserve(images.size());
     for (size_t i = 0; i < images.size(); ++i) {
-      auto prepared = model_->Prepare(images[i]);
+      const auto* tensor = std::get_if<model::PixelTensor>(&images[i]);
+      auto prepared = tensor != nullptr ? model_->PrepareTensor(*tensor)
+                                        : model_->Prepare(std::get<model::RgbImage>(images[i]));
       if (!prepared.ok()) {
         return absl::Status(prepared.status().code(),
                             absl::StrCat("images[", i, "]: ", prepared.status().message()));
@@ -100,15 +116,15 @@ class VisionServable final : public Servable {
       typename Batcher::Task task;
       std::vector<size_t> where;
       for (size_t i = first; i < images.size(); ++i) {
-        if (!grouped[i] && (!same_size_batches_ || (images[i].height == images[first].height &&
-                                                    images[i].width == images[first].width))) {
+        if (!grouped[i] && (!same_size_batches_ || (InputHeight(images[i]) == InputHeight(images[first]) &&
+                                                    InputWidth(images[i]) == InputWidth(images[first])))) {
           task.items.push_back(items[i]);
           where.push_back(i);
           grouped[i] = true;
         }
       }
-      task.key = same_size_batches_ ? (static_cast<uint64_t>(images[first].height) << 32) |
-                                          static_cast<uint32_t>(images[first].width)
+      task.key = same_size_batches_ ? (static_cast<uint64_t>(InputHeight(images[first])) << 32) |
+                                          static_cast<uint32_t>(InputWidth(images[first]))
                                     : 0;
       task.deadline = call.deadline;
       task.priority = call.priority;

@@ -88,7 +88,8 @@ void CheckResponseBody(const ks::InferResponseBody& body) {
 void MaskSize(const core::ImageInput& image, int* w, int* h) {
   *w = 3;
   *h = 2;
-  if (image.kind == core::ImageInput::Kind::kPixels && image.width * image.height <= 4096) {
+  if ((image.kind == core::ImageInput::Kind::kPixels || image.kind == core::ImageInput::Kind::kTensor) &&
+      image.width * image.height <= 4096) {
     *w = static_cast<int>(image.width);
     *h = static_cast<int>(image.height);
   }

@@ -1,8 +1,13 @@
 // The ViT classifier loaded from a model directory, against the independent Python reference
 // (tests/reference/elliptical_vit.py), and the properties a batching server relies on.
+#include <limits>
+#include <string_view>
+
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "model/api/image_classifier.h"
+#include "model/nets/prepared_image.h"
 #include "server/input/image_decoder.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"
@@ -103,6 +108,69 @@ TEST(ViTClassifier, StatisticsDescribeEveryLayer) {
     EXPECT_GE(layer.mean_token_cosine_similarity, -1.0f);
     EXPECT_LE(layer.mean_token_cosine_similarity, 1.0f + 1e-5f);
   }
+}
+
+// A client's tensor (the KServe "tensor" input) in place of the server's preprocessing.
+PixelTensor ViewOf(const torch::Tensor& t, PixelTensor::Type type) {
+  PixelTensor view;
+  view.height = static_cast<int>(t.size(2));
+  view.width = static_cast<int>(t.size(3));
+  view.type = type;
+  view.data = std::string_view(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  return view;
+}
+
+TEST(ViTClassifier, APreparedTensorFromTheClientGivesTheImagesAnswer) {
+  auto model = LoadModel("vit-test");
+  ASSERT_NE(model, nullptr);
+  const RgbImage image = Load("wide_80x60.png");  // resized by Prepare
+  auto from_image = model->Prepare(image);
+  ASSERT_TRUE(from_image.ok()) << from_image.status();
+  const torch::Tensor pixels = (*from_image)->pixels.contiguous();
+  auto from_tensor = model->PrepareTensor(ViewOf(pixels, PixelTensor::Type::kFloat32));
+  ASSERT_TRUE(from_tensor.ok()) << from_tensor.status();
+  EXPECT_TRUE(torch::equal((*from_tensor)->pixels, pixels));
+  // The same input bits in the same batch shape: the same answer, bit for bit.
+  const PreparedImage* a = from_image->get();
+  const PreparedImage* b = from_tensor->get();
+  auto answer_image = model->ClassifyPrepared({&a, 1}, false);
+  auto answer_tensor = model->ClassifyPrepared({&b, 1}, false);
+  ASSERT_TRUE(answer_image.ok() && answer_tensor.ok());
+  EXPECT_EQ((*answer_image)[0].probabilities, (*answer_tensor)[0].probabilities);
+  // Both are the same prepared input to the batcher: they share a batch, each keeping its answer
+  // (within the batch-invariance tolerance of AnswerDoesNotDependOnTheBatch).
+  const PreparedImage* both[] = {a, b};
+  auto shared = model->ClassifyPrepared(both, false);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  const double tolerance = 2 * elliptical::testing::TransformerReorderTolerance(3, 96);
+  for (const Classification& c : *shared) {
+    for (size_t k = 0; k < c.probabilities.size(); ++k) {
+      EXPECT_NEAR(c.probabilities[k], (*answer_image)[0].probabilities[k], tolerance) << "class " << k;
+    }
+  }
+
+  // FP16 and BF16 arrive as the float32 of their values.
+  for (auto [type, dtype] : {std::pair{PixelTensor::Type::kFloat16, torch::kFloat16},
+                             std::pair{PixelTensor::Type::kBFloat16, torch::kBFloat16}}) {
+    const torch::Tensor low = pixels.to(dtype).contiguous();
+    auto prepared = model->PrepareTensor(ViewOf(low, type));
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    EXPECT_TRUE(torch::equal((*prepared)->pixels, low.to(torch::kFloat32)));
+  }
+
+  // Another size, and a NaN: refused, naming what is wrong.
+  const torch::Tensor small = torch::zeros({1, 3, 8, 8});
+  auto refused = model->PrepareTensor(ViewOf(small, PixelTensor::Type::kFloat32));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("the model takes 3 x 32 x 32"), std::string::npos) << refused.status();
+  torch::Tensor nan = pixels.clone();
+  nan.view(-1)[100].fill_(std::numeric_limits<float>::quiet_NaN());
+  refused = model->PrepareTensor(ViewOf(nan, PixelTensor::Type::kFloat32));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("element 100 is not finite"), std::string::npos) << refused.status();
+  PixelTensor truncated = ViewOf(pixels, PixelTensor::Type::kFloat32);
+  truncated.data.remove_suffix(1);
+  EXPECT_EQ(model->PrepareTensor(truncated).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ViTClassifier, MismatchedWeightsFailWithTheTensorNamed) {

@@ -398,18 +398,228 @@ TEST(KServeMapping, ModelMetadataAndVersions) {
   ASSERT_EQ(m.versions_size(), 1);
   EXPECT_EQ(m.versions(0), "1");
   EXPECT_EQ(m.platform(), kPlatform);
-  ASSERT_EQ(m.inputs_size(), 2);
+  // Exactly one input, the configured form (image by default): a client that fills every
+  // input listed sends one.
+  ASSERT_EQ(m.inputs_size(), 1);
+  EXPECT_EQ(m.inputs(0).name(), "image");
   EXPECT_EQ(m.inputs(0).datatype(), "BYTES");
-  EXPECT_EQ(m.inputs(1).shape_size(), 4);
+  EXPECT_EQ(m.inputs(0).shape_size(), 1);
   ASSERT_EQ(m.outputs_size(), 4);
   EXPECT_EQ(m.outputs(0).shape(1), 10);
   inference::ModelMetadataResponse seg;
   FillModelMetadata(Segmenter(), &seg);
+  ASSERT_EQ(seg.inputs_size(), 1);
   EXPECT_EQ(seg.outputs(0).name(), "mask");
   EXPECT_EQ(seg.outputs(1).shape(0), 2);
   EXPECT_TRUE(CheckModelVersion("vit", "").ok());
   EXPECT_TRUE(CheckModelVersion("vit", "1").ok());
   EXPECT_EQ(CheckModelVersion("vit", "2").code(), absl::StatusCode::kNotFound);
+}
+
+std::vector<int64_t> Shape(const inference::ModelMetadataResponse::TensorMetadata& t) {
+  return std::vector<int64_t>(t.shape().begin(), t.shape().end());
+}
+
+TEST(KServeMapping, MetadataListsTheConfiguredInputForm) {
+  ModelSnapshot vit = Classifier(10);
+  vit.description->image_size = 32;
+  inference::ModelMetadataResponse m;
+  vit.input_form = InputForm::kPixels;
+  FillModelMetadata(vit, &m);
+  ASSERT_EQ(m.inputs_size(), 1);
+  EXPECT_EQ(m.inputs(0).name(), "pixels");
+  EXPECT_EQ(m.inputs(0).datatype(), "UINT8");
+  EXPECT_EQ(Shape(m.inputs(0)), (std::vector<int64_t>{-1, -1, -1, -1}));
+
+  m.Clear();
+  vit.input_form = InputForm::kTensor;
+  FillModelMetadata(vit, &m);
+  ASSERT_EQ(m.inputs_size(), 1);
+  EXPECT_EQ(m.inputs(0).name(), "tensor");
+  EXPECT_EQ(m.inputs(0).datatype(), "FP32");
+  EXPECT_EQ(Shape(m.inputs(0)), (std::vector<int64_t>{-1, 3, 32, 32}));
+
+  // A segmenter takes any size; a model still loading has no known size.
+  ModelSnapshot seg = Segmenter();
+  seg.description->image_size = 48;
+  seg.input_form = InputForm::kTensor;
+  m.Clear();
+  FillModelMetadata(seg, &m);
+  ASSERT_EQ(m.inputs_size(), 1);
+  EXPECT_EQ(Shape(m.inputs(0)), (std::vector<int64_t>{-1, 3, -1, -1}));
+  vit.description.reset();
+  m.Clear();
+  FillModelMetadata(vit, &m);
+  ASSERT_EQ(m.inputs_size(), 1);
+  EXPECT_EQ(Shape(m.inputs(0)), (std::vector<int64_t>{-1, 3, -1, -1}));
+}
+
+ModelSnapshot Classifier32() {
+  ModelSnapshot s = Classifier(10);
+  s.description->image_size = 4;  // small tensors below: 3 x 4 x 4
+  return s;
+}
+
+std::string Floats(const std::vector<float>& values) {
+  std::string s(values.size() * sizeof(float), '\0');
+  std::memcpy(s.data(), values.data(), s.size());
+  return s;
+}
+
+ModelInferRequest RawTensor(const std::string& datatype, std::vector<int64_t> shape, std::string bytes) {
+  ModelInferRequest r;
+  r.set_model_name("vit");
+  AddInput(&r, "tensor", datatype, std::move(shape));
+  r.add_raw_input_contents(std::move(bytes));
+  return r;
+}
+
+absl::Status MapTensorRequest(const ModelInferRequest& r, VisionRequest* out = nullptr) {
+  VisionRequest unused;
+  return MapClassifyRequest(r, Classifier32(), kMaxImages, out ? out : &unused).status();
+}
+
+TEST(KServeMapping, TensorRawAndTypedGiveTheSameViews) {
+  std::vector<float> values(2 * 3 * 4 * 4);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) / 10.0f - 1.0f;
+  ModelInferRequest raw = RawTensor("FP32", {2, 3, 4, 4}, Floats(values));
+  VisionRequest from_raw;
+  ASSERT_TRUE(MapTensorRequest(raw, &from_raw).ok()) << MapTensorRequest(raw);
+  ASSERT_EQ(from_raw.images.size(), 2u);
+  EXPECT_EQ(from_raw.images[0].kind, ImageInput::Kind::kTensor);
+  EXPECT_EQ(from_raw.images[0].width, 4);
+  EXPECT_EQ(from_raw.images[0].height, 4);
+  EXPECT_EQ(from_raw.images[0].tensor_type, model::PixelTensor::Type::kFloat32);
+  // Views into the request: the second image starts 48 floats in.
+  EXPECT_EQ(from_raw.images[1].tensor.data(), raw.raw_input_contents(0).data() + 48 * 4);
+  EXPECT_EQ(from_raw.images[1].tensor.size(), 48u * 4);
+
+  ModelInferRequest typed;
+  typed.set_model_name("vit");
+  auto* t = AddInput(&typed, "tensor", "FP32", {2, 3, 4, 4});
+  for (float v : values) t->mutable_contents()->add_fp32_contents(v);
+  VisionRequest from_typed;
+  ASSERT_TRUE(MapTensorRequest(typed, &from_typed).ok()) << MapTensorRequest(typed);
+  ASSERT_EQ(from_typed.images.size(), 2u);
+  EXPECT_EQ(from_typed.images[1].tensor, from_raw.images[1].tensor);
+
+  // FP16 and BF16 by name, raw only.
+  EXPECT_TRUE(MapTensorRequest(RawTensor("FP16", {1, 3, 4, 4}, std::string(96, '\0'))).ok());
+  VisionRequest bf16;
+  ASSERT_TRUE(MapTensorRequest(RawTensor("BF16", {1, 3, 4, 4}, std::string(96, '\0')), &bf16).ok());
+  EXPECT_EQ(bf16.images[0].tensor_type, model::PixelTensor::Type::kBFloat16);
+  typed.mutable_inputs(0)->set_datatype("FP16");
+  EXPECT_NE(MapTensorRequest(typed).message().find("raw_input_contents"), std::string::npos);
+}
+
+TEST(KServeMapping, TensorShapesDatatypesAndSizesAreChecked) {
+  const std::string one = std::string(48 * 4, '\0');
+  auto error = [](const ModelInferRequest& r) { return std::string(MapTensorRequest(r).message()); };
+  EXPECT_TRUE(MapTensorRequest(RawTensor("FP32", {1, 3, 4, 4}, one)).ok());
+  // Not the model's size: the message names the shape the model takes.
+  ModelInferRequest wrong_size = RawTensor("FP32", {1, 3, 2, 8}, one);
+  EXPECT_EQ(MapTensorRequest(wrong_size).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(error(wrong_size).find("input \"tensor\": shape [1, 3, 2, 8] is not [-1, 3, 4, 4]"), std::string::npos)
+      << error(wrong_size);
+  // NHWC, rank 3, empty, too many images.
+  EXPECT_NE(error(RawTensor("FP32", {1, 4, 4, 3}, one)).find("is not [-1, 3, 4, 4]"), std::string::npos);
+  EXPECT_FALSE(MapTensorRequest(RawTensor("FP32", {3, 4, 4}, one)).ok());
+  EXPECT_NE(error(RawTensor("FP32", {0, 3, 4, 4}, "")).find("no images"), std::string::npos);
+  EXPECT_NE(error(RawTensor("FP32", {65, 3, 4, 4}, "")).find("limit of 64"), std::string::npos);
+  // Bytes that do not match the shape and datatype.
+  EXPECT_NE(error(RawTensor("FP32", {1, 3, 4, 4}, one + "x")).find("needs 192 bytes"), std::string::npos);
+  EXPECT_NE(error(RawTensor("FP16", {1, 3, 4, 4}, one)).find("needs 96 bytes"), std::string::npos);
+  // Datatypes the form does not take.
+  EXPECT_NE(error(RawTensor("FP64", {1, 3, 4, 4}, one + one)).find("not FP32, FP16 or BF16"), std::string::npos);
+  EXPECT_NE(error(RawTensor("UINT8", {1, 3, 4, 4}, std::string(48, '\0'))).find("not FP32"), std::string::npos);
+  // A segmenter takes any size (its images of one size are one tensor anyway), within INT32.
+  VisionRequest seg;
+  ModelInferRequest wide = RawTensor("FP32", {1, 3, 2, 8}, one);
+  ASSERT_TRUE(MapSegmentRequest(wide, Segmenter(), kMaxImages, &seg).ok());
+  EXPECT_EQ(seg.images[0].width, 8);
+  EXPECT_EQ(seg.images[0].height, 2);
+  const int64_t big = int64_t{1} << 40;
+  EXPECT_EQ(MapSegmentRequest(RawTensor("FP32", {1, 3, big, big}, one), Segmenter(), kMaxImages, &seg).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Element count beyond INT64_MAX / 4 bytes: refused without overflow.
+  const int64_t huge = int64_t{1} << 30;
+  EXPECT_EQ(MapSegmentRequest(RawTensor("FP32", {1, 3, huge, huge}, one), Segmenter(), kMaxImages, &seg).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KServeMapping, NonFiniteTensorElementsAreRefusedByIndex) {
+  std::vector<float> values(48, 0.5f);
+  values[17] = std::numeric_limits<float>::quiet_NaN();
+  std::string message(MapTensorRequest(RawTensor("FP32", {1, 3, 4, 4}, Floats(values))).message());
+  EXPECT_NE(message.find("input \"tensor\": element 17 is not finite"), std::string::npos) << message;
+  values[17] = 0;
+  values[40] = -std::numeric_limits<float>::infinity();
+  message = std::string(MapTensorRequest(RawTensor("FP32", {1, 3, 4, 4}, Floats(values))).message());
+  EXPECT_NE(message.find("element 40 is not finite"), std::string::npos) << message;
+  // FP16 infinity is 0x7C00; BF16 NaN 0x7FC0 (little-endian byte pairs).
+  std::string fp16(96, '\0');
+  fp16[2 * 5] = '\x00';
+  fp16[2 * 5 + 1] = '\x7c';
+  message = std::string(MapTensorRequest(RawTensor("FP16", {1, 3, 4, 4}, fp16)).message());
+  EXPECT_NE(message.find("element 5 is not finite"), std::string::npos) << message;
+  std::string bf16(96, '\0');
+  bf16[2 * 9] = '\xc0';
+  bf16[2 * 9 + 1] = '\x7f';
+  message = std::string(MapTensorRequest(RawTensor("BF16", {1, 3, 4, 4}, bf16)).message());
+  EXPECT_NE(message.find("element 9 is not finite"), std::string::npos) << message;
+  // The largest finite FP16 (0x7BFF) passes.
+  fp16[2 * 5] = '\xff';
+  fp16[2 * 5 + 1] = '\x7b';
+  EXPECT_TRUE(MapTensorRequest(RawTensor("FP16", {1, 3, 4, 4}, fp16)).ok());
+}
+
+TEST(KServeMapping, EveryFormIsAcceptedWhateverTheConfiguredOne) {
+  ModelSnapshot vit = Classifier32();
+  for (InputForm form : {InputForm::kImage, InputForm::kPixels, InputForm::kTensor}) {
+    vit.input_form = form;
+    VisionRequest out;
+    EXPECT_TRUE(MapClassifyRequest(RawImages({"png"}), vit, kMaxImages, &out).ok());
+    EXPECT_TRUE(MapClassifyRequest(RawTensor("FP32", {1, 3, 4, 4}, std::string(192, '\0')), vit, kMaxImages, &out).ok());
+  }
+  // Two inputs (a client filling image and pixels): the message names the accepted ones and
+  // the one the metadata lists.
+  vit.input_form = InputForm::kTensor;
+  ModelInferRequest two = RawImages({"a"});
+  AddInput(&two, "pixels", "UINT8", {1, 1, 1, 1});
+  two.add_raw_input_contents(std::string(1, '\0'));
+  VisionRequest out;
+  absl::Status status = MapClassifyRequest(two, vit, kMaxImages, &out).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("exactly one input"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("tensor (FP32 [-1, 3, 4, 4])"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("metadata lists tensor"), std::string::npos) << status;
+}
+
+TEST(KServeJson, ATensorAsJsonNumbersMapsToFloats) {
+  // 48 numbers, one beyond float32's range (it becomes infinity, then a refusal naming it).
+  std::string data;
+  for (int i = 0; i < 48; ++i) data += (i ? "," : "") + std::to_string(i - 24) + ".25";
+  const auto body = [](const std::string& values) {
+    return R"({"inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 4, 4], "data": [)" + values + "]}]}";
+  };
+  auto r = ParseInferRequest(body(data), std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  r->set_model_name("vit");
+  VisionRequest mapped;
+  ASSERT_TRUE(MapClassifyRequest(*r, Classifier32(), kMaxImages, &mapped).ok());
+  ASSERT_EQ(mapped.images.size(), 1u);
+  float third;
+  std::memcpy(&third, mapped.images[0].tensor.data() + 2 * sizeof(float), sizeof third);
+  EXPECT_EQ(third, -22.25f);  // "-22" + ".25"
+  auto far = ParseInferRequest(body("1e39," + data.substr(data.find(',') + 1)), std::nullopt);
+  ASSERT_TRUE(far.ok()) << far.status();
+  far->set_model_name("vit");
+  absl::Status refused = MapClassifyRequest(*far, Classifier32(), kMaxImages, &mapped).status();
+  EXPECT_NE(refused.message().find("element 0 is not finite"), std::string::npos) << refused;
+  // FP16 has no JSON form.
+  auto fp16 = ParseInferRequest(R"({"inputs": [{"name": "tensor", "datatype": "FP16", "shape": [1], "data": [1]}]})",
+                                std::nullopt);
+  EXPECT_NE(fp16.status().message().find("send it as binary data"), std::string::npos) << fp16.status();
 }
 
 TEST(KServeJson, JsonAndBinaryInputsBecomeRawContents) {

@@ -46,6 +46,35 @@ TEST(RequestValidation, RawSidesWhoseProductOverflowsAreRefusedNotWrapped) {
   EXPECT_EQ(ok->pixels, 6 + 16);
 }
 
+// A client's preprocessed tensor (3 x height x width floats).
+ImageInput Tensor(int64_t width, int64_t height, model::PixelTensor::Type type, size_t bytes) {
+  static std::deque<std::string> kept;
+  kept.emplace_back(bytes, '\0');
+  return ImageInput::Tensor(width, height, type, kept.back());
+}
+
+TEST(RequestValidation, TensorsAreBoundedAndChargedLikeImages) {
+  RequestLimits limits;
+  limits.max_image_pixels = 100;
+  limits.max_request_pixels = 150;
+  using Type = model::PixelTensor::Type;
+  auto ok = ValidateVision(Classify({Tensor(10, 10, Type::kFloat32, 1200), Raw(5, 5, 3, 75)}), limits);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->pixels, 100 + 25);
+  EXPECT_TRUE(ValidateVision(Classify({Tensor(10, 10, Type::kBFloat16, 600)}), limits).ok());
+  ExpectRefused(ValidateVision(Classify({Tensor(10, 10, Type::kFloat16, 1200)}), limits).status(),
+                absl::StatusCode::kInvalidArgument, "images[0] is a 3x10x10 tensor and needs 600 bytes, got 1200");
+  ExpectRefused(ValidateVision(Classify({Tensor(11, 10, Type::kFloat32, 1320)}), limits).status(),
+                absl::StatusCode::kInvalidArgument, "the limit is 100 pixels per image");
+  ExpectRefused(ValidateVision(Classify({Tensor(10, 10, Type::kFloat32, 1200), Tensor(10, 10, Type::kFloat32, 1200)}),
+                               limits).status(),
+                absl::StatusCode::kResourceExhausted, "200 pixels in all; the limit is 150");
+  // Sides whose product would wrap are refused before any product is taken.
+  ExpectRefused(ValidateVision(Classify({Tensor(4294571377u, 2863575501u, Type::kFloat32, 12)}), RequestLimits{})
+                    .status(),
+                absl::StatusCode::kInvalidArgument, "images[0] is 4294571377x2863575501");
+}
+
 TEST(RequestValidation, ImagesOfOneRequestShareItsPixelBudget) {
   RequestLimits limits;
   limits.max_image_pixels = 100;

@@ -1,6 +1,8 @@
 #include "server/protocols/kserve/request_mapping.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -152,11 +154,125 @@ absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const s
   return absl::OkStatus();
 }
 
-absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images, VisionRequest* out) {
+// Whether a 16-bit float's exponent is all ones (infinity or NaN): FP16 has 5 exponent bits
+// below the sign, BF16 8.
+bool NonFinite16(uint16_t bits, model::PixelTensor::Type type) {
+  const uint16_t exponent = type == model::PixelTensor::Type::kFloat16 ? 0x7C00 : 0x7F80;
+  return (bits & exponent) == exponent;
+}
+
+// The index of the first element of `bytes` (little-endian elements of `type`) that is NaN or
+// infinite, or -1.
+int64_t FirstNonFinite(std::string_view bytes, model::PixelTensor::Type type) {
+  const size_t size = static_cast<size_t>(model::PixelTensor::ElementBytes(type));
+  const size_t count = bytes.size() / size;
+  for (size_t i = 0; i < count; ++i) {
+    const char* p = bytes.data() + i * size;
+    if (type == model::PixelTensor::Type::kFloat32) {
+      float f;
+      std::memcpy(&f, p, sizeof f);
+      if (!std::isfinite(f)) return static_cast<int64_t>(i);
+    } else {
+      const uint16_t bits = static_cast<uint16_t>(static_cast<unsigned char>(p[0]) |
+                                                  static_cast<unsigned char>(p[1]) << 8);
+      if (NonFinite16(bits, type)) return static_cast<int64_t>(i);
+    }
+  }
+  return -1;
+}
+
+std::string DimsString(const std::vector<int64_t>& shape) {
+  std::vector<std::string> dims;
+  for (int64_t d : shape) dims.push_back(d < 0 ? "-1" : absl::StrCat(d));
+  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
+}
+
+// tensor: FP32 (or FP16, BF16) [N, 3, H, W], already resized and normalised by the client.
+absl::Status MapTensor(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
+                       const ModelSnapshot& model, int64_t max_images, VisionRequest* out) {
+  const std::string what = absl::StrCat("input \"", kTensor, "\"");
+  model::PixelTensor::Type type;
+  if (input.datatype() == "FP32") {
+    type = model::PixelTensor::Type::kFloat32;
+  } else if (input.datatype() == "FP16") {
+    type = model::PixelTensor::Type::kFloat16;
+  } else if (input.datatype() == "BF16") {
+    type = model::PixelTensor::Type::kBFloat16;
+  } else {
+    return Invalid(what, absl::StrCat("datatype is ", Quoted(input.datatype()), ", not FP32, FP16 or BF16"));
+  }
+  const std::vector<int64_t> expected = TensorInputShape(model);
+  const auto& shape = input.shape();
+  const auto wrong_shape = [&] {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " is not ", DimsString(expected),
+                                      " (N images, 3 channels, height, width)"));
+  };
+  if (shape.size() != 4 || shape[1] != 3) return wrong_shape();
+  for (int i = 2; i < 4; ++i) {
+    if (expected[static_cast<size_t>(i)] >= 0 && shape[i] != expected[static_cast<size_t>(i)]) return wrong_shape();
+  }
+  auto total = ElementCount(shape, what);
+  if (!total.ok()) return total.status();
+  const int64_t n = shape[0], h = shape[2], w = shape[3];
+  if (n < 1) return Invalid(what, "holds no images");
+  if (n > max_images) {
+    return Invalid(what, absl::StrCat(n, " images are beyond the limit of ", max_images, " per request"));
+  }
+  if (h < 1 || w < 1) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has an empty image"));
+  if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": an image side is beyond INT32_MAX"));
+  }
+  const int64_t element_bytes = model::PixelTensor::ElementBytes(type);
+  if (*total > std::numeric_limits<int64_t>::max() / element_bytes) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " holds more bytes than INT64_MAX"));
+  }
+  const int64_t bytes_needed = *total * element_bytes;
+  std::string_view bytes;
+  if (raw != nullptr) {
+    if (static_cast<int64_t>(raw->size()) != bytes_needed) {
+      return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " of ", input.datatype(), " needs ",
+                                        bytes_needed, " bytes of raw contents; there are ", raw->size()));
+    }
+    bytes = *raw;
+  } else {
+    const InferTensorContents& c = input.contents();
+    if (type != model::PixelTensor::Type::kFloat32) {
+      return Invalid(what, absl::StrCat(input.datatype(), " has no typed contents: send it as raw_input_contents"));
+    }
+    if (c.fp32_contents_size() != *total || HasTypedContents(c) != (c.fp32_contents_size() > 0)) {
+      return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " needs ", *total,
+                                        " elements in contents.fp32_contents; it has ", c.fp32_contents_size(),
+                                        c.fp32_contents_size() > 0 ? " (and others)" : ""));
+    }
+    // The typed elements are floats already, in memory the request keeps: a view of them as
+    // bytes (this host's float layout is the tensor's: IEEE 754, little-endian).
+    bytes = std::string_view(reinterpret_cast<const char*>(c.fp32_contents().data()),
+                             static_cast<size_t>(bytes_needed));
+  }
+  if (const int64_t bad = FirstNonFinite(bytes, type); bad >= 0) {
+    return Invalid(what, absl::StrCat("element ", bad, " is not finite (NaN or infinity): send the normalised image"));
+  }
+  const size_t per_image = static_cast<size_t>(bytes_needed / n);  // exact
+  out->images.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    out->images.push_back(ImageInput::Tensor(w, h, type, bytes.substr(static_cast<size_t>(i) * per_image, per_image)));
+  }
+  return absl::OkStatus();
+}
+
+// The inputs a request may name, for errors: all three are accepted whatever the model's
+// configured form (the one its metadata lists).
+std::string AcceptedInputs(const ModelSnapshot& model) {
+  return absl::StrCat("image (BYTES [N]), pixels (UINT8 [N, H, W, C]) or tensor (FP32 ",
+                      DimsString(TensorInputShape(model)), "); the model's metadata lists ",
+                      InputFormName(model.input_form));
+}
+
+absl::Status MapInputs(const ModelInferRequest& request, const ModelSnapshot& model, int64_t max_images,
+                       VisionRequest* out) {
   if (request.inputs_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the request needs exactly one input, image (BYTES [N]) or pixels (UINT8 [N, H, W, C]); it has ",
-        request.inputs_size()));
+    return absl::InvalidArgumentError(absl::StrCat("the request needs exactly one input, one of ",
+                                                   AcceptedInputs(model), "; it has ", request.inputs_size()));
   }
   const ModelInferRequest::InferInputTensor& input = request.inputs(0);
   const std::string* raw = nullptr;
@@ -173,8 +289,9 @@ absl::Status MapInputs(const ModelInferRequest& request, int64_t max_images, Vis
   }
   if (input.name() == kImage) return MapEncoded(input, raw, max_images, out);
   if (input.name() == kPixels) return MapPixels(input, raw, max_images, out);
-  return absl::InvalidArgumentError(absl::StrCat("unknown input ", Quoted(input.name()),
-                                                 ": the inputs are image (BYTES [N]) and pixels (UINT8 [N, H, W, C])"));
+  if (input.name() == kTensor) return MapTensor(input, raw, model, max_images, out);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown input ", Quoted(input.name()), ": the accepted inputs are ", AcceptedInputs(model)));
 }
 
 // The requested outputs (all of `defaults` when none is named), each known, once.
@@ -260,7 +377,7 @@ absl::StatusOr<OutputPlan> MapClassifyRequest(const ModelInferRequest& request, 
                              {kProbabilities, kTopClasses, kTopLabels, kTopProbabilities}, true);
   if (!outputs.ok()) return outputs.status();
   plan.outputs = *std::move(outputs);
-  if (absl::Status s = MapInputs(request, max_images, out); !s.ok()) return s;
+  if (absl::Status s = MapInputs(request, model, max_images, out); !s.ok()) return s;
   out->model_name = request.model_name();
   out->priority = options->priority;
   return plan;
@@ -279,7 +396,7 @@ absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, c
   auto outputs = PlanOutputs(request, {kMask, kLabels}, {kMask}, false);
   if (!outputs.ok()) return outputs.status();
   plan.outputs = *std::move(outputs);
-  if (absl::Status s = MapInputs(request, max_images, out); !s.ok()) return s;
+  if (absl::Status s = MapInputs(request, model, max_images, out); !s.ok()) return s;
   out->model_name = request.model_name();
   out->priority = options->priority;
   return plan;

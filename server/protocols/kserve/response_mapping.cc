@@ -206,8 +206,18 @@ void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataRespo
     t->set_datatype(datatype);
     for (int64_t d : shape) t->add_shape(d);
   };
-  add(out->mutable_inputs(), kImage, "BYTES", {-1});
-  add(out->mutable_inputs(), kPixels, "UINT8", {-1, -1, -1, -1});
+  // Exactly the one input a request must carry (generic clients fill every input listed).
+  switch (model.input_form) {
+    case InputForm::kImage: add(out->mutable_inputs(), kImage, "BYTES", {-1}); break;
+    case InputForm::kPixels: add(out->mutable_inputs(), kPixels, "UINT8", {-1, -1, -1, -1}); break;
+    case InputForm::kTensor: {
+      // FP32 whatever precision the model runs in: every client can make it, the server casts
+      // it as it casts its own preprocessing, and the metadata stays the same on every machine
+      // (the precision "auto" picks depends on the CPU). FP16 and BF16 are accepted too.
+      add(out->mutable_inputs(), kTensor, "FP32", TensorInputShape(model));
+      break;
+    }
+  }
   const int64_t classes = NumClasses(model) > 0 ? NumClasses(model) : -1;
   if (*model.family == model::ModelFamily::kImageClassifier) {
     add(out->mutable_outputs(), kProbabilities, "FP32", {-1, classes});

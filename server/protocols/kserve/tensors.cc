@@ -32,6 +32,12 @@ absl::Status ImagesDifferInSize(int64_t first_w, int64_t first_h, int64_t w, int
       "), and the output mask [N, H, W] holds images of one size: send them in separate requests"));
 }
 
+std::vector<int64_t> TensorInputShape(const ModelSnapshot& model) {
+  const bool classifier = model.family && *model.family == model::ModelFamily::kImageClassifier;
+  const int64_t side = classifier && model.description ? model.description->image_size : -1;
+  return {-1, 3, side, side};
+}
+
 int64_t NumClasses(const ModelSnapshot& model) {
   return model.description ? static_cast<int64_t>(model.description->labels.size()) : 0;
 }

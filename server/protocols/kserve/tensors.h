@@ -8,8 +8,14 @@
 //   inputs, exactly one of
 //     image   BYTES [N] (or [N, 1])   each element one PNG or JPEG file
 //     pixels  UINT8 [N, H, W, C]      C in 1, 3, 4; row-major HWC
-//   each as typed contents (bytes_contents / uint_contents) or raw_input_contents (BYTES: a
-//   4-byte little-endian length before each element; UINT8: the bytes).
+//     tensor  FP32 [N, 3, H, W]       already resized and normalised (NCHW); FP16 and BF16
+//                                     too (raw contents only). A classifier's H and W are its
+//                                     input size; a segmenter takes any.
+//   each as typed contents (bytes_contents / uint_contents / fp32_contents) or
+//   raw_input_contents (BYTES: a 4-byte little-endian length before each element; otherwise
+//   the elements, little-endian). The metadata lists only the model's configured form
+//   (config.json "input_form"), so that a client filling every listed input sends one; a
+//   request may name any of the three.
 //   request parameters: top_k (int, default 5), priority (Triton's: 0 default, 1 high,
 //   2 normal, 3+ low; or "high" / "normal" / "low"), timeout (microseconds).
 //   classifier outputs: probabilities FP32 [N, classes], top_classes INT64 [N, k],
@@ -41,6 +47,7 @@ inline constexpr int64_t kDefaultTopK = 5;
 // Tensor names (the table above).
 inline constexpr char kImage[] = "image";
 inline constexpr char kPixels[] = "pixels";
+inline constexpr char kTensor[] = "tensor";
 inline constexpr char kProbabilities[] = "probabilities";
 inline constexpr char kTopClasses[] = "top_classes";
 inline constexpr char kTopLabels[] = "top_labels";
@@ -75,6 +82,10 @@ std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape);
 // INVALID_ARGUMENT for a segment request whose images are not all first_w x first_h: one mask
 // tensor [N, H, W] holds every answer.
 absl::Status ImagesDifferInSize(int64_t first_w, int64_t first_h, int64_t w, int64_t h);
+// The shape of the input "tensor" for `model`: [-1, 3, S, S] for a classifier of input size S
+// (S is -1 while the model's size is not known), [-1, 3, -1, -1] for a segmenter, which takes
+// images of any size.
+std::vector<int64_t> TensorInputShape(const ModelSnapshot& model);
 // The number of classes of a vision model; 0 while its labels are unknown (still loading).
 int64_t NumClasses(const ModelSnapshot& model);
 
