@@ -67,8 +67,17 @@ configure_once() { # dir, extra cmake options
 
 run_asan() {
   begin "asan: configure and build $ASAN ($JOBS jobs; the first build takes a while)"
-  local status=0
-  configure_once "$ASAN" -DELLIPTICAL_SANITIZE=address,undefined -DELLIPTICAL_FUZZ=ON &&
+  local status=0 decoders=()
+  # The image decoder's libraries from Debian's sources, so the image_decoder fuzz target compiles
+  # them instrumented (tests/fuzz/README.md); without network it links Debian's builds instead.
+  mkdir -p "$ASAN"
+  if "$ROOT/tests/fuzz/fetch_decoder_sources.sh" "$ASAN/decoder-sources"; then
+    decoders=(-DELLIPTICAL_FUZZ_DECODER_SOURCES="$ASAN/decoder-sources")
+  else
+    log "no decoder sources: image_decoder_fuzz links Debian's uninstrumented libjpeg/libpng/libwebp"
+  fi
+  configure_once "$ASAN" -DELLIPTICAL_SANITIZE=address,undefined -DELLIPTICAL_FUZZ=ON "${decoders[@]}" &&
+    { ((${#decoders[@]} == 0)) || cmake "$ASAN" "${decoders[@]}" > /dev/null; } &&
     cmake --build "$ASAN" -j "$JOBS" || status=1
   end "asan: configure + build" "$status"
   ((status == 0)) || return
