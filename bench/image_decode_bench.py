@@ -81,16 +81,17 @@ def main():
     lines = [f"# Image decode: {args.label}", "",
              f"Machine: {host['cpu']}, {host['cores']} CPUs, ISA {' '.join(host['isa'])}, kernel {host['kernel']}; {when}.",
              "", "Produced by `bash bench/run_image_decode_bench.sh`: one thread, bytes in memory to 8-bit RGB, "
-             f"{args.rounds} rounds alternating the decoders (each at least {args.min_ms:g} ms of back-to-back "
-             "decodes); the median round's time per decode. Speed-up = stb / new, measured side by side.", "",
+             f"{args.rounds} rounds alternating the decoders (each at least {args.min_ms:g} ms of CPU time of "
+             "back-to-back decodes); the median round's CPU time per decode (the thread's own, so other "
+             "processes on a shared machine do not count). Speed-up = stb / new, measured side by side.", "",
              "| image | size | bytes | stb_image ms | new ms | speed-up |", "|---|---|---|---|---|---|"]
     for name, pair in by_file.items():
         n, s = pair[new], pair.get(stb, {})
-        s_ms = s.get("median_ms")
+        s_ms = s.get("median_cpu_ms")
         stb_cell = "-" if s_ms is None else f"{s_ms:.3f}"
-        ratio_cell = "-" if s_ms is None else f"{s_ms / n['median_ms']:.2f}x"
+        ratio_cell = "-" if s_ms is None else f"{s_ms / n['median_cpu_ms']:.2f}x"
         lines.append(f"| {name} | {n['width']}x{n['height']} | {n['bytes']:,} | {stb_cell} | "
-                     f"{n['median_ms']:.3f} | {ratio_cell} |")
+                     f"{n['median_cpu_ms']:.3f} | {ratio_cell} |")
     if not report["stb_available"]:
         lines += ["", "libstb-dev was not installed when the tool was built: no stb_image column."]
     with open(os.path.join(results, f"image_decode-{args.label}.md"), "w") as f:
