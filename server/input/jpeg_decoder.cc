@@ -15,7 +15,8 @@ namespace elliptical::server {
 namespace {
 
 // A progressive JPEG's scans each pass over the whole coefficient buffer, and libjpeg-turbo
-// accepts any number of them: a few kilobytes of tiny scans keep a thread busy for minutes.
+// accepts any number of them: a few kilobytes of tiny scans over a large image keep a thread
+// busy far longer than any real photo does.
 // Encoders write about 10 (Pillow, libjpeg's default script) and rarely more than a few dozen.
 constexpr int kMaxScans = 100;
 
@@ -31,7 +32,7 @@ struct JpegState {
 };
 
 JpegState* StateOf(j_common_ptr info) {
-  // `info` is the first member of JpegState: offsetof-free and standard layout.
+  // `info` is the first member of JpegState, a standard-layout struct: the same address.
   return reinterpret_cast<JpegState*>(info);
 }
 
@@ -85,9 +86,11 @@ bool ReadHeader(JpegState* state, const unsigned char* data, unsigned long size)
   return true;
 }
 
-// Decodes the rows into `out` (height rows of width * 3 bytes). CMYK and YCCK files come out of
-// libjpeg as CMYK rows of width * 4 bytes, which `cmyk_row` holds while each is converted.
-bool ReadRows(JpegState* state, unsigned char* out, unsigned char* cmyk_row, long max_memory) {
+// Decodes the rows into `out` (`height` rows of `width` * 3 bytes, the header's size). CMYK and
+// YCCK files come out of libjpeg as CMYK rows of width * 4 bytes, which `cmyk_row` holds while
+// each is converted.
+bool ReadRows(JpegState* state, unsigned char* out, unsigned char* cmyk_row, JDIMENSION width,
+              JDIMENSION height, long max_memory) {
   if (setjmp(state->jump)) return false;
   jpeg_decompress_struct* info = &state->info;
   const bool cmyk = info->jpeg_color_space == JCS_CMYK || info->jpeg_color_space == JCS_YCCK;
@@ -96,7 +99,13 @@ bool ReadRows(JpegState* state, unsigned char* out, unsigned char* cmyk_row, lon
   // libjpeg would need a backing store, which this build refuses (JERR_NO_BACKING_STORE).
   info->mem->max_memory_to_use = max_memory;
   jpeg_start_decompress(info);
-  const JDIMENSION width = info->output_width;
+  // No scaling is asked, so the output is the header's size; checked before the first row lands
+  // in a buffer sized from the header.
+  if (info->output_width != width || info->output_height != height ||
+      info->output_components != (cmyk ? 4 : 3)) {
+    std::strcpy(state->message, "the decoder's output does not have the header's size");
+    return false;
+  }
   while (info->output_scanline < info->output_height) {
     unsigned char* row = out + static_cast<size_t>(info->output_scanline) * width * 3;
     JSAMPROW target = cmyk ? cmyk_row : row;
@@ -146,11 +155,9 @@ class JpegDecompressor {
     // Room for the whole coefficient buffer of an allowed image (4 components at 2 bytes, with
     // MCU padding) and libjpeg's row buffers.
     const long max_memory = static_cast<long>(std::min<int64_t>(limits.max_pixels, int64_t{1} << 36) * 12 + (16 << 20));
-    if (!ReadRows(&state_, image.pixels.data(), cmyk_row.data(), max_memory)) {
+    if (!ReadRows(&state_, image.pixels.data(), cmyk_row.data(), static_cast<JDIMENSION>(size.width),
+                  static_cast<JDIMENSION>(size.height), max_memory)) {
       return absl::InvalidArgumentError(absl::StrCat("cannot decode the JPEG image: ", state_.message));
-    }
-    if (state_.info.output_width != size.width || state_.info.output_height != size.height) {
-      return absl::InternalError("the JPEG decoder changed the image's size");  // no scaling is asked
     }
     return image;
   }
