@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Gathers what the GPU machine lacks into .deps/, a folder that travels with the working tree
 # (`carry: [".deps"]`): the C++ dependencies from Debian's archive (gRPC, protobuf, Abseil,
-# prometheus-cpp, nlohmann-json, stb, SentencePiece, GoogleTest), unpacked, and the wheels of the
-# Python packages the tests use that fit the carry limit (that machine has PyTorch, CMake, ninja
-# and nvcc, and no network). There, scripts/device_run.sh sources .deps/env.sh, which points
-# CMake, pkg-config, protoc and the dynamic loader at it and tells scripts/setup.sh to install
-# from .deps/wheels instead of the registries:
+# prometheus-cpp, nlohmann-json, libjpeg-turbo, libpng, libwebp, SentencePiece, GoogleTest),
+# unpacked, and the wheels of the Python packages the tests use that fit the carry limit (that
+# machine has PyTorch, CMake, ninja and nvcc, and no network). There, scripts/device_run.sh
+# sources .deps/env.sh, which points CMake, pkg-config, protoc and the dynamic loader at it and
+# tells scripts/setup.sh to install from .deps/wheels instead of the registries:
 #
 #   here:   scripts/gather_device_deps.sh
 #   there:  bash scripts/device_run.sh        (build, whole test suite, GPU benchmarks)
@@ -23,7 +23,8 @@ PACKAGES=(
   libre2-dev libre2-9 libc-ares-dev libc-ares2 libssl-dev zlib1g-dev libsystemd-dev
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0
   civetweb libcivetweb1 libcivetweb-dev libcurl4-openssl-dev
-  nlohmann-json3-dev libstb-dev libstb0 libgtest-dev libgmock-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev
+  libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev libwebp7
   libsentencepiece-dev libsentencepiece0
   libboost1.74-dev
 )

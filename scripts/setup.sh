@@ -30,7 +30,7 @@ BUILD_PACKAGES=(
   prometheus-cpp-dev civetweb
   libgtest-dev libgmock-dev
   nlohmann-json3-dev
-  libstb-dev
+  libjpeg62-turbo-dev libpng-dev libwebp-dev
   libsentencepiece-dev
   libboost1.74-dev
   prometheus curl
@@ -44,7 +44,7 @@ RUNTIME_PACKAGES=(
   ca-certificates
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
-  libstb0
+  libjpeg62-turbo libpng16-16 libwebp7
   libsentencepiece0
 )
 

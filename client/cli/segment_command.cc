@@ -5,12 +5,12 @@
 #include <map>
 #include <vector>
 
-#include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
+#include <png.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/call.h"
+#include "server/input/image_decoder.h"
 
 namespace elliptical::client {
 namespace {
@@ -37,6 +37,18 @@ Rgb ClassColour(int id) {
   return {byte(r), byte(g), byte(b)};
 }
 
+// libpng's simplified writer: 8-bit RGB rows, no alpha.
+bool WritePng(const std::string& path, int w, int h, const std::vector<uint8_t>& rgb) {
+  png_image png{};
+  png.version = PNG_IMAGE_VERSION;
+  png.width = static_cast<png_uint_32>(w);
+  png.height = static_cast<png_uint_32>(h);
+  png.format = PNG_FORMAT_RGB;
+  const bool ok = png_image_write_to_file(&png, path.c_str(), 0, rgb.data(), w * 3, nullptr) != 0;
+  png_image_free(&png);
+  return ok;
+}
+
 std::vector<int> ClassIds(const v1::SegmentationMask& mask) {
   std::vector<int> ids;
   if (mask.has_class_ids_u8()) {
@@ -59,15 +71,14 @@ int RunSegment(const CallOptions& options, const std::string& path, const std::s
   }
   std::optional<std::string> bytes = ReadFile(path);
   if (!bytes) return 2;
-  int w = 0, h = 0, channels = 0;
-  stbi_uc* pixels = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes->data()),
-                                          static_cast<int>(bytes->size()), &w, &h, &channels, 3);
-  if (!pixels) {
-    std::cerr << "error: " << path << " is not a PNG or JPEG image (" << stbi_failure_reason() << ")\n";
+  // The server's decoder, so the overlay sees the pixels the model saw.
+  absl::StatusOr<model::RgbImage> decoded = server::DecodeImage(*bytes, {});
+  if (!decoded.ok()) {
+    std::cerr << "error: " << path << ": " << decoded.status().message() << "\n";
     return 2;
   }
-  std::vector<uint8_t> image(pixels, pixels + static_cast<size_t>(w) * h * 3);
-  stbi_image_free(pixels);
+  const int w = decoded->width, h = decoded->height;
+  const std::vector<uint8_t> image = std::move(decoded->pixels);
 
   auto stub = v1::InferenceService::NewStub(Connect(options));
   std::string model = options.model;
@@ -103,8 +114,7 @@ int RunSegment(const CallOptions& options, const std::string& path, const std::s
   }
   const std::string prefix = out_prefix.empty() ? path.substr(0, path.rfind('.')) : out_prefix;
   const std::string mask_path = prefix + ".mask.png", overlay_path = prefix + ".overlay.png";
-  if (!stbi_write_png(mask_path.c_str(), w, h, 3, colours.data(), w * 3) ||
-      !stbi_write_png(overlay_path.c_str(), w, h, 3, overlay.data(), w * 3)) {
+  if (!WritePng(mask_path, w, h, colours) || !WritePng(overlay_path, w, h, overlay)) {
     std::cerr << "error: cannot write " << mask_path << " or " << overlay_path << "\n";
     return 2;
   }

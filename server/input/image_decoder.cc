@@ -1,25 +1,28 @@
 #include "server/input/image_decoder.h"
 
-#include <cstdlib>
-#include <memory>
-
-#include <stb_image.h>  // compiled into Debian's libstb; no STB_IMAGE_IMPLEMENTATION here
-
 #include "absl/strings/str_cat.h"
-#include "server/input/stb_guards.h"
+#include "server/input/jpeg_decoder.h"
+#include "server/input/png_decoder.h"
+#include "server/input/webp_decoder.h"
 
 namespace elliptical::server {
 namespace {
+
+enum class Format { kPng, kJpeg, kWebp };
+
+absl::StatusOr<Format> FormatOf(absl::string_view encoded) {
+  if (encoded.empty()) return absl::InvalidArgumentError("image bytes are empty");
+  if (encoded.size() >= 8 && encoded.substr(0, 8) == "\x89PNG\r\n\x1a\n") return Format::kPng;
+  if (encoded.size() >= 3 && encoded.substr(0, 3) == "\xff\xd8\xff") return Format::kJpeg;
+  if (encoded.size() >= 12 && encoded.substr(0, 4) == "RIFF" && encoded.substr(8, 4) == "WEBP") return Format::kWebp;
+  return absl::InvalidArgumentError(
+      "image bytes are not a PNG or JPEG or WebP file (no PNG, JPEG or WebP signature at the start)");
+}
 
 absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits) {
   absl::Status s = CheckImageSize(width, height, limits.max_pixels);
   if (s.ok()) return s;
   return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
-}
-
-// stb takes an int length; a longer buffer is read as its first 2 GiB (the header is at the start).
-int ClampedSize(absl::string_view encoded) {
-  return static_cast<int>(std::min<size_t>(encoded.size(), INT32_MAX));
 }
 
 }  // namespace
@@ -39,52 +42,25 @@ absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels) {
 }
 
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded) {
-  if (encoded.empty()) return absl::InvalidArgumentError("image bytes are empty");
-  const bool png = encoded.size() >= 8 && encoded.substr(0, 8) == "\x89PNG\r\n\x1a\n";
-  const bool jpeg = encoded.size() >= 3 && encoded.substr(0, 3) == "\xff\xd8\xff";
-  if (!png && !jpeg) {
-    return absl::InvalidArgumentError(
-        "image bytes are not a PNG or JPEG file (no PNG or JPEG signature at the start)");
+  absl::StatusOr<Format> format = FormatOf(encoded);
+  if (!format.ok()) return format.status();
+  switch (*format) {
+    case Format::kPng: return ReadPngSize(encoded);
+    case Format::kJpeg: return ReadJpegSize(encoded);
+    case Format::kWebp: return ReadWebpSize(encoded);
   }
-  // Flaws of the packaged stb_image (stb_guards.h).
-  if (jpeg && HasOversizedHuffmanTable(encoded)) {
-    return absl::InvalidArgumentError("corrupt JPEG: a Huffman table holds more than 256 codes");
-  }
-  if (jpeg && UsesUndefinedHuffmanTable(encoded)) {
-    return absl::InvalidArgumentError("corrupt JPEG: a scan uses a Huffman table the file never defines");
-  }
-  if (png && HasPngChunkBeyondEnd(encoded)) {
-    return absl::InvalidArgumentError("corrupt PNG: a chunk runs past the end of the file");
-  }
-  int width = 0, height = 0, channels = 0;
-  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()), ClampedSize(encoded),
-                             &width, &height, &channels)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read the ", png ? "PNG" : "JPEG",
-                                                   " header: ", stbi_failure_reason()));
-  }
-  return ImageSize{width, height};
+  return absl::InternalError("unknown image format");
 }
 
 absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits) {
-  auto size = ReadImageSize(encoded);
-  if (!size.ok()) return size.status();
-  const auto* data = reinterpret_cast<const stbi_uc*>(encoded.data());
-  const int bytes = ClampedSize(encoded);
-  const bool png = encoded[0] == '\x89';
-  int width = static_cast<int>(size->width), height = static_cast<int>(size->height), channels = 0;
-  if (absl::Status s = CheckSize(width, height, limits); !s.ok()) return s;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, bytes, &width, &height, &channels, /*desired_channels=*/3),
-      stbi_image_free);
-  if (!pixels) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot decode the ", png ? "PNG" : "JPEG",
-                                                   " image: ", stbi_failure_reason()));
+  absl::StatusOr<Format> format = FormatOf(encoded);
+  if (!format.ok()) return format.status();
+  switch (*format) {
+    case Format::kPng: return DecodePng(encoded, limits);
+    case Format::kJpeg: return DecodeJpeg(encoded, limits);
+    case Format::kWebp: return DecodeWebp(encoded, limits);
   }
-  model::RgbImage image;
-  image.width = width;
-  image.height = height;
-  image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(width) * height * 3);
-  return image;
+  return absl::InternalError("unknown image format");
 }
 
 absl::StatusOr<model::RgbImage> ImageFromPixels(int64_t width, int64_t height, int64_t channels,

@@ -1,5 +1,7 @@
-// Turns what a client sends (PNG/JPEG bytes, or raw pixels) into RGB8 pixels for the models.
+// Turns what a client sends (PNG/JPEG/WebP bytes, or raw pixels) into RGB8 pixels for the models.
 // No gRPC and no LibTorch here: plain bytes in, model::RgbImage out, errors a user can act on.
+// The formats are decoded by libpng, libjpeg-turbo and libwebp (png_decoder.h, jpeg_decoder.h,
+// webp_decoder.h). Thread-safe: every call has decoder state of its own.
 #pragma once
 
 #include <cstdint>
@@ -26,11 +28,15 @@ struct ImageSize {
 // the limit is ... pixels per image", "has no pixels (0x5)") reads after the image's name.
 absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels);
 
-// The size a PNG or JPEG declares in its header, read without decoding: requests are checked
-// against their pixel budgets before any pixel is allocated.
+// The size a PNG, JPEG or WebP file declares in its header, read without decoding: requests are
+// checked against their pixel budgets before any pixel is allocated.
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded);
 
-// PNG or JPEG (any colour type: grey, grey+alpha, RGB, RGBA, palette), converted to RGB.
+// PNG (any colour type and depth: grey, grey+alpha, RGB, RGBA, palette, 16-bit), JPEG (grey,
+// YCbCr, RGB, CMYK; baseline, progressive or arithmetic-coded) or WebP (lossy or lossless, one
+// frame), converted to 8-bit RGB: alpha dropped, not blended; 16-bit samples cut to their high
+// byte. The header's size is checked against `limits` before the pixels are allocated; a damaged
+// or truncated file is refused (INVALID_ARGUMENT naming the format and what is wrong).
 absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const ImageLimits& limits);
 
 // Interleaved 8-bit pixels with 1, 3 or 4 channels (alpha is dropped).

@@ -1,6 +1,6 @@
 // Client bytes into the image decoder, both ways a Classify or Segment request carries an image:
-// encoded PNG/JPEG bytes, and raw pixels whose geometry the client states. The first input byte
-// picks the way; the rest is the payload.
+// encoded PNG/JPEG/WebP bytes (libpng, libjpeg-turbo, libwebp behind DecodeImage), and raw pixels
+// whose geometry the client states. The first input byte picks the way; the rest is the payload.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +13,8 @@ namespace {
 using elliptical::server::DecodeImage;
 using elliptical::server::ImageFromPixels;
 using elliptical::server::ImageLimits;
+using elliptical::server::ImageSize;
+using elliptical::server::ReadImageSize;
 
 void CheckImage(const absl::StatusOr<elliptical::model::RgbImage>& image) {
   if (!image.ok()) return;
@@ -34,7 +36,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t mode = data[0];
   absl::string_view payload(reinterpret_cast<const char*>(data + 1), size - 1);
   if (mode < 0x80) {
-    CheckImage(DecodeImage(payload, limits));
+    // The callers' contract: the header's size first, then the decode, which must agree with it.
+    const absl::StatusOr<ImageSize> size = ReadImageSize(payload);
+    const absl::StatusOr<elliptical::model::RgbImage> image = DecodeImage(payload, limits);
+    CheckImage(image);
+    if (image.ok() && (!size.ok() || size->width != image->width || size->height != image->height ||
+                       static_cast<int64_t>(image->width) * image->height > limits.max_pixels)) {
+      std::abort();
+    }
     return 0;
   }
   // Raw pixels. 0x80..0xBF: a geometry that matches the payload (width from the mode byte), so

@@ -50,6 +50,17 @@ def images():
     yield "grey.jpg", encoded(grey.resize((9, 9)), "JPEG", quality=60)
     yield "progressive.jpg", encoded(rgb.resize((17, 11)), "JPEG", progressive=True, quality=70)
     yield "subsampled.jpg", encoded(rgb.resize((13, 8)), "JPEG", subsampling=2, quality=50)
+    yield "cmyk.jpg", encoded(rgb.resize((9, 7)).convert("CMYK"), "JPEG", quality=70)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    yield "exif.jpg", encoded(rgb.resize((8, 8)), "JPEG", quality=60, exif=exif.tobytes())
+    # Restart markers every MCU: the decoder's resynchronisation paths.
+    yield "restarts.jpg", encoded(rgb.resize((24, 16)), "JPEG", quality=60, restart_marker_blocks=1)
+    yield "one-bit.png", encoded(grey.convert("1"), "PNG")
+    yield "palette-trns.png", encoded(rgb.convert("P"), "PNG", transparency=0)
+    yield "lossless.webp", encoded(rgb, "WEBP", lossless=True)
+    yield "lossy.webp", encoded(rgb.resize((12, 10)), "WEBP", quality=50)
+    yield "alpha.webp", encoded(rgb.convert("RGBA"), "WEBP", quality=50)
 
 
 def image_decoder():

@@ -8,9 +8,10 @@ normalises as timm.data.create_transform does on a PIL image.
 
 The models are small random timm VisionTransformers (no downloads), pickled with a
 pretrained_cfg as timm's DeiT configs have, adapted to their 32-pixel input; the converter reads
-that cfg (timm.data.resolve_data_config) from the pickle. PNG only: JPEG is excluded because the
-server decodes with stb_image and PIL with libjpeg, whose IDCT and chroma upsampling differ, so
-the pixels differ before any resize.
+that cfg (timm.data.resolve_data_config) from the pickle. PNG only: the server's JPEG pixels
+are PIL's (both decode with libjpeg-turbo's integer IDCT and upsampling, which
+tests/server/image_decoder_test.cc checks against Pillow), so a JPEG here would test the decoder
+again, not the preprocessing.
 """
 import argparse
 import json

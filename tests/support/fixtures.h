@@ -22,6 +22,8 @@ inline std::string BuildDir() {
 inline std::string FixturesDir() { return BuildDir() + "/fixtures/classifier"; }
 // tests/fixtures/make_model_fixtures.py: segmenters, language models, a timm ViT.
 inline std::string ModelFixturesDir() { return BuildDir() + "/fixtures/core"; }
+// tests/fixtures/make_image_fixtures.py: every image kind with Pillow's pixels for it.
+inline std::string ImageFixturesDir() { return BuildDir() + "/fixtures/images"; }
 inline std::string ServerBinary() { return BuildDir() + "/server/elliptical-server"; }
 inline std::string ClientBinary() { return BuildDir() + "/client/elliptical-client"; }
 
