@@ -15,7 +15,7 @@ from ._generated.elliptical.v1 import (attention_stats_pb2, classify_pb2, genera
                                        inference_service_pb2_grpc, models_pb2, score_pb2, segment_pb2)
 
 ImageInput = Union[bytes, str, "os.PathLike[str]"]
-"""An encoded image (PNG or JPEG): its bytes, or the path of its file."""
+"""An encoded image (PNG, JPEG or WebP): its bytes, or the path of its file."""
 
 PemInput = Union[bytes, str, "os.PathLike[str]"]
 """A PEM certificate or key: its bytes, or the path of its file."""
