@@ -34,7 +34,7 @@ SOURCE_DIR = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import start_server, stop_server  # noqa: E402
+from server import read_port, start_server, stop_server  # noqa: E402
 
 FORMS = ("image", "pixels", "tensor")
 DIGITS = [os.path.join(SOURCE_DIR, "docs", "examples", f"digit-{i}.png") for i in range(10)]
@@ -127,14 +127,6 @@ def make_repository(work):
     json.dump(config, open(os.path.join(bad, "config.json"), "w"))
     return repo
 
-
-def read_port(path, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        time.sleep(0.05)
-    raise SystemExit(f"no port in {path}")
 
 
 def wait_ready(client, seconds=120):

@@ -30,7 +30,7 @@ from tritonclient.utils import InferenceServerException
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server, stop_server  # noqa: E402
+from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
@@ -93,14 +93,6 @@ def wait_ready(grpc_client, seconds=90):
         time.sleep(0.2)
     raise SystemExit("the server did not become ready")
 
-
-def read_port(path, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read().strip())
-        time.sleep(0.05)
-    raise SystemExit(f"no port in {path}")
 
 
 def metric(text, name, **labels):

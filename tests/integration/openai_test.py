@@ -26,7 +26,7 @@ import openai
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server, stop_server  # noqa: E402
+from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
 
 PROMPT = "And God said"
 
@@ -40,14 +40,6 @@ def wait_for(condition, what, timeout_s=30):
         time.sleep(0.05)
     check(False, f"{what} within {timeout_s} s")
 
-
-def read_port(path, server, timeout_s=60):
-    deadline = time.time() + timeout_s
-    while not (os.path.exists(path) and open(path).read().strip()):
-        if server.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"no port in {path}")
-        time.sleep(0.05)
-    return int(open(path).read())
 
 
 def start(binary, repo, work, *flags):

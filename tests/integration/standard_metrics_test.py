@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
 import exposition  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, start_server, stop_server  # noqa: E402
+from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
 
 MAX_RUNNING = 2        # --max_running_sequences: the cache has this many slots
 HELD_STREAMS = 6       # beyond MAX_RUNNING: the rest wait
@@ -68,10 +68,6 @@ def wait_for(condition, what, timeout_s=60):
         time.sleep(0.02)
     check(False, f"{what} within {timeout_s} s")
 
-
-def read_port(path, server, timeout_s=60):
-    return int(wait_for(lambda: server.poll() is None and os.path.exists(path) and open(path).read().strip(),
-                        f"a port in {path}", timeout_s))
 
 
 def http_get(port, path, headers=None):

@@ -24,6 +24,19 @@ def start_server(binary, repository, work, *flags):
     return server, f"127.0.0.1:{open(port_file).read().strip()}"
 
 
+def read_port(path, server=None, timeout_s=60):
+    """The port a server wrote to `path` (its --*_port_file), waiting up to `timeout_s`; exits
+    the test if `server` (a Popen) ends first or no port comes."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if os.path.exists(path) and open(path).read().strip():
+            return int(open(path).read().strip())
+        if server is not None and server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode} before writing {path}")
+        time.sleep(0.05)
+    raise SystemExit(f"no port in {path} within {timeout_s} s")
+
+
 def fixture_repository(fixtures, work, names=("vit", "seg", "lm")):
     """A repository of the build's fixture models (a classifier "vit", a segmenter "seg" and a
     language model "lm", or those of them in NAMES) under WORK/models. -> its path."""

@@ -92,6 +92,21 @@ absl::Status MapEncoded(const ModelInferRequest::InferInputTensor& input, const 
   return absl::OkStatus();
 }
 
+// A batch of n images of h x w, as a pixels or tensor input's shape gives them: at least one
+// image and at most `max_images`, each side at least 1 and within int32.
+absl::Status CheckImageBatch(const std::string& what, const google::protobuf::RepeatedField<int64_t>& shape,
+                             int64_t n, int64_t h, int64_t w, int64_t max_images) {
+  if (n < 1) return Invalid(what, "holds no images");
+  if (n > max_images) {
+    return Invalid(what, absl::StrCat(n, " images are beyond the limit of ", max_images, " per request"));
+  }
+  if (h < 1 || w < 1) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has an empty image"));
+  if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
+    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": an image side is beyond INT32_MAX"));
+  }
+  return absl::OkStatus();
+}
+
 // pixels: UINT8 [N, H, W, C], row-major, channels interleaved.
 absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
                        int64_t max_images, VisionRequest* out) {
@@ -104,14 +119,7 @@ absl::Status MapPixels(const ModelInferRequest::InferInputTensor& input, const s
   auto total = ElementCount(shape, what);
   if (!total.ok()) return total.status();
   const int64_t n = shape[0], h = shape[1], w = shape[2], channels = shape[3];
-  if (n < 1) return Invalid(what, "holds no images");
-  if (n > max_images) {
-    return Invalid(what, absl::StrCat(n, " images are beyond the limit of ", max_images, " per request"));
-  }
-  if (h < 1 || w < 1) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has an empty image"));
-  if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
-    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": an image side is beyond INT32_MAX"));
-  }
+  if (absl::Status s = CheckImageBatch(what, shape, n, h, w, max_images); !s.ok()) return s;
   if (channels != 1 && channels != 3 && channels != 4) {
     return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": C is ", channels, ", not 1, 3 or 4"));
   }
@@ -214,14 +222,7 @@ absl::Status MapTensor(const ModelInferRequest::InferInputTensor& input, const s
   auto total = ElementCount(shape, what);
   if (!total.ok()) return total.status();
   const int64_t n = shape[0], h = shape[2], w = shape[3];
-  if (n < 1) return Invalid(what, "holds no images");
-  if (n > max_images) {
-    return Invalid(what, absl::StrCat(n, " images are beyond the limit of ", max_images, " per request"));
-  }
-  if (h < 1 || w < 1) return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " has an empty image"));
-  if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
-    return Invalid(what, absl::StrCat("shape ", ShapeString(shape), ": an image side is beyond INT32_MAX"));
-  }
+  if (absl::Status s = CheckImageBatch(what, shape, n, h, w, max_images); !s.ok()) return s;
   const int64_t element_bytes = model::PixelTensor::ElementBytes(type);
   if (*total > std::numeric_limits<int64_t>::max() / element_bytes) {
     return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " holds more bytes than INT64_MAX"));
