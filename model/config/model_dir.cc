@@ -59,7 +59,11 @@ absl::StatusOr<ModelDirectory> ReadModelDirectory(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, " is not a JSON object"));
   }
   if (absl::Status s = CheckNumbers(dir.config, "", config_path); !s.ok()) return s;
-  const std::string family = dir.config.value("family", "");
+  const auto family_it = dir.config.find("family");
+  if (family_it != dir.config.end() && !family_it->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(config_path, ": \"family\" must be a string"));
+  }
+  const std::string family = family_it == dir.config.end() ? "" : family_it->get<std::string>();
   if (family == "image_classifier") {
     dir.family = ModelFamily::kImageClassifier;
   } else if (family == "segmenter") {

@@ -213,7 +213,7 @@ void OpenAi(const std::string& body) {
         }
         oa::ChoiceDelta delta;
         oa::AddEvent(scores, &choice, &delta);
-        if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false));
+        if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false, request.include_usage));
       }
       for (size_t at = 0; at < prompt.size() && at < 48; at += 3) {
         core::TokenEvent event{true, static_cast<int32_t>(at), prompt.substr(at, 3), -static_cast<float>(at) / 8};
@@ -221,7 +221,7 @@ void OpenAi(const std::string& body) {
         oa::AddEvent(event, &choice, &delta);
         generated += event.text;
         released += event.text;
-        if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false));
+        if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, false, request.include_usage));
       }
       core::FinishedEvent last;
       last.text = request.stop.empty() ? std::string() : request.stop[0].substr(0, 5);
@@ -232,7 +232,7 @@ void OpenAi(const std::string& body) {
       oa::ChoiceDelta delta;
       oa::AddEvent(last, &choice, &delta);
       if (!choice.tokens.empty()) generated += last.text;
-      if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, true));
+      if (request.stream) (void)Dump(oa::ChunkJson("cmpl-1", 1, request.model, choice, delta, true, request.include_usage));
       CHECK(choice.finished);
       CHECK(choice.tokens.size() == choice.token_logprobs.size() && choice.tokens.size() == choice.text_offset.size());
       std::string joined;

@@ -563,7 +563,6 @@ TEST(GenerationScheduler, ScoresBatchedWithGenerationEqualAFullForwardInEveryMod
   }
 }
 
-#endif  // ELLIPTICAL_NO_TORCH
 
 // Penalties, a bias and top_logprobs through the scheduler, against a reference computed here
 // from the model's own logits: each position's logits come from a fresh prefill of the prompt
@@ -668,6 +667,8 @@ TEST(GenerationScheduler, PenaltiesBiasAndTopLogprobsMatchAReferenceFromTheModel
     ++counts[e.token_id];
   }
 }
+
+#endif  // ELLIPTICAL_NO_TORCH
 
 }  // namespace
 }  // namespace elliptical::server
