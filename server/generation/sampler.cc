@@ -93,7 +93,7 @@ std::vector<float> AdjustedLogits(const std::vector<float>& logits, const Sampli
     };
     for (int32_t id : history.prompt) penalise(id);
     for (const auto& [id, count] : history.output_counts) {
-      if (!history.prompt.contains(id)) penalise(id);  // once per token, wherever it was seen
+      if (history.prompt.count(id) == 0) penalise(id);  // once per token, wherever it was seen
     }
   }
   if (p.presence_penalty != 0 || p.frequency_penalty != 0) {

@@ -6,11 +6,11 @@
 
 #include <cstdint>
 #include <random>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 
 namespace elliptical::server {
@@ -53,8 +53,8 @@ bool NeedsHistory(const SamplingParams& params);
 // What the penalties look at: how often each token was produced, and the prompt's tokens (the
 // repetition penalty counts both).
 struct TokenHistory {
-  absl::flat_hash_map<int32_t, int> output_counts;
-  absl::flat_hash_set<int32_t> prompt;
+  std::unordered_map<int32_t, int> output_counts;
+  std::unordered_set<int32_t> prompt;
 };
 
 // The logits as sampling sees them: penalties, then the bias. Ids outside the logits are skipped.

@@ -208,7 +208,7 @@ struct SlowRead {
   v1::GenerationSummary summary;
 };
 
-TEST_F(ServingTest, AClientReadingOnlyTokenLosesNoTokenUnlessItAsksForCoalescing) {
+TEST_F(ServingTest, AClientReadingOnlyTokenGetsEveryTokenInIt) {
   constexpr int kTokens = 40;
   const std::string series = "elliptical_generated_tokens_total{model=\"lm\"}";
   auto slow_read = [&](bool coalesce) {
@@ -253,12 +253,13 @@ TEST_F(ServingTest, AClientReadingOnlyTokenLosesNoTokenUnlessItAsksForCoalescing
   }
   from_token_only += plain.held_back;
 
-  // A client that says it reads `tokens` gets what queued while it was away in one message,
-  // and the same text.
+  // A client that says it reads `tokens` may get several per message, and the same text. How
+  // many messages it gets is not asserted: gRPC completes a write once its transport buffers it,
+  // not once the client reads, so whether tokens queue up behind a write depends on how fast the
+  // model runs against the transport (under ASan they often do not).
   const SlowRead coalesced = slow_read(true);
   ASSERT_TRUE(coalesced.status.ok()) << coalesced.status.error_message();
   ASSERT_EQ(coalesced.summary.generated_tokens(), static_cast<uint32_t>(kTokens));
-  EXPECT_LT(coalesced.messages.size(), static_cast<size_t>(kTokens));
   std::string from_tokens;
   for (const auto& message : coalesced.messages) {
     for (const std::string& t : message) from_tokens += t;
