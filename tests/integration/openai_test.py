@@ -26,7 +26,7 @@ import openai
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
+from server import fixture_repository, start_with_ports as start, stop_server  # noqa: E402
 
 PROMPT = "And God said"
 
@@ -42,14 +42,6 @@ def wait_for(condition, what, timeout_s=30):
 
 
 
-def start(binary, repo, work, *flags):
-    """The server with its HTTP and metrics ports on free ones. -> (process, http port, metrics port)."""
-    os.makedirs(work, exist_ok=True)
-    http_file, metrics_file = os.path.join(work, "http_port"), os.path.join(work, "metrics_port")
-    server, _ = start_server(binary, repo, work, "--compute_threads=1", "--http_port=0",
-                             f"--http_port_file={http_file}", "--metrics_port=0",
-                             f"--metrics_port_file={metrics_file}", *flags)
-    return server, read_port(http_file, server), read_port(metrics_file, server)
 
 
 def stop(server, what):

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
 import exposition  # noqa: E402
 from checks import check  # noqa: E402
-from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
+from server import fixture_repository, start_with_ports, stop_server  # noqa: E402
 
 MAX_RUNNING = 2        # --max_running_sequences: the cache has this many slots
 HELD_STREAMS = 6       # beyond MAX_RUNNING: the rest wait
@@ -297,12 +297,7 @@ def check_language(port):
 # ---------------------------------------------------------------------------------------------
 
 def start(binary, repo, work, *flags):
-    os.makedirs(work, exist_ok=True)
-    http_file, metrics_file = os.path.join(work, "http_port"), os.path.join(work, "metrics_port")
-    server, _ = start_server(binary, repo, work, "--compute_threads=1", "--http_port=0",
-                             f"--http_port_file={http_file}", "--metrics_port=0",
-                             f"--metrics_port_file={metrics_file}", *flags)
-    http, metrics = read_port(http_file, server), read_port(metrics_file, server)
+    server, http, metrics = start_with_ports(binary, repo, work, *flags)
     wait_for(lambda: http_get(http, "/v2/health/ready")[0] == 200, "every model ready")
     return server, http, metrics
 

@@ -37,6 +37,17 @@ def read_port(path, server=None, timeout_s=60):
     raise SystemExit(f"no port in {path} within {timeout_s} s")
 
 
+def start_with_ports(binary, repository, work, *flags):
+    """The server (one compute thread) with its HTTP and metrics ports on free ones.
+    -> (process, http port, metrics port); the caller stops the process."""
+    os.makedirs(work, exist_ok=True)
+    http_file, metrics_file = os.path.join(work, "http_port"), os.path.join(work, "metrics_port")
+    server, _ = start_server(binary, repository, work, "--compute_threads=1", "--http_port=0",
+                             f"--http_port_file={http_file}", "--metrics_port=0",
+                             f"--metrics_port_file={metrics_file}", *flags)
+    return server, read_port(http_file, server), read_port(metrics_file, server)
+
+
 def fixture_repository(fixtures, work, names=("vit", "seg", "lm")):
     """A repository of the build's fixture models (a classifier "vit", a segmenter "seg" and a
     language model "lm", or those of them in NAMES) under WORK/models. -> its path."""
