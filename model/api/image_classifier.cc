@@ -62,13 +62,7 @@ class ViTClassifier final : public ImageClassifier {
       return absl::InvalidArgumentError(absl::StrCat("tensor is 3 x ", tensor.height, " x ", tensor.width,
                                                      "; the model takes 3 x ", size, " x ", size));
     }
-    try {
-      c10::InferenceMode inference;
-      ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, TensorFromClient(tensor));
-      return std::make_shared<const PreparedImage>(PreparedImage{std::move(t)});
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("reading the tensor failed: ", e.what_without_backtrace()));
-    }
+    return PrepareClientTensor(tensor);
   }
 
   absl::StatusOr<std::vector<Classification>> ClassifyPrepared(

@@ -51,13 +51,7 @@ class Segmenter final : public ImageSegmenter {
   }
 
   absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareTensor(const PixelTensor& tensor) const override {
-    try {
-      c10::InferenceMode inference;
-      ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, TensorFromClient(tensor));
-      return std::make_shared<const PreparedImage>(PreparedImage{std::move(t)});
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("reading the tensor failed: ", e.what_without_backtrace()));
-    }
+    return PrepareClientTensor(tensor);
   }
 
   absl::StatusOr<std::vector<Segmentation>> SegmentPrepared(absl::Span<const PreparedImage* const> images,

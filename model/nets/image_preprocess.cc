@@ -33,6 +33,8 @@ absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index)
       .div_(255.0);  // a copy: from_blob's memory is not ours
 }
 
+namespace {
+
 absl::StatusOr<torch::Tensor> TensorFromClient(const PixelTensor& tensor) {
   const int64_t h = tensor.height, w = tensor.width;
   if (h < 1 || w < 1) {
@@ -57,6 +59,19 @@ absl::StatusOr<torch::Tensor> TensorFromClient(const PixelTensor& tensor) {
     return absl::InvalidArgumentError(absl::StrCat("tensor element ", at, " is not finite (NaN or infinity)"));
   }
   return t;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareClientTensor(const PixelTensor& tensor) {
+  try {
+    c10::InferenceMode inference;
+    absl::StatusOr<torch::Tensor> t = TensorFromClient(tensor);
+    if (!t.ok()) return t.status();
+    return std::make_shared<const PreparedImage>(PreparedImage{*std::move(t)});
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("reading the tensor failed: ", e.what_without_backtrace()));
+  }
 }
 
 torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& n) {

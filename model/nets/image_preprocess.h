@@ -3,6 +3,7 @@
 // subtract mean, divide by std.
 #pragma once
 
+#include <memory>
 #include <utility>
 
 #include <torch/torch.h>
@@ -11,16 +12,18 @@
 #include "absl/types/span.h"
 #include "model/config/config_fields.h"
 #include "model/api/image.h"
+#include "model/nets/prepared_image.h"
 
 namespace elliptical::model {
 
 // (1, 3, H, W) float32 in [0, 1] on the CPU. `index` names the image in errors.
 absl::StatusOr<torch::Tensor> ImageToTensor(const RgbImage& image, size_t index);
 
-// A client's preprocessed tensor as (1, 3, H, W) float32 on the CPU (a copy: the view's bytes
-// are the request's). INVALID_ARGUMENT when its bytes do not match its size and type, or when
-// an element is NaN or infinite (which would otherwise turn every probability into NaN).
-absl::StatusOr<torch::Tensor> TensorFromClient(const PixelTensor& tensor);
+// A client's preprocessed tensor as a prepared image: (1, 3, H, W) float32 on the CPU (a copy:
+// the view's bytes are the request's). INVALID_ARGUMENT when its bytes do not match its size and
+// type, or when an element is NaN or infinite (which would otherwise turn every probability into
+// NaN); LibTorch's own failures are INTERNAL. The classifier and the segmenter both take it.
+absl::StatusOr<std::shared_ptr<const PreparedImage>> PrepareClientTensor(const PixelTensor& tensor);
 
 // (B, 3, H, W) in [0, 1] -> (x - mean) / std per channel.
 torch::Tensor Normalise(const torch::Tensor& batch, const Normalisation& normalisation);
