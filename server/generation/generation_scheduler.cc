@@ -87,8 +87,7 @@ struct GenerationScheduler::Sequence {
   double scored_logprob_sum = 0;
   int max_new_tokens = 0;
   SamplingParams sampling;
-  bool adjust_logits = false;  // penalties or a bias: sampling sees AdjustedLogits
-  TokenHistory history;        // kept only when a penalty needs it
+  TokenHistory history;  // kept only when a penalty needs it
   std::mt19937_64 rng;
   absl::Time deadline;
   absl::Time arrived;
@@ -173,7 +172,6 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> GenerationScheduler::Submit(co
         ", beyond the model's context of ", context, " tokens"));
   }
   s->sampling = p.sampling;
-  s->adjust_logits = AdjustsLogits(p.sampling);
   if (p.sampling.repetition_penalty != 1) s->history.prompt.insert(s->prompt.begin(), s->prompt.end());
   s->rng.seed(p.seed != 0 ? p.seed : std::random_device{}());
   s->deadline = p.deadline;
@@ -219,18 +217,8 @@ void GenerationScheduler::Finish(Sequence* s, absl::Status status, FinishReason 
 }
 
 SampledToken GenerationScheduler::Draw(Sequence* s, const std::vector<float>& logits) {
-  if (!s->adjust_logits) return Sample(logits, s->sampling, &s->rng);
+  if (!AdjustsLogits(s->sampling)) return Sample(logits, s->sampling, &s->rng);
   return Sample(AdjustedLogits(logits, s->sampling, s->history), s->sampling, &s->rng);
-}
-
-std::string GenerationScheduler::TextAfter(const Sequence& s, int32_t id) const {
-  // Decoded after its predecessor, as TextStream decodes the chosen token: a word-boundary
-  // space is kept, which a decoder drops only at the start of a text.
-  const int32_t previous = s.generated > 0 ? s.pending : s.prompt.back();
-  const std::string before = tokenizer_->Decode({previous});
-  std::string both = tokenizer_->Decode({previous, id});
-  if (absl::StartsWith(both, before)) return both.substr(before.size());
-  return tokenizer_->Decode({id});
 }
 
 bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
@@ -242,14 +230,22 @@ bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
   GenerationStream::Event e;
   e.top_logprobs.reserve(token.top.size());
   if (s->sampling.top_logprobs > 0) {
+    // Each alternative decoded after its predecessor, as TextStream decodes the chosen token: a
+    // word-boundary space is kept, which a decoder drops only at the start of a text.
+    const int32_t previous = s->generated > 0 ? s->pending : s->prompt.back();
+    const std::string before = tokenizer_->Decode({previous});
+    const auto text_after = [&](int32_t id) {
+      std::string both = tokenizer_->Decode({previous, id});
+      return absl::StartsWith(both, before) ? both.substr(before.size()) : tokenizer_->Decode({id});
+    };
     bool chosen_listed = false;
     for (const auto& [id, logprob] : token.top) {
-      e.top_logprobs.push_back({id, TextAfter(*s, id), logprob});
+      e.top_logprobs.push_back({id, text_after(id), logprob});
       chosen_listed = chosen_listed || id == token.id;
     }
     // The chosen token always comes with its alternatives (as OpenAI lists it): N + 1 entries
     // when it is not among the N most likely.
-    if (!chosen_listed) e.top_logprobs.push_back({token.id, TextAfter(*s, token.id), token.logprob});
+    if (!chosen_listed) e.top_logprobs.push_back({token.id, text_after(token.id), token.logprob});
   }
   if (NeedsHistory(s->sampling)) ++s->history.output_counts[token.id];
   ++s->generated;

@@ -198,8 +198,6 @@ class GenerationScheduler {
   void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
   // Samples `s`'s next token from the model's `logits`, with its penalties and bias applied.
   SampledToken Draw(Sequence* s, const std::vector<float>& logits);
-  // The text `id` would add after `s`'s last token.
-  std::string TextAfter(const Sequence& s, int32_t id) const;
   // Emits `token` for `s`; returns true when the sequence is finished.
   bool Emit(Sequence* s, const SampledToken& token);
   // Pushes `s`'s prompt-scores event and keeps the sums for its final event.

@@ -81,10 +81,7 @@ absl::StatusOr<GenerateRequest> ToGenerateRequest(const v1::GenerateRequest& req
   out.sampling.frequency_penalty = request.frequency_penalty();
   // proto3's unset 0 means off, as 1 does; negative values stay and are refused by name.
   out.sampling.repetition_penalty = request.repetition_penalty() == 0 ? 1 : request.repetition_penalty();
-  if (request.logit_bias_size() > kMaxLogitBiasEntries) {
-    return absl::InvalidArgumentError(absl::StrCat("logit_bias holds ", request.logit_bias_size(),
-                                                   " tokens; the limit is ", kMaxLogitBiasEntries));
-  }
+  // Its count is checked with the other sampling fields (CheckSamplingParams), as the core's.
   for (const auto& [id, bias] : request.logit_bias()) {
     if (id > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
       return absl::InvalidArgumentError(absl::StrCat("logit_bias: token id ", id, " is out of range"));
