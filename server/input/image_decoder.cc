@@ -19,13 +19,13 @@ absl::StatusOr<Format> FormatOf(absl::string_view encoded) {
       "image bytes are not a PNG or JPEG or WebP file (no PNG, JPEG or WebP signature at the start)");
 }
 
-absl::Status CheckSize(int64_t width, int64_t height, const ImageLimits& limits) {
+}  // namespace
+
+absl::Status CheckImageLimits(int64_t width, int64_t height, const ImageLimits& limits) {
   absl::Status s = CheckImageSize(width, height, limits.max_pixels);
   if (s.ok()) return s;
   return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
 }
-
-}  // namespace
 
 absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels) {
   if (width <= 0 || height <= 0) {
@@ -66,7 +66,7 @@ absl::StatusOr<model::RgbImage> DecodeImage(absl::string_view encoded, const Ima
 absl::StatusOr<model::RgbImage> ImageFromPixels(int64_t width, int64_t height, int64_t channels,
                                                 absl::string_view pixels,
                                                 const ImageLimits& limits) {
-  if (absl::Status s = CheckSize(width, height, limits); !s.ok()) return s;
+  if (absl::Status s = CheckImageLimits(width, height, limits); !s.ok()) return s;
   if (channels != 1 && channels != 3 && channels != 4) {
     return absl::InvalidArgumentError(
         absl::StrCat("raw image has ", channels, " channels; expected 1, 3 or 4"));

@@ -28,6 +28,10 @@ struct ImageSize {
 // the limit is ... pixels per image", "has no pixels (0x5)") reads after the image's name.
 absl::Status CheckImageSize(int64_t width, int64_t height, int64_t max_pixels);
 
+// CheckImageSize against `limits`, its message starting "image ": what every decoder checks a
+// header's size with before it allocates the pixels.
+absl::Status CheckImageLimits(int64_t width, int64_t height, const ImageLimits& limits);
+
 // The size a PNG, JPEG or WebP file declares in its header, read without decoding: requests are
 // checked against their pixel budgets before any pixel is allocated.
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view encoded);

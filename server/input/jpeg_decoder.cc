@@ -177,9 +177,7 @@ absl::StatusOr<model::RgbImage> DecodeJpeg(absl::string_view encoded, const Imag
   JpegDecompressor jpeg;
   absl::StatusOr<ImageSize> size = jpeg.ReadSize(encoded);
   if (!size.ok()) return size.status();
-  if (absl::Status s = CheckImageSize(size->width, size->height, limits.max_pixels); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
-  }
+  if (absl::Status s = CheckImageLimits(size->width, size->height, limits); !s.ok()) return s;
   return jpeg.Decode(*size, limits);
 }
 

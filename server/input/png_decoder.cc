@@ -145,9 +145,7 @@ absl::StatusOr<model::RgbImage> DecodePng(absl::string_view encoded, const Image
   PngReader png(encoded);
   absl::StatusOr<ImageSize> size = png.ReadSize();
   if (!size.ok()) return size.status();
-  if (absl::Status s = CheckImageSize(size->width, size->height, limits.max_pixels); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
-  }
+  if (absl::Status s = CheckImageLimits(size->width, size->height, limits); !s.ok()) return s;
   return png.Decode();
 }
 

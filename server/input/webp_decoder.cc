@@ -41,9 +41,7 @@ absl::StatusOr<ImageSize> ReadWebpSize(absl::string_view encoded) {
 absl::StatusOr<model::RgbImage> DecodeWebp(absl::string_view encoded, const ImageLimits& limits) {
   absl::StatusOr<WebPBitstreamFeatures> features = ReadFeatures(encoded);
   if (!features.ok()) return features.status();
-  if (absl::Status s = CheckImageSize(features->width, features->height, limits.max_pixels); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("image ", s.message()));
-  }
+  if (absl::Status s = CheckImageLimits(features->width, features->height, limits); !s.ok()) return s;
   if (features->has_animation) {
     return absl::InvalidArgumentError("cannot decode the WebP image: it is an animation; send one frame");
   }
