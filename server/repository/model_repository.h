@@ -1,38 +1,78 @@
-// The model repository: a directory whose subdirectories are models (each with a config.json),
-// loaded at start-up. A model that fails to load is kept, marked FAILED with its reason, and
-// the others serve; callers get a shared handle, so a model stays alive while a request uses it.
+// The model repository: a directory whose subdirectories are models, each with one or more
+// versions (model_versions.h). What is loaded, and when, follows the control mode:
+//   none      every model at start-up, never changed while serving;
+//   explicit  what --load_model names at start-up ("*": all), then only LoadModel/UnloadModel;
+//   poll      every model at start-up, then the directory is read again every poll interval and
+//             what changed is loaded, reloaded or unloaded.
 //
-// Thread-safety: all methods may be called concurrently.
+// A load or reload never interrupts serving: the new version loads and warms up beside the old
+// one, takes the requests once it is ready, and the old one finishes the work it accepted
+// (streams included) before it is freed (servable_retirement.h). A reload that fails leaves
+// the old version serving, with the failure in its snapshot's `reason`. A model that fails
+// its first load is kept, FAILED with its reason, and the others serve. Callers get a shared
+// handle, so a version stays alive while a request uses it.
+//
+// Thread-safety: all methods may be called concurrently; loads and unloads run one at a time.
 #pragma once
 
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "model/api/image_classifier.h"
 #include "model/config/model_dir.h"
 #include "server/metrics/server_metrics.h"
+#include "server/repository/model_versions.h"
 #include "server/repository/serving_config.h"
+#include "server/repository/servable_retirement.h"
 #include "server/serving/servable.h"
 
 namespace elliptical::server {
 
-enum class ModelState { kLoading, kReady, kFailed };
+// kUnavailable: in the repository but not loaded (explicit mode before a load, after an
+// unload, or a version the policy no longer serves). kUnloading: taking no new requests,
+// finishing the ones it accepted.
+enum class ModelState { kLoading, kReady, kFailed, kUnavailable, kUnloading };
 
+enum class ControlMode { kNone, kExplicit, kPoll };
+// "none", "explicit", "poll"; INVALID_ARGUMENT naming --model_control_mode otherwise.
+absl::StatusOr<ControlMode> ParseControlMode(absl::string_view value);
+absl::string_view ControlModeName(ControlMode mode);
+
+// What loading one version cost.
+struct LoadReport {
+  absl::Duration load;    // reading the weights and building the model
+  absl::Duration warmup;  // the warm-up forwards before READY
+  int warmup_runs = 0;
+  int64_t memory_bytes = 0;  // what the repository counts against --model_memory_budget_mb
+};
+
+// One version of one model.
 struct ModelSnapshot {
   std::string name;
+  int64_t version = 0;  // 0: no version (nothing on disk, or the model's own config is bad)
   std::string directory;
   std::optional<model::ModelFamily> family;  // unknown when config.json itself is unreadable
   ModelState state = ModelState::kLoading;
-  std::string reason;  // why it failed
+  // Why it failed or is unavailable; for a READY version whose reload failed, why the reload
+  // failed (it keeps serving the previous load).
+  std::string reason;
   std::optional<model::ModelDescription> description;  // once ready
   InputForm input_form = InputForm::kImage;  // config.json's "input_form", once ready
+  LoadReport report;                         // once ready
+  std::vector<int64_t> ready_versions;       // List() and Describe(): every ready version, newest first
 };
 
 class ModelRepository {
@@ -41,64 +81,135 @@ class ModelRepository {
     std::string root;              // directory of model directories
     model::LoadOptions load;       // device / dtype overrides for every model
     ServingOverrides serving;      // batching / generation overrides for every model
-    ServerMetrics* metrics = nullptr;          // batches, generations and attention statistics
+    ServerMetrics* metrics = nullptr;          // batches, generations, attention statistics, loads
     double attention_stats_sample_rate = 0;    // fraction of batches sampled for metrics
+    ControlMode control_mode = ControlMode::kNone;
+    // kExplicit: the models LoadAll loads ("*": every one).
+    std::vector<std::string> startup_models;
+    absl::Duration poll_interval = absl::Seconds(15);  // kPoll
+    // Most bytes the loaded versions (and those still draining) may take together, as
+    // estimated from their files and caches; 0: no limit. A load or reload beyond it is refused
+    // with RESOURCE_EXHAUSTED, and what is serving keeps serving.
+    int64_t memory_budget_bytes = 0;
+    bool warmup = true;             // run each version's warm-up before it turns READY
+    bool strict_readiness = false;  // ServerReady(): every model ready, not just one
+    // Runs after every change of state (a version ready, failed, unloaded, drained), outside
+    // every lock: health statuses follow it (main.cc).
+    std::function<void()> on_change;
   };
 
-  // Lists the model directories (sorted by name) and marks each LOADING. Fails only when the
-  // root itself cannot be read.
+  // Lists the model directories and marks each LOADING (UNAVAILABLE in explicit mode unless
+  // named). Fails only when the root itself cannot be read.
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(Options options);
+  ~ModelRepository();
 
-  // Loads every model, one after the other; logs each outcome.
+  // Start-up: loads what the control mode loads, one model after the other, and logs each
+  // outcome; in poll mode, then starts polling.
   void LoadAll();
 
+  // The repository API (explicit mode; FAILED_PRECONDITION naming --model_control_mode in the
+  // others). LoadModel loads the model's versions its policy serves, or reloads them when they
+  // are loaded (new versions load, dropped ones unload); NOT_FOUND when `name` is no model
+  // directory, RESOURCE_EXHAUSTED beyond the memory budget, the load's own error otherwise
+  // (what loaded before keeps serving). UnloadModel stops every version taking requests; their
+  // accepted work finishes first. NOT_FOUND for a name that is neither loaded nor on disk.
+  absl::Status LoadModel(const std::string& name);
+  absl::Status UnloadModel(const std::string& name);
+  // Reads the directory again and applies what changed (what poll mode does on its period).
+  void Poll();
+
+  // Every version of every model in the repository and every one loaded, by name then version
+  // (newest first); a model with no version gets one entry of version 0. `ready_only`: READY
+  // versions only.
+  std::vector<ModelSnapshot> Index(bool ready_only = false) const;
+
+  // One entry per model: its newest ready version, else its newest known one.
   std::vector<ModelSnapshot> List() const;
-  // NOT_FOUND for an unknown name.
-  absl::StatusOr<ModelSnapshot> Describe(const std::string& name) const;
+  // The version `version` names ("": the newest ready one, else the newest known). NOT_FOUND
+  // for an unknown name or version, INVALID_ARGUMENT for a malformed version.
+  absl::StatusOr<ModelSnapshot> Describe(const std::string& name, absl::string_view version = "") const;
   // Whether a model of that name is in the repository (cheap: for every call's metric labels).
   bool Contains(const std::string& name) const;
 
-  // The servable of a ready model, as the family's type T (ClassifierServable, ...: each names
-  // its T::kFamily). NOT_FOUND for an unknown name, UNAVAILABLE while loading or after a failed
-  // load (with the reason), FAILED_PRECONDITION when the model is of another family.
+  // The servable of a ready version (""; the newest ready one), as the family's type T
+  // (ClassifierServable, ...: each names its T::kFamily). NOT_FOUND for an unknown name or
+  // version, UNAVAILABLE while loading, after a failed load (with the reason) or an unload,
+  // FAILED_PRECONDITION when the model is of another family. The handle is a lease: the version
+  // is not freed while it is held.
   template <typename T>
-  absl::StatusOr<std::shared_ptr<T>> Get(const std::string& name) const {
-    absl::MutexLock lock(&mu_);
-    auto entry = Ready(name, T::kFamily);
-    if (!entry.ok()) return entry.status();
-    std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>((*entry)->servable);
+  absl::StatusOr<std::shared_ptr<T>> Get(const std::string& name, absl::string_view version = "") const {
+    auto servable = GetServable(name, version, T::kFamily);
+    if (!servable.ok()) return servable.status();
+    std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>(*std::move(servable));
     if (!typed) return absl::InternalError(absl::StrCat("model \"", name, "\" has an unexpected servable"));
     return typed;
   }
 
+  // Readiness as health reports it: start-up loading is done and at least one model has a
+  // ready version (with strict_readiness: every model in the repository that is meant to be
+  // loaded has one).
+  bool ServerReady() const;
+  // Whether `name` has a ready version (health's per-model status).
+  bool ModelReady(const std::string& name) const;
+
   // Drains every model: queued and running work completes, new work is refused.
   void Shutdown();
 
-  // The instantaneous load of every ready model, for the metrics gauges.
+  // The instantaneous load of every model with a ready version (summed over its versions), for
+  // the metrics gauges.
   struct ModelLoad {
     std::string name;
     ServableLoad load;
   };
   std::vector<ModelLoad> Loads() const;
 
-  // True once every model has been tried (loaded or failed).
-  bool AllLoaded() const;
+  ControlMode control_mode() const { return options_.control_mode; }
 
  private:
-  struct Entry {
+  struct Version {
     ModelSnapshot snapshot;
-    std::shared_ptr<Servable> servable;  // once ready
+    std::shared_ptr<Servable> servable;  // a lease; set while READY
+    std::string fingerprint;             // of the directory it was loaded from
+    uint64_t generation = 0;             // which load this is (a drain's callback checks it)
+  };
+  struct Model {
+    std::map<int64_t, Version, std::greater<int64_t>> versions;
+    bool wanted = false;     // meant to be loaded (counts for strict readiness)
+    std::string reason;      // why the model as a whole cannot load (no versions, bad policy)
+    std::string directory;
+    std::optional<model::ModelFamily> family;
   };
 
-  explicit ModelRepository(Options options) : options_(std::move(options)) {}
-  absl::Status LoadOne(Entry* staged);
-  // The ready entry named `name`, or why there is none; `family` is the one the caller needs.
-  absl::StatusOr<const Entry*> Ready(const std::string& name, model::ModelFamily family) const
+  explicit ModelRepository(Options options);
+  absl::StatusOr<std::shared_ptr<Servable>> GetServable(const std::string& name, absl::string_view version,
+                                                       model::ModelFamily family) const;
+  // Brings `name` to what its directory and policy say (`force`: reload versions that did not
+  // change too). Caller holds ops_mu_.
+  absl::Status Apply(const std::string& name, bool force, const char* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ops_mu_);
+  absl::Status Unload(const std::string& name, const char* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ops_mu_);
+  // Loads one version beside whatever serves it now.
+  absl::StatusOr<std::shared_ptr<Servable>> LoadVersion(const std::string& name, const VersionDirectory& dir,
+                                                        ModelSnapshot* snapshot);
+  // Takes a version out of service: it drains, then its bytes leave the budget.
+  void Retire(const std::string& name, int64_t version, std::shared_ptr<Servable> servable, bool keep_entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<Servable> Lease(const std::string& name, int64_t version, uint64_t generation,
+                                  std::shared_ptr<Servable> servable, int64_t bytes);
+  absl::Status CheckControl(const char* verb) const;
+  void Changed() const;
+  void PollLoop();
 
   const Options options_;
+  std::shared_ptr<ServableRetirement> retirement_;
+  absl::Mutex ops_mu_;  // one load or unload at a time
   mutable absl::Mutex mu_;
-  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Model> models_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // LoadAll has run
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t memory_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // loaded and draining versions, estimated
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Notification stop_polling_;
+  std::thread poller_;
 };
 
 absl::string_view ModelStateName(ModelState state);
