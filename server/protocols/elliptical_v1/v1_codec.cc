@@ -184,6 +184,8 @@ void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out) {
     case ModelState::kLoading: out->set_state(v1::MODEL_STATE_LOADING); break;
     case ModelState::kReady: out->set_state(v1::MODEL_STATE_READY); break;
     case ModelState::kFailed: out->set_state(v1::MODEL_STATE_FAILED); break;
+    case ModelState::kUnavailable: out->set_state(v1::MODEL_STATE_UNAVAILABLE); break;
+    case ModelState::kUnloading: out->set_state(v1::MODEL_STATE_UNLOADING); break;
   }
   out->set_reason(snapshot.reason);
 }
