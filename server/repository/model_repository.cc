@@ -511,32 +511,58 @@ std::vector<int64_t> ModelRepository::ReadyVersions(const Model& model) {
 }
 
 std::vector<ModelSnapshot> ModelRepository::Index(bool ready_only) const {
-  std::set<std::string> on_disk;
-  if (auto names = ListModelDirectories(options_.root); names.ok()) on_disk.insert(names->begin(), names->end());
+  // What the directory holds, read before the lock: every version on disk is listed, the ones
+  // not loaded as UNAVAILABLE.
+  std::map<std::string, std::map<int64_t, std::string>> on_disk;  // name -> version -> directory
+  if (!ready_only) {
+    if (auto names = ListModelDirectories(options_.root); names.ok()) {
+      for (const std::string& name : *names) {
+        auto& versions = on_disk[name];
+        if (auto found = ReadModelVersions(options_.root, name); found.ok()) {
+          for (const auto& [v, dir] : found->found) versions[v] = dir.path;
+        }
+      }
+    }
+  }
   absl::MutexLock lock(&mu_);
   std::vector<ModelSnapshot> out;
   for (const auto& [name, model] : models_) {
-    on_disk.erase(name);
-    bool any = false;
     for (const auto& [v, version] : model.versions) {
       if (ready_only && version.snapshot.state != ModelState::kReady) continue;
       out.push_back(version.snapshot);
-      any = true;
     }
-    if (!any && !ready_only) out.push_back(Placeholder(name, model));
   }
-  if (!ready_only) {
-    for (const std::string& name : on_disk) {
+  if (ready_only) return out;
+  for (const auto& [name, model] : models_) on_disk[name];  // known models, on disk or not
+  for (const auto& [name, versions] : on_disk) {
+    auto known = models_.find(name);
+    bool any = known != models_.end() && !known->second.versions.empty();
+    for (const auto& [v, directory] : versions) {
+      if (known != models_.end() && known->second.versions.count(v)) continue;
       ModelSnapshot s;
       s.name = name;
+      s.version = v;
+      s.directory = directory;
       s.state = ModelState::kUnavailable;
-      s.reason = "not loaded";
-      out.push_back(s);
+      s.reason = known != models_.end() && known->second.wanted ? "not served by the version policy" : "not loaded";
+      out.push_back(std::move(s));
+      any = true;
     }
-    std::sort(out.begin(), out.end(), [](const ModelSnapshot& a, const ModelSnapshot& b) {
-      return a.name != b.name ? a.name < b.name : a.version > b.version;
-    });
+    if (!any) {
+      if (known != models_.end()) {
+        out.push_back(Placeholder(name, known->second));
+      } else {
+        ModelSnapshot s;
+        s.name = name;
+        s.state = ModelState::kUnavailable;
+        s.reason = "not loaded";
+        out.push_back(std::move(s));
+      }
+    }
   }
+  std::sort(out.begin(), out.end(), [](const ModelSnapshot& a, const ModelSnapshot& b) {
+    return a.name != b.name ? a.name < b.name : a.version > b.version;
+  });
   return out;
 }
 
