@@ -338,10 +338,10 @@ int Run() {
   } else {
     LogInfo("accepted calls finished in %.2f s", absl::ToDoubleSeconds(absl::Now() - drain_start));
   }
+  repository_calls.Stop();  // a load in progress finishes, queued ones are refused, before the ports close
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   // The HTTP port closes after the drain, like gRPC's: until then its new calls got 503.
   if (http) http->Stop();
-  repository_calls.Stop();  // a load in progress finishes; none starts after the repository shuts down
   (*repository)->Shutdown();
   poller.reset();
   LogInfo("stopped %.2f s after the signal", absl::ToDoubleSeconds(absl::Now() - drain_start));
