@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -34,6 +35,22 @@ ABSL_FLAG(int, port, 8500, "gRPC port; 0 picks a free one (see --port_file).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file once the server listens.");
 ABSL_FLAG(std::string, model_repository, "models", "Directory of model directories.");
+// Model lifecycle (server/repository/model_repository.h, docs/models.md#lifecycle).
+ABSL_FLAG(std::string, model_control_mode, "none",
+          "none: load every model at start, change nothing while serving; explicit: load what "
+          "--load_model names, then only through the repository API; poll: load every model, then "
+          "apply what changes in the repository every --repository_poll_s.");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "With --model_control_mode=explicit: the models to load at start (comma-separated; * for all).");
+ABSL_FLAG(double, repository_poll_s, 15, "With --model_control_mode=poll: seconds between reads of the repository.");
+ABSL_FLAG(int64_t, model_memory_budget_mb, 0,
+          "Most MiB that loaded model versions (and those finishing their requests after a reload) may "
+          "hold, estimated from their files and KV caches; a load beyond it is refused. 0: no limit.");
+ABSL_FLAG(bool, warmup, true,
+          "Warm every model version up (each instance, each batch-size bucket) before it turns ready.");
+ABSL_FLAG(bool, strict_readiness, false,
+          "Health and KServe's server-ready are SERVING only while every model meant to be loaded has "
+          "a ready version (default: while at least one has).");
 ABSL_FLAG(std::string, device, "",
           "Overrides every model's device: auto, cpu, cuda, cuda:N (empty: as configured).");
 ABSL_FLAG(std::string, dtype, "",
@@ -134,6 +151,43 @@ namespace {
 constexpr char kServiceName[] = "elliptical.v1.InferenceService";
 constexpr char kVersion[] = "0.1.0";
 
+// gRPC health as the repository's states say (ModelRepository::Options::on_change): the server
+// ("" and the service) SERVING while ModelRepository::ServerReady(), and each model by its name
+// while it has a ready version. Changes before the server exists wait for Attach.
+class HealthFollower {
+ public:
+  void Attach(grpc::HealthCheckServiceInterface* health, const ModelRepository* repository) {
+    {
+      absl::MutexLock lock(&mu_);
+      health_ = health;
+      repository_ = repository;
+    }
+    Update();
+  }
+  void Update() {
+    absl::MutexLock lock(&mu_);  // one update at a time, so an older one never lands last
+    if (!health_ || shut_down_) return;
+    for (const ModelSnapshot& model : repository_->List()) {
+      health_->SetServingStatus(model.name, repository_->ModelReady(model.name));
+    }
+    const bool ready = repository_->ServerReady();
+    health_->SetServingStatus("", ready);
+    health_->SetServingStatus(kServiceName, ready);
+  }
+  // Every service NOT_SERVING from now on.
+  void Shutdown() {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    if (health_) health_->Shutdown();
+  }
+
+ private:
+  absl::Mutex mu_;
+  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
+  const ModelRepository* repository_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 int WaitForTerminationSignal(sigset_t* signals) {
   int signal = 0;
   sigwait(signals, &signal);
@@ -195,7 +249,31 @@ int Run() {
   model::SetComputeThreads(absl::GetFlag(FLAGS_compute_threads));
   LogInfo("%s", model::RuntimeSummary());
 
+  auto control_mode = ParseControlMode(absl::GetFlag(FLAGS_model_control_mode));
+  if (!control_mode.ok()) {
+    LogError("%s", control_mode.status().message());
+    return 1;
+  }
+  if (!absl::GetFlag(FLAGS_load_model).empty() && *control_mode != ControlMode::kExplicit) {
+    LogError("--load_model applies to --model_control_mode=explicit (it is %s)", absl::GetFlag(FLAGS_model_control_mode));
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_repository_poll_s) < 0.1 || absl::GetFlag(FLAGS_model_memory_budget_mb) < 0) {
+    LogError("--repository_poll_s must be at least 0.1 and --model_memory_budget_mb at least 0");
+    return 1;
+  }
+  // Health follows every change of the models' states (HealthFollower below); the gRPC server
+  // it reports through comes up after the repository is made.
+  auto health = std::make_shared<HealthFollower>();
+
   ModelRepository::Options repo_options;
+  repo_options.control_mode = *control_mode;
+  repo_options.startup_models = absl::GetFlag(FLAGS_load_model);
+  repo_options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_repository_poll_s));
+  repo_options.memory_budget_bytes = absl::GetFlag(FLAGS_model_memory_budget_mb) << 20;
+  repo_options.warmup = absl::GetFlag(FLAGS_warmup);
+  repo_options.strict_readiness = absl::GetFlag(FLAGS_strict_readiness);
+  repo_options.on_change = [health] { health->Update(); };
   repo_options.metrics = metrics.get();
   repo_options.attention_stats_sample_rate = absl::GetFlag(FLAGS_attention_stats_sample_rate);
   repo_options.root = absl::GetFlag(FLAGS_model_repository);
@@ -211,6 +289,7 @@ int Run() {
     LogError("%s", repository.status().message());
     return 1;
   }
+  LogInfo("model control: %s", absl::GetFlag(FLAGS_model_control_mode));
 
   RequestLimits limits;
   limits.max_images_per_request = absl::GetFlag(FLAGS_max_images_per_request);
@@ -298,11 +377,9 @@ int Run() {
     }
   }
 
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", false);
-  health->SetServingStatus(kServiceName, false);
-  LogInfo("listening on %s:%d (health NOT_SERVING until the models are loaded)",
-          absl::GetFlag(FLAGS_host), bound_port);
+  health->Attach(server->GetHealthCheckService(), repository->get());
+  LogInfo("listening on %s:%d (health NOT_SERVING until a model is ready%s)", absl::GetFlag(FLAGS_host), bound_port,
+          absl::GetFlag(FLAGS_strict_readiness) ? ": every one, --strict_readiness" : "");
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     std::ofstream(port_file) << bound_port << "\n";
   }
@@ -310,13 +387,7 @@ int Run() {
   // Loading runs beside the signal wait so that SIGTERM during a long load still stops us.
   std::thread loader([&] {
     (*repository)->LoadAll();
-    // Per-model health: a client (or a load balancer) can ask for one model by its name.
-    for (const ModelSnapshot& model : (*repository)->List()) {
-      health->SetServingStatus(model.name, model.state == ModelState::kReady);
-    }
-    health->SetServingStatus("", true);
-    health->SetServingStatus(kServiceName, true);
-    LogInfo("serving");
+    LogInfo((*repository)->ServerReady() ? "serving" : "no model is ready: health stays NOT_SERVING");
   });
 
   const int signal = WaitForTerminationSignal(&signals);

@@ -158,7 +158,8 @@ KeySchema ServingKeys() {
                                        "low_priority_max_wait_ms"}))
       .With("instances", KeySchema::Of({"count", "threads", "lend_idle_threads"}))
       .With("generation", KeySchema::Of({"max_running", "max_waiting", "max_cache_mb",
-                                         "default_max_new_tokens", "max_new_tokens_limit"}));
+                                         "default_max_new_tokens", "max_new_tokens_limit"}))
+      .With("warmup", KeySchema::Of({"enabled", "batch_sizes", "input"}));
   return schema;
 }
 

@@ -195,9 +195,10 @@ absl::Status InferenceCalls::Refusal() const {
   return absl::UnavailableError("the server is shutting down; retry on another replica");
 }
 
-absl::StatusOr<ModelSnapshot> InferenceCalls::Describe(const std::string& model_name) const {
+absl::StatusOr<ModelSnapshot> InferenceCalls::Describe(const std::string& model_name,
+                                                       absl::string_view version) const {
   if (absl::Status s = ValidateModelName(model_name, limits_); !s.ok()) return s;
-  return repository_->Describe(model_name);
+  return repository_->Describe(model_name, version);
 }
 
 // Classify and Segment: validate, lease the pixels, decode, submit to the model's servable, and
@@ -210,6 +211,7 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
   auto run = std::make_shared<VisionRun<Result>>(&calls_, metrics_, label, rpc, context.protocol, std::move(done));
   struct Ready {
     std::shared_ptr<ServableT> model;
+    int64_t version = 0;
     std::vector<VisionInput> images;
     std::shared_ptr<PixelBudget::Lease> lease;
     absl::Duration decode;
@@ -218,14 +220,15 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
     if (absl::Status s = Refusal(); !s.ok()) return s;
     auto cost = ValidateVision(request, limits_);
     if (!cost.ok()) return cost.status();
-    auto servable = repository_->Get<ServableT>(request.model_name);
+    int64_t version = 0;
+    auto servable = repository_->Get<ServableT>(request.model_name, request.model_version, &version);
     if (!servable.ok()) return servable.status();
     auto lease = pixels_.Acquire(cost->pixels);
     if (!lease.ok()) return lease.status();
     const absl::Time decode_start = absl::Now();
     auto images = DecodeImages(request.images);
     if (!images.ok()) return images.status();
-    return Ready{*std::move(servable), *std::move(images),
+    return Ready{*std::move(servable), version, *std::move(images),
                  std::make_shared<PixelBudget::Lease>(*std::move(lease)), absl::Now() - decode_start};
   });
   if (!ready.ok()) {
@@ -242,13 +245,15 @@ std::shared_ptr<CallHandle> InferenceCalls::ServeVision(const CallContext& conte
     return GuardExceptions(label, rpc, [&] {
       return model->Submit(
           ready->images, request.attention_stats, options,
-          [run, name = request.model_name, labels, fill, metrics = metrics_, lease = ready->lease,
+          [run, name = request.model_name, version = ready->version, labels, fill, metrics = metrics_,
+           lease = ready->lease,
            decode = ready->decode](auto results, ServeTiming timing) {
             timing.decode = decode;
             lease->Release();  // the images and their tensors are no longer needed
             if (!results.ok()) return run->Done(results.status());
             Result result;
             result.model_name = name;
+            result.model_version = version;
             result.labels = labels;
             result.timing = timing;
             fill(*std::move(results), &result);

@@ -110,8 +110,9 @@ class InferenceCalls {
     RpcOutcome(metrics_, ModelLabel(model_name), rpc, context.protocol).Record(status);
   }
 
-  // The model's snapshot after its name is checked against the limits (NOT_FOUND when unknown).
-  absl::StatusOr<ModelSnapshot> Describe(const std::string& model_name) const;
+  // The model's snapshot after its name is checked against the limits (NOT_FOUND when unknown);
+  // `version` as ModelRepository::Describe takes it.
+  absl::StatusOr<ModelSnapshot> Describe(const std::string& model_name, absl::string_view version = "") const;
 
  private:
   template <typename ServableT, typename Result, typename Fill>

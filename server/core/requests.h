@@ -67,6 +67,7 @@ struct ImageInput {
 // Classify and Segment.
 struct VisionRequest {
   std::string model_name;
+  std::string model_version;  // "": the newest ready version
   std::vector<ImageInput> images;
   Priority priority = Priority::kNormal;
   bool attention_stats = false;  // per-layer statistics of the metric m with each result
@@ -80,6 +81,7 @@ using Labels = std::shared_ptr<const std::vector<std::string>>;
 
 struct ClassifyResult {
   std::string model_name;
+  int64_t model_version = 0;  // the version that served it
   // One per image, in order: the probability of every class (dense), and statistics if asked.
   std::vector<model::Classification> classifications;
   Labels labels;
@@ -88,6 +90,7 @@ struct ClassifyResult {
 
 struct SegmentResult {
   std::string model_name;
+  int64_t model_version = 0;  // the version that served it
   std::vector<model::Segmentation> masks;  // one per image: a class id per pixel
   Labels labels;
   ServeTiming timing;

@@ -94,7 +94,10 @@ ServerMetrics::ServerMetrics(const std::string& build_version)
       device_bytes_(BuildGauge().Name("elliptical_device_memory_allocated_bytes").Help("Device memory held by tensors (0 on the CPU).").Register(*registry_).Add({})),
       http_connections_(BuildGauge().Name("elliptical_http_connections_open").Help("Connections open on the HTTP port.").Register(*registry_).Add({})),
       http_refused_(BuildCounter().Name("elliptical_http_connections_refused_total").Help("HTTP connections refused at once because --http_max_connections were open.").Register(*registry_).Add({})),
-      http_rejections_(BuildCounter().Name("elliptical_http_requests_rejected_total").Help("HTTP requests the transport turned away before any route, by reason: header_timeout, body_timeout, framing, body_too_large, header_too_large, body_budget.").Register(*registry_)) {
+      http_rejections_(BuildCounter().Name("elliptical_http_requests_rejected_total").Help("HTTP requests the transport turned away before any route, by reason: header_timeout, body_timeout, framing, body_too_large, header_too_large, body_budget.").Register(*registry_)),
+      model_loads_(BuildCounter().Name("elliptical_model_lifecycle_total").Help("Loads, reloads and unloads of a model version, by model, version, action (load, reload, unload) and outcome (ok, failed, refused).").Register(*registry_)),
+      model_load_duration_(BuildHistogram().Name("elliptical_model_lifecycle_duration_seconds").Help("Time a load, reload or unload took until the version served (or stopped taking requests), warm-up included, by model, action and outcome.").Register(*registry_)),
+      warmup_duration_(BuildGauge().Name("elliptical_model_warmup_seconds").Help("Warm-up time of the model's newest load, before it turned ready.").Register(*registry_)) {
   BuildGauge()
       .Name("elliptical_build_info")
       .Help("Always 1; the labels say what is running.")
@@ -180,6 +183,25 @@ void ServerMetrics::RegisterModel(const std::string& model, bool ready,
   for (const char* reason : {"queue_full", "deadline", "cancelled", "unavailable"}) {
     rejections_.Add({{"model", model}, {"reason", reason}});
   }
+  absl::MutexLock lock(&mu_);
+  Model(model).ready->Set(ready ? 1 : 0);
+}
+
+void ServerMetrics::RecordModelLifecycle(const std::string& model, int64_t version, const std::string& action,
+                                        const std::string& outcome, absl::Duration duration) {
+  model_loads_.Add({{"model", model}, {"version", absl::StrCat(version)}, {"action", action}, {"outcome", outcome}})
+      .Increment();
+  // Loads take seconds to minutes: the latency buckets' top (60 s) and a few beyond it.
+  static const Buckets kLoadBuckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  model_load_duration_.Add({{"model", model}, {"action", action}, {"outcome", outcome}}, kLoadBuckets)
+      .Observe(Seconds(duration));
+}
+
+void ServerMetrics::RecordWarmup(const std::string& model, absl::Duration duration) {
+  warmup_duration_.Add({{"model", model}}).Set(Seconds(duration));
+}
+
+void ServerMetrics::SetModelReady(const std::string& model, bool ready) {
   absl::MutexLock lock(&mu_);
   Model(model).ready->Set(ready ? 1 : 0);
 }

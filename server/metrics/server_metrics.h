@@ -105,6 +105,16 @@ class ServerMetrics {
   void RecordHttpConnectionRefused() { http_refused_.Increment(); }
   void RecordHttpRejection(const std::string& reason) { http_rejections_.Add({{"reason", reason}}).Increment(); }
 
+  // Model lifecycle (server/repository/model_repository.h). One load, reload or unload of a
+  // version: outcome ok, failed, or refused (beyond --model_memory_budget_mb); version 0 when the
+  // model's directory failed before any version was read.
+  void RecordModelLifecycle(const std::string& model, int64_t version, const std::string& action,
+                            const std::string& outcome, absl::Duration duration);
+  // The last warm-up's time of the model's newest load.
+  void RecordWarmup(const std::string& model, absl::Duration duration);
+  // elliptical_model_ready: whether any version of the model serves now.
+  void SetModelReady(const std::string& model, bool ready);
+
   // Process and device.
   void SetProcess(int64_t resident_bytes, int64_t device_bytes);
 
@@ -177,6 +187,9 @@ class ServerMetrics {
   prometheus::Gauge& http_connections_;
   prometheus::Counter& http_refused_;
   prometheus::Family<prometheus::Counter>& http_rejections_;
+  prometheus::Family<prometheus::Counter>& model_loads_;
+  prometheus::Family<prometheus::Histogram>& model_load_duration_;
+  prometheus::Family<prometheus::Gauge>& warmup_duration_;
 
   std::unique_ptr<StandardMetrics> standard_;
 

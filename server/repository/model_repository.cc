@@ -1,8 +1,12 @@
 #include "server/repository/model_repository.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
@@ -19,6 +23,25 @@ absl::string_view ModelStateName(ModelState state) {
     case ModelState::kLoading: return "loading";
     case ModelState::kReady: return "ready";
     case ModelState::kFailed: return "failed";
+    case ModelState::kUnavailable: return "unavailable";
+    case ModelState::kUnloading: return "unloading";
+  }
+  return "?";
+}
+
+absl::StatusOr<ControlMode> ParseControlMode(absl::string_view value) {
+  if (value == "none") return ControlMode::kNone;
+  if (value == "explicit") return ControlMode::kExplicit;
+  if (value == "poll") return ControlMode::kPoll;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--model_control_mode=", value, ": expected none, explicit or poll"));
+}
+
+absl::string_view ControlModeName(ControlMode mode) {
+  switch (mode) {
+    case ControlMode::kNone: return "none";
+    case ControlMode::kExplicit: return "explicit";
+    case ControlMode::kPoll: return "poll";
   }
   return "?";
 }
@@ -40,32 +63,333 @@ std::string WithinRepository(absl::string_view message, const std::string& root)
   return out;
 }
 
+double MiB(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+bool Named(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), "*") != names.end() ||
+         std::find(names.begin(), names.end(), name) != names.end();
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options) {
-  std::error_code ec;
-  if (!fs::is_directory(options.root, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat("model repository ", options.root, " is not a directory"));
+ModelRepository::ModelRepository(Options options)
+    : options_(std::move(options)), retirement_(ServableRetirement::Start()), alive_(std::make_shared<Alive>()) {
+  absl::MutexLock lock(&alive_->mu);
+  alive_->repository = this;
+}
+
+ModelRepository::~ModelRepository() {
+  Shutdown();
+  std::vector<std::shared_ptr<Servable>> held;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, model] : models_) {
+      for (auto& [v, version] : model.versions) {
+        if (version.servable) held.push_back(std::move(version.servable));
+      }
+    }
   }
+  held.clear();  // freed by the retirement thread, which Stop() below waits for
+  {
+    absl::MutexLock lock(&alive_->mu);  // waits for a drain callback in progress
+    alive_->repository = nullptr;
+  }
+  retirement_->Stop();
+}
+
+absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options) {
+  auto names = ListModelDirectories(options.root);
+  if (!names.ok()) return names.status();
   std::unique_ptr<ModelRepository> repo(new ModelRepository(options));
   absl::MutexLock lock(&repo->mu_);
-  for (const auto& item : fs::directory_iterator(options.root, ec)) {
-    if (!item.is_directory() || !fs::exists(item.path() / "config.json")) continue;
-    const std::string name = item.path().filename().string();
-    Entry& entry = repo->models_[name];
-    entry.snapshot.name = name;
-    entry.snapshot.directory = item.path().string();
+  for (const std::string& name : *names) {
+    Model& model = repo->models_[name];
+    model.directory = (fs::path(options.root) / name).string();
+    model.wanted = options.control_mode != ControlMode::kExplicit || Named(options.startup_models, name);
+    model.state = model.wanted ? ModelState::kLoading : ModelState::kUnavailable;
+    if (!model.wanted) model.reason = "not loaded (--model_control_mode=explicit: load it through the repository API)";
   }
-  if (ec) return absl::InternalError(absl::StrCat("reading ", options.root, ": ", ec.message()));
   return repo;
 }
 
-absl::Status ModelRepository::LoadOne(Entry* staged) {
-  const std::string& dir_path = staged->snapshot.directory;
+void ModelRepository::Changed() const {
+  if (options_.on_change) options_.on_change();
+}
+
+void ModelRepository::Record(const std::string& name, int64_t version, const char* action, const char* outcome,
+                             absl::Duration duration) const {
+  if (options_.metrics) options_.metrics->RecordModelLifecycle(name, version, action, outcome, duration);
+}
+
+void ModelRepository::LoadAll() {
+  std::vector<std::string> names;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, model] : models_) {
+      if (model.wanted) names.push_back(name);
+    }
+    if (options_.control_mode == ControlMode::kExplicit) {
+      // A name --load_model gives that is not in the repository fails now, by name.
+      for (const std::string& n : options_.startup_models) {
+        if (n != "*" && !models_.count(n)) names.push_back(n);
+      }
+    }
+  }
+  if (names.empty()) {
+    LogWarning("model repository %s: no model to load%s", options_.root,
+               options_.control_mode == ControlMode::kExplicit ? " (--model_control_mode=explicit, no --load_model)" : "");
+  }
+  for (const std::string& name : names) {
+    absl::MutexLock ops(&ops_mu_);
+    if (absl::Status s = Apply(name, /*force=*/false, "load"); !s.ok() && !models_.count(name)) {
+      LogError("model %s: %s", name, s.message());
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    started_ = true;
+  }
+  Changed();
+  if (options_.control_mode == ControlMode::kPoll) {
+    poller_ = std::thread([this] { PollLoop(); });
+  }
+}
+
+absl::Status ModelRepository::CheckControl(const char* verb) const {
+  if (options_.control_mode == ControlMode::kExplicit) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot ", verb, " models: the server runs with --model_control_mode=", ControlModeName(options_.control_mode),
+      options_.control_mode == ControlMode::kPoll ? " (it follows the repository directory)" : "",
+      "; the repository API changes models under --model_control_mode=explicit"));
+}
+
+absl::Status ModelRepository::LoadModel(const std::string& name) {
+  ELLIPTICAL_RETURN_IF_ERROR(CheckModelName(name));
+  ELLIPTICAL_RETURN_IF_ERROR(CheckControl("load"));
+  absl::MutexLock ops(&ops_mu_);
+  bool loaded = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return absl::UnavailableError("the server is shutting down");
+    auto it = models_.find(name);
+    loaded = it != models_.end() && !ReadyVersions(it->second).empty();
+  }
+  return Apply(name, /*force=*/true, loaded ? "reload" : "load");
+}
+
+absl::Status ModelRepository::UnloadModel(const std::string& name) {
+  ELLIPTICAL_RETURN_IF_ERROR(CheckModelName(name));
+  ELLIPTICAL_RETURN_IF_ERROR(CheckControl("unload"));
+  absl::MutexLock ops(&ops_mu_);
+  return Unload(name, "unload");
+}
+
+absl::Status ModelRepository::Unload(const std::string& name, const char* action) {
+  const absl::Time start = absl::Now();
+  std::vector<std::shared_ptr<Servable>> released;  // dropped outside the lock
+  std::vector<int64_t> versions;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) {
+      return absl::NotFoundError(absl::StrCat("no model named \"", name, "\" in the repository"));
+    }
+    Model& model = it->second;
+    model.wanted = false;
+    model.state = ModelState::kUnavailable;
+    model.reason = "unloaded";
+    for (auto& [v, version] : model.versions) {
+      if (!version.servable) {
+        if (version.snapshot.state != ModelState::kUnloading) {
+          version.snapshot.state = ModelState::kUnavailable;
+          version.snapshot.reason = "unloaded";
+        }
+        continue;
+      }
+      version.snapshot.state = ModelState::kUnloading;
+      version.snapshot.reason = "unloading: finishing the requests it accepted";
+      released.push_back(std::move(version.servable));
+      versions.push_back(v);
+    }
+  }
+  Changed();
+  released.clear();
+  for (int64_t v : versions) {
+    LogInfo("model %s version %d unloaded; it finishes the requests it accepted", name, v);
+    Record(name, v, action, "ok", absl::Now() - start);
+  }
+  if (options_.metrics) options_.metrics->SetModelReady(name, ModelReady(name));
+  return absl::OkStatus();
+}
+
+absl::Status ModelRepository::Apply(const std::string& name, bool force, const char* action) {
+  auto found = ReadModelVersions(options_.root, name);
+  if (!found.ok()) {
+    const bool gone = found.status().code() == absl::StatusCode::kNotFound;
+    bool known = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = models_.find(name);
+      known = it != models_.end();
+      if (known && !gone) {
+        // A bad model-level config: what serves keeps serving; a model with nothing serving fails.
+        it->second.reason = WithinRepository(found.status().message(), options_.root);
+        if (ReadyVersions(it->second).empty()) it->second.state = ModelState::kFailed;
+      }
+    }
+    if (known && gone && options_.control_mode == ControlMode::kPoll) {
+      // Its directory was removed: poll mode unloads it.
+      Unload(name, "unload");
+      absl::MutexLock lock(&mu_);
+      models_.erase(name);
+      return found.status();
+    }
+    if (known) Changed();
+    if (!gone) LogError("model %s: %s", name, found.status().message());
+    Record(name, 0, action, "failed", absl::ZeroDuration());
+    return absl::Status(found.status().code(), WithinRepository(found.status().message(), options_.root));
+  }
+
+  std::vector<std::shared_ptr<Servable>> released;
+  {
+    absl::MutexLock lock(&mu_);
+    Model& model = models_[name];
+    model.directory = (fs::path(options_.root) / name).string();
+    model.wanted = true;
+    model.reason.clear();
+    if (found->wanted.empty()) {
+      model.reason = WithinRepository(found->why_none, options_.root);
+      model.state = ModelState::kFailed;
+    } else if (ReadyVersions(model).empty()) {
+      model.state = ModelState::kLoading;
+    }
+    // Versions the policy no longer serves stop taking requests and drain.
+    for (auto& [v, version] : model.versions) {
+      if (std::find(found->wanted.begin(), found->wanted.end(), v) != found->wanted.end()) continue;
+      if (version.servable) {
+        version.snapshot.state = ModelState::kUnloading;
+        version.snapshot.reason = "unloading: the version policy no longer serves it";
+        released.push_back(std::move(version.servable));
+        LogInfo("model %s version %d: no longer served by its version policy; draining", name, v);
+      } else if (version.snapshot.state != ModelState::kUnloading) {
+        version.snapshot.state = ModelState::kUnavailable;
+        version.snapshot.reason = found->found.count(v) ? "not served by the version policy" : "removed";
+      }
+    }
+  }
+  Changed();
+  released.clear();
+  if (found->wanted.empty()) {
+    Record(name, 0, action, "failed", absl::ZeroDuration());
+    if (options_.metrics) options_.metrics->SetModelReady(name, ModelReady(name));
+    return absl::FailedPreconditionError(WithinRepository(found->why_none, options_.root));
+  }
+
+  absl::Status first_error;
+  for (int64_t v : found->wanted) {
+    const VersionDirectory& dir = found->found.at(v);
+    bool serving = false;
+    {
+      absl::MutexLock lock(&mu_);
+      Version& version = models_[name].versions[v];
+      serving = version.servable != nullptr;
+      if (serving && !force && version.fingerprint == dir.fingerprint) continue;
+      if (!serving) {
+        version.snapshot.name = name;
+        version.snapshot.version = v;
+        version.snapshot.directory = dir.path;
+        version.snapshot.state = ModelState::kLoading;
+        version.snapshot.reason.clear();
+      }
+    }
+    Changed();
+    const char* what = serving ? "reload" : action;
+    const absl::Time start = absl::Now();
+    ModelSnapshot snapshot;
+    snapshot.name = name;
+    snapshot.version = v;
+    snapshot.directory = dir.path;
+    auto servable = LoadVersion(name, dir, &snapshot);
+    const absl::Duration took = absl::Now() - start;
+    std::shared_ptr<Servable> old;
+    {
+      absl::MutexLock lock(&mu_);
+      Model& model = models_[name];
+      Version& version = model.versions[v];
+      if (!servable.ok()) {
+        const std::string reason = WithinRepository(servable.status().message(), options_.root);
+        if (version.servable) {
+          version.snapshot.reason = absl::StrCat("reload failed, the previous load serves: ", reason);
+        } else {
+          version.snapshot = snapshot;
+          version.snapshot.state = ModelState::kFailed;
+          version.snapshot.reason = reason;
+        }
+        if (model.family == std::nullopt) model.family = snapshot.family;
+      } else {
+        snapshot.state = ModelState::kReady;
+        const uint64_t generation = next_generation_++;
+        old = std::move(version.servable);
+        version.servable = Lease(name, v, generation, *std::move(servable), snapshot.report.memory_bytes);
+        version.snapshot = snapshot;
+        version.fingerprint = dir.fingerprint;
+        version.generation = generation;
+        model.family = snapshot.family;
+        model.state = ModelState::kReady;
+      }
+    }
+    if (!servable.ok()) {
+      LogError("model %s version %d failed to %s: %s", name, v, what, servable.status().message());
+      Record(name, v, what, servable.status().code() == absl::StatusCode::kResourceExhausted ? "refused" : "failed",
+             took);
+      if (first_error.ok()) {
+        first_error = absl::Status(servable.status().code(),
+                                   absl::StrCat("model \"", name, "\" version ", v, ": ",
+                                                WithinRepository(servable.status().message(), options_.root)));
+      }
+    } else {
+      const ModelSnapshot& s = snapshot;
+      LogInfo("model %s version %d %s on %s in %s (%s): loaded in %.2f s, warmed up in %.2f s (%d runs)%s", name, v,
+              serving ? "reloaded" : "ready", s.description->device, s.description->dtype, s.description->dtype_reason,
+              absl::ToDoubleSeconds(s.report.load), absl::ToDoubleSeconds(s.report.warmup), s.report.warmup_runs,
+              serving ? "; the previous load finishes its accepted requests" : "");
+      Record(name, v, what, "ok", took);
+      if (options_.metrics) {
+        options_.metrics->RecordWarmup(name, s.report.warmup);
+        const model::ModelDescription& d = *s.description;
+        options_.metrics->RecordPrecision(name, d.device, d.dtype, d.dtype_source);
+      }
+    }
+    old.reset();  // the previous load drains (servable_retirement.h)
+    Changed();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    Model& model = models_[name];
+    if (ReadyVersions(model).empty()) {
+      model.state = ModelState::kFailed;
+      if (model.reason.empty() && !first_error.ok()) model.reason = std::string(first_error.message());
+    }
+  }
+  if (options_.metrics) {
+    std::optional<model::ModelFamily> family;
+    {
+      absl::MutexLock lock(&mu_);
+      family = models_[name].family;
+    }
+    options_.metrics->RegisterModel(name, ModelReady(name), ModelReady(name) ? family : std::nullopt);
+  }
+  Changed();
+  return first_error;
+}
+
+absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::LoadVersion(const std::string& name,
+                                                                       const VersionDirectory& version_dir,
+                                                                       ModelSnapshot* snapshot) {
+  const std::string& dir_path = version_dir.path;
   auto dir = model::ReadModelDirectory(dir_path);
   if (!dir.ok()) return dir.status();
-  staged->snapshot.family = dir->family;
+  snapshot->family = dir->family;
   // A misspelled key would otherwise be ignored and the model served with a default.
   model::KeySchema schema = model::FamilyKeys(dir->family);
   model::Merge(model::ServingKeys(), &schema);
@@ -75,68 +399,160 @@ absl::Status ModelRepository::LoadOne(Entry* staged) {
     return absl::Status(serving.status().code(),
                         absl::StrCat(dir_path, "/config.json: ", serving.status().message()));
   }
-  staged->snapshot.input_form = serving->input_form;
+  snapshot->input_form = serving->input_form;
+
+  // What this version will hold: its files (the weights, read once into memory; a bf16 model
+  // holds less) and a language model's KV cache. It loads beside what serves now, so a reload
+  // needs room for both copies at its peak.
+  int64_t bytes = version_dir.bytes;
+  if (dir->family == model::ModelFamily::kLanguageModel) bytes += serving->generation.max_cache_bytes;
+  {
+    absl::MutexLock lock(&mu_);
+    if (options_.memory_budget_bytes > 0 && memory_bytes_ + bytes > options_.memory_budget_bytes) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "needs about %.1f MiB beside the %.1f MiB that loaded models (and those finishing their requests) hold; "
+          "--model_memory_budget_mb is %.1f (a reload holds both copies until the old one drains)",
+          MiB(bytes), MiB(memory_bytes_), MiB(options_.memory_budget_bytes)));
+    }
+    memory_bytes_ += bytes;  // reserved while loading
+  }
   ServableContext context;
-  context.name = staged->snapshot.name;
+  context.name = name;
   context.dir = *std::move(dir);
   context.serving = *std::move(serving);
   context.load = options_.load;
   context.metrics = options_.metrics;
   context.attention_stats_sample_rate = options_.attention_stats_sample_rate;
-  auto servable = LoadServable(context);
-  if (!servable.ok()) return servable.status();
-  staged->snapshot.description = (*servable)->description();
-  staged->servable = *std::move(servable);
-  return absl::OkStatus();
+  context.warmup = options_.warmup;
+  const absl::Time start = absl::Now();
+  WarmupReport warmup;
+  auto servable = LoadServable(context, &warmup);
+  if (!servable.ok()) {
+    absl::MutexLock lock(&mu_);
+    memory_bytes_ -= bytes;
+    return servable.status();
+  }
+  snapshot->description = (*servable)->description();
+  snapshot->report.warmup = warmup.duration;
+  snapshot->report.warmup_runs = warmup.runs;
+  snapshot->report.load = absl::Now() - start - warmup.duration;
+  snapshot->report.memory_bytes = bytes;
+  return servable;
 }
 
-void ModelRepository::LoadAll() {
-  std::vector<std::string> names;
+std::shared_ptr<Servable> ModelRepository::Lease(const std::string& name, int64_t version, uint64_t generation,
+                                                 std::shared_ptr<Servable> servable, int64_t bytes) {
+  return retirement_->Lease(std::move(servable), [alive = alive_, name, version, generation, bytes] {
+    absl::MutexLock lock(&alive->mu);
+    if (alive->repository) alive->repository->Drained(name, version, generation, bytes);
+  });
+}
+
+void ModelRepository::Drained(const std::string& name, int64_t version, uint64_t generation, int64_t bytes) {
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [name, entry] : models_) names.push_back(name);
+    memory_bytes_ -= bytes;
+    auto model = models_.find(name);
+    if (model != models_.end()) {
+      auto v = model->second.versions.find(version);
+      if (v != model->second.versions.end() && v->second.generation == generation &&
+          v->second.snapshot.state == ModelState::kUnloading) {
+        v->second.snapshot.state = ModelState::kUnavailable;
+        v->second.snapshot.reason = "unloaded";
+        v->second.snapshot.description.reset();
+      }
+    }
   }
-  if (names.empty()) LogWarning("model repository %s holds no model directory", options_.root);
-  for (const std::string& name : names) {
-    Entry staged;
-    {
-      absl::MutexLock lock(&mu_);
-      staged.snapshot = models_[name].snapshot;
-    }
-    const absl::Time start = absl::Now();
-    absl::Status status = LoadOne(&staged);
-    if (status.ok()) {
-      staged.snapshot.state = ModelState::kReady;
-      const model::ModelDescription& d = *staged.snapshot.description;
-      LogInfo("model %s ready on %s in %s (%s) in %.2f s", name, d.device, d.dtype, d.dtype_reason,
-              absl::ToDoubleSeconds(absl::Now() - start));
-    } else {
-      staged.snapshot.state = ModelState::kFailed;
-      // Clients see paths within the repository; the server's own layout stays in the log.
-      staged.snapshot.reason = WithinRepository(status.message(), options_.root);
-      LogError("model %s failed to load: %s", name, status.message());
-    }
-    if (options_.metrics) {
-      // A model that loaded gets the standard names of its family too (metrics/standard_metrics.h).
-      std::optional<model::ModelFamily> family;
-      if (staged.snapshot.state == ModelState::kReady && staged.snapshot.description) {
-        family = staged.snapshot.description->family;
-      }
-      options_.metrics->RegisterModel(name, staged.snapshot.state == ModelState::kReady, family);
-      if (staged.snapshot.description) {
-        const model::ModelDescription& d = *staged.snapshot.description;
-        options_.metrics->RecordPrecision(name, d.device, d.dtype, d.dtype_source);
-      }
-    }
+  LogInfo("model %s version %d drained and freed", name, version);
+  Changed();
+}
+
+void ModelRepository::Poll() {
+  auto names = ListModelDirectories(options_.root);
+  if (!names.ok()) {
+    LogError("polling the model repository: %s", names.status().message());
+    return;
+  }
+  std::set<std::string> all(names->begin(), names->end());
+  {
     absl::MutexLock lock(&mu_);
-    models_[name] = std::move(staged);
+    if (shut_down_) return;
+    for (const auto& [name, model] : models_) {
+      if (model.wanted) all.insert(name);
+    }
   }
+  for (const std::string& name : all) {
+    if (stop_polling_.HasBeenNotified()) return;
+    absl::MutexLock ops(&ops_mu_);
+    Apply(name, /*force=*/false, "load");
+  }
+}
+
+void ModelRepository::PollLoop() {
+  while (!stop_polling_.WaitForNotificationWithTimeout(options_.poll_interval)) Poll();
+}
+
+ModelSnapshot ModelRepository::Placeholder(const std::string& name, const Model& model) {
+  ModelSnapshot s;
+  s.name = name;
+  s.directory = model.directory;
+  s.family = model.family;
+  s.state = model.state;
+  s.reason = model.reason;
+  return s;
+}
+
+std::vector<int64_t> ModelRepository::ReadyVersions(const Model& model) {
+  std::vector<int64_t> out;
+  for (const auto& [v, version] : model.versions) {
+    if (version.snapshot.state == ModelState::kReady) out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<ModelSnapshot> ModelRepository::Index(bool ready_only) const {
+  std::set<std::string> on_disk;
+  if (auto names = ListModelDirectories(options_.root); names.ok()) on_disk.insert(names->begin(), names->end());
+  absl::MutexLock lock(&mu_);
+  std::vector<ModelSnapshot> out;
+  for (const auto& [name, model] : models_) {
+    on_disk.erase(name);
+    bool any = false;
+    for (const auto& [v, version] : model.versions) {
+      if (ready_only && version.snapshot.state != ModelState::kReady) continue;
+      out.push_back(version.snapshot);
+      any = true;
+    }
+    if (!any && !ready_only) out.push_back(Placeholder(name, model));
+  }
+  if (!ready_only) {
+    for (const std::string& name : on_disk) {
+      ModelSnapshot s;
+      s.name = name;
+      s.state = ModelState::kUnavailable;
+      s.reason = "not loaded";
+      out.push_back(s);
+    }
+    std::sort(out.begin(), out.end(), [](const ModelSnapshot& a, const ModelSnapshot& b) {
+      return a.name != b.name ? a.name < b.name : a.version > b.version;
+    });
+  }
+  return out;
 }
 
 std::vector<ModelSnapshot> ModelRepository::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<ModelSnapshot> out;
-  for (const auto& [name, entry] : models_) out.push_back(entry.snapshot);
+  for (const auto& [name, model] : models_) {
+    const std::vector<int64_t> ready = ReadyVersions(model);
+    ModelSnapshot s = !ready.empty()             ? model.versions.at(ready.front()).snapshot
+                      : !model.versions.empty() && model.state != ModelState::kUnavailable
+                          ? model.versions.begin()->second.snapshot
+                          : Placeholder(name, model);
+    if (ready.empty() && model.state == ModelState::kFailed && !model.reason.empty()) s.reason = model.reason;
+    s.ready_versions = ready;
+    out.push_back(std::move(s));
+  }
   return out;
 }
 
@@ -145,68 +561,152 @@ bool ModelRepository::Contains(const std::string& name) const {
   return models_.count(name) > 0;
 }
 
-absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name) const {
+absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name, absl::string_view version) const {
+  auto v = ParseVersion(name, version);
+  if (!v.ok()) return v.status();
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
+    return absl::NotFoundError(absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
   }
-  return it->second.snapshot;
+  const Model& model = it->second;
+  const std::vector<int64_t> ready = ReadyVersions(model);
+  ModelSnapshot s;
+  if (*v == 0) {
+    s = !ready.empty()                                                           ? model.versions.at(ready.front()).snapshot
+        : !model.versions.empty() && model.state != ModelState::kUnavailable ? model.versions.begin()->second.snapshot
+                                                                               : Placeholder(name, model);
+    if (ready.empty() && model.state == ModelState::kFailed && !model.reason.empty()) s.reason = model.reason;
+  } else {
+    auto found = model.versions.find(*v);
+    if (found == model.versions.end()) {
+      return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ", *v, "; ready versions: [",
+                                              absl::StrJoin(ready, ", "), "]"));
+    }
+    s = found->second.snapshot;
+  }
+  s.ready_versions = ready;
+  return s;
 }
 
-absl::StatusOr<const ModelRepository::Entry*> ModelRepository::Ready(const std::string& name,
-                                                                      model::ModelFamily family) const {
+absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::GetServable(const std::string& name,
+                                                                       absl::string_view version,
+                                                                       model::ModelFamily family,
+                                                                       int64_t* served_version) const {
+  auto v = ParseVersion(name, version);
+  if (!v.ok()) return v.status();
+  absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
+    return absl::NotFoundError(absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
   }
-  const Entry& entry = it->second;
-  switch (entry.snapshot.state) {
-    case ModelState::kLoading:
-      return absl::UnavailableError(absl::StrCat("model \"", name, "\" is still loading"));
-    case ModelState::kFailed:
-      return absl::UnavailableError(
-          absl::StrCat("model \"", name, "\" failed to load: ", entry.snapshot.reason));
-    case ModelState::kReady:
-      break;
+  const Model& model = it->second;
+  const Version* chosen = nullptr;
+  if (*v == 0) {
+    for (const auto& [number, candidate] : model.versions) {
+      if (candidate.servable) {
+        chosen = &candidate;
+        break;
+      }
+    }
+    if (!chosen) {
+      switch (model.state) {
+        case ModelState::kLoading:
+          return absl::UnavailableError(absl::StrCat("model \"", name, "\" is still loading"));
+        case ModelState::kFailed:
+          return absl::UnavailableError(absl::StrCat("model \"", name, "\" failed to load: ", model.reason));
+        default:
+          return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not loaded",
+                                                     model.reason.empty() ? "" : absl::StrCat(" (", model.reason, ")")));
+      }
+    }
+  } else {
+    auto found = model.versions.find(*v);
+    if (found == model.versions.end()) {
+      return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ", *v, "; ready versions: [",
+                                              absl::StrJoin(ReadyVersions(model), ", "), "]"));
+    }
+    chosen = &found->second;
+    if (!chosen->servable) {
+      const ModelSnapshot& s = chosen->snapshot;
+      return absl::UnavailableError(absl::StrCat("model \"", name, "\" version ", *v, " is ", ModelStateName(s.state),
+                                                 s.reason.empty() ? "" : absl::StrCat(": ", s.reason)));
+    }
   }
-  if (entry.snapshot.family != family) {
+  if (chosen->snapshot.family != family) {
     return absl::FailedPreconditionError(absl::StrCat(
         "model \"", name, "\" is a ",
-        entry.snapshot.family ? model::FamilyName(*entry.snapshot.family) : "model", ", not a ",
+        chosen->snapshot.family ? model::FamilyName(*chosen->snapshot.family) : "model", ", not a ",
         model::FamilyName(family)));
   }
-  return &entry;
+  if (served_version) *served_version = chosen->snapshot.version;
+  return chosen->servable;
+}
+
+bool ModelRepository::ServerReady() const {
+  absl::MutexLock lock(&mu_);
+  if (!started_ || shut_down_) return false;
+  bool any = false;
+  for (const auto& [name, model] : models_) {
+    const bool ready = !ReadyVersions(model).empty();
+    any = any || ready;
+    if (options_.strict_readiness && model.wanted && !ready) return false;
+  }
+  return any;
+}
+
+bool ModelRepository::ModelReady(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  return it != models_.end() && !ReadyVersions(it->second).empty();
 }
 
 std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
   absl::MutexLock lock(&mu_);
   std::vector<ModelLoad> out;
-  for (const auto& [name, entry] : models_) {
-    if (entry.servable) out.push_back({name, entry.servable->load()});
+  for (const auto& [name, model] : models_) {
+    bool any = false;
+    ModelLoad sum{name, {}};
+    for (const auto& [v, version] : model.versions) {
+      if (!version.servable) continue;
+      const ServableLoad l = version.servable->load();
+      sum.load.queued_items += l.queued_items;
+      sum.load.instances += l.instances;
+      sum.load.busy_instances += l.busy_instances;
+      if (l.generation) {
+        if (!sum.load.generation) sum.load.generation = GenerationLoad{};
+        GenerationLoad& g = *sum.load.generation;
+        g.running += l.generation->running;
+        g.waiting += l.generation->waiting;
+        g.cache_slots += l.generation->cache_slots;
+        g.cache_slots_used += l.generation->cache_slots_used;
+        g.cache_bytes_allocated += l.generation->cache_bytes_allocated;
+        g.cache_bytes_used += l.generation->cache_bytes_used;
+        g.slot_tokens = l.generation->slot_tokens;
+      }
+      any = true;
+    }
+    if (any) out.push_back(std::move(sum));
   }
   return out;
 }
 
 void ModelRepository::Shutdown() {
-  std::vector<Entry> entries;
+  if (!stop_polling_.HasBeenNotified()) stop_polling_.Notify();
+  if (poller_.joinable()) poller_.join();
+  std::vector<std::shared_ptr<Servable>> servables;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [name, entry] : models_) entries.push_back(entry);
+    shut_down_ = true;
+    for (auto& [name, model] : models_) {
+      for (auto& [v, version] : model.versions) {
+        if (version.servable) servables.push_back(version.servable);
+      }
+    }
   }
-  for (Entry& e : entries) {
-    if (e.servable) e.servable->Shutdown();
-  }
-}
-
-bool ModelRepository::AllLoaded() const {
-  absl::MutexLock lock(&mu_);
-  for (const auto& [name, entry] : models_) {
-    if (entry.snapshot.state == ModelState::kLoading) return false;
-  }
-  return true;
+  // Queued and running work completes; new work is refused (the drain of main.cc has already
+  // finished the accepted calls).
+  for (const auto& s : servables) s->Shutdown();
 }
 
 }  // namespace elliptical::server

@@ -137,8 +137,9 @@ class ModelRepository {
   // FAILED_PRECONDITION when the model is of another family. The handle is a lease: the version
   // is not freed while it is held.
   template <typename T>
-  absl::StatusOr<std::shared_ptr<T>> Get(const std::string& name, absl::string_view version = "") const {
-    auto servable = GetServable(name, version, T::kFamily);
+  absl::StatusOr<std::shared_ptr<T>> Get(const std::string& name, absl::string_view version = "",
+                                         int64_t* served_version = nullptr) const {
+    auto servable = GetServable(name, version, T::kFamily, served_version);
     if (!servable.ok()) return servable.status();
     std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>(*std::move(servable));
     if (!typed) return absl::InternalError(absl::StrCat("model \"", name, "\" has an unexpected servable"));
@@ -175,14 +176,17 @@ class ModelRepository {
   struct Model {
     std::map<int64_t, Version, std::greater<int64_t>> versions;
     bool wanted = false;     // meant to be loaded (counts for strict readiness)
-    std::string reason;      // why the model as a whole cannot load (no versions, bad policy)
+    // With no version: LOADING before its first load, FAILED when the model as a whole cannot
+    // load (no version, a bad policy), UNAVAILABLE when not loaded.
+    ModelState state = ModelState::kUnavailable;
+    std::string reason;
     std::string directory;
     std::optional<model::ModelFamily> family;
   };
 
   explicit ModelRepository(Options options);
   absl::StatusOr<std::shared_ptr<Servable>> GetServable(const std::string& name, absl::string_view version,
-                                                       model::ModelFamily family) const;
+                                                       model::ModelFamily family, int64_t* served_version) const;
   // Brings `name` to what its directory and policy say (`force`: reload versions that did not
   // change too). Caller holds ops_mu_.
   absl::Status Apply(const std::string& name, bool force, const char* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ops_mu_);
@@ -191,10 +195,14 @@ class ModelRepository {
   absl::StatusOr<std::shared_ptr<Servable>> LoadVersion(const std::string& name, const VersionDirectory& dir,
                                                         ModelSnapshot* snapshot);
   // Takes a version out of service: it drains, then its bytes leave the budget.
-  void Retire(const std::string& name, int64_t version, std::shared_ptr<Servable> servable, bool keep_entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The version with no version directory that stands for a model in Index and List.
+  static ModelSnapshot Placeholder(const std::string& name, const Model& model);
+  static std::vector<int64_t> ReadyVersions(const Model& model);
   std::shared_ptr<Servable> Lease(const std::string& name, int64_t version, uint64_t generation,
                                   std::shared_ptr<Servable> servable, int64_t bytes);
+  void Drained(const std::string& name, int64_t version, uint64_t generation, int64_t bytes);
+  void Record(const std::string& name, int64_t version, const char* action, const char* outcome,
+              absl::Duration duration) const;
   absl::Status CheckControl(const char* verb) const;
   void Changed() const;
   void PollLoop();
@@ -208,6 +216,12 @@ class ModelRepository {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   int64_t memory_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // loaded and draining versions, estimated
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  // Lets a lease released after this repository is gone find it gone (servable_retirement.h).
+  struct Alive {
+    absl::Mutex mu;
+    ModelRepository* repository ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  std::shared_ptr<Alive> alive_;
   absl::Notification stop_polling_;
   std::thread poller_;
 };

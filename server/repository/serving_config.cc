@@ -57,6 +57,10 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
     l.max_cache_bytes = static_cast<int64_t>(g.value("max_cache_mb", 512.0) * (1 << 20));
     l.default_max_new_tokens = g.value("default_max_new_tokens", l.default_max_new_tokens);
     l.max_new_tokens_limit = g.value("max_new_tokens_limit", l.max_new_tokens_limit);
+    const nlohmann::json w = config.value("warmup", nlohmann::json::object());
+    out.warmup.enabled = w.value("enabled", true);
+    out.warmup.batch_sizes = w.value("batch_sizes", std::vector<int>{});
+    out.warmup.input = w.value("input", std::string());
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("batching/generation settings: ", e.what()));
   }
@@ -91,7 +95,28 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
         "generation: max_running, max_waiting, max_cache_mb, default_max_new_tokens must be positive "
         "and max_new_tokens_limit at least default_max_new_tokens");
   }
+  const int most = config.value("family", "") == "language_model" ? l.max_running : b.max_batch_size;
+  if (out.warmup.batch_sizes.size() > 16) {
+    return absl::InvalidArgumentError("warmup.batch_sizes: at most 16 sizes");
+  }
+  for (int size : out.warmup.batch_sizes) {
+    if (size < 1 || size > most) {
+      return absl::InvalidArgumentError(absl::StrCat("warmup.batch_sizes: ", size, " is not from 1 to ", most,
+                                                     " (the model's max_batch_size, or generation.max_running)"));
+    }
+  }
+  if (out.warmup.input.find("..") != std::string::npos || (!out.warmup.input.empty() && out.warmup.input[0] == '/')) {
+    return absl::InvalidArgumentError("warmup.input: a file within the model directory (no \"..\", not absolute)");
+  }
   return out;
+}
+
+std::vector<int> WarmupBatchSizes(const WarmupConfig& warmup, int most) {
+  if (!warmup.batch_sizes.empty()) return warmup.batch_sizes;
+  std::vector<int> sizes;
+  for (int b = 1; b < most; b *= 2) sizes.push_back(b);
+  sizes.push_back(most);
+  return sizes;
 }
 
 }  // namespace elliptical::server

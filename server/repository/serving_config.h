@@ -8,9 +8,16 @@
 //   "generation": {"max_running": 16, "max_waiting": 4096, "max_cache_mb": 512,
 //                  "default_max_new_tokens": 64, "max_new_tokens_limit": 1024}
 //   "input_form": "image" | "pixels" | "tensor"   (vision models; default "image")
+//   "warmup":     {"enabled": true, "batch_sizes": [1, 8],   (default: powers of two up to
+//                  "input": "warmup.png"}                      max_batch_size / max_running)
+//                 input: an image (vision) or a text prompt (language) in the model directory;
+//                 default: a synthetic one
 //
 // Every default is here; model/config/config_schema.cc lists the keys, and unknown ones are refused.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -57,14 +64,26 @@ inline const char* InputFormName(InputForm form) {
   return "image";
 }
 
+// What a version runs before it turns READY (servable_registry.h).
+struct WarmupConfig {
+  bool enabled = true;
+  std::vector<int> batch_sizes;  // empty: the default buckets
+  std::string input;             // a file in the model directory; empty: synthetic
+};
+
 struct ServingConfig {
   BatchingOptions batching;
   InstanceOptions instances;
   GenerationLimits generation;
   InputForm input_form = InputForm::kImage;
+  WarmupConfig warmup;
 };
 
 absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& config,
                                                  const ServingOverrides& overrides);
+
+// The batch sizes a warm-up runs: the configured ones, else 1, 2, 4, ... below `most`, and
+// `most` (a batch of any size then finds its shapes' kernels chosen within a factor of two).
+std::vector<int> WarmupBatchSizes(const WarmupConfig& warmup, int most);
 
 }  // namespace elliptical::server

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/time/time.h"
+
 #include "model/api/model_description.h"
 
 namespace elliptical::server {
@@ -27,6 +29,12 @@ struct ServableLoad {
   int instances = 0;
   int busy_instances = 0;
   std::optional<GenerationLoad> generation;  // language models
+};
+
+// What a version's warm-up ran before it was ready (servable_registry.h).
+struct WarmupReport {
+  absl::Duration duration;
+  int runs = 0;  // forwards (vision: per instance and batch size) or generations (language)
 };
 
 class Servable {

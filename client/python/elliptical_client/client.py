@@ -236,8 +236,8 @@ class Client:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
 
     def wait_until_serving(self, timeout_s: float = 60.0) -> None:
-        """Waits until the server answers health SERVING (it is NOT_SERVING until every model has
-        been tried); raises ClientError(DEADLINE_EXCEEDED) after timeout_s."""
+        """Waits until the server answers health SERVING (it is NOT_SERVING until a model is ready,
+        or every one with --strict_readiness); raises ClientError(DEADLINE_EXCEEDED) after timeout_s."""
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while True:

@@ -74,16 +74,15 @@ std::shared_ptr<CallHandle> Serve(InferenceCalls& calls, const CallContext& cont
 }  // namespace
 
 bool ServerReady(InferenceCalls& calls) {
-  return calls.repository().AllLoaded() && !calls.calls()->draining();
+  return calls.repository().ServerReady() && !calls.calls()->draining();
 }
 
 absl::StatusOr<bool> ModelReady(InferenceCalls& calls, const std::string& name, const std::string& version) {
-  auto model = calls.Describe(name);
+  auto model = calls.Describe(name, version);
   if (!model.ok()) {
     if (model.status().code() == absl::StatusCode::kNotFound) return false;
     return model.status();
   }
-  if (absl::Status s = CheckModelVersion(name, version); !s.ok()) return s;
   return model->state == ModelState::kReady && !calls.calls()->draining();
 }
 
@@ -98,9 +97,8 @@ inference::ServerMetadataResponse ServerMetadata(bool http) {
 
 absl::StatusOr<inference::ModelMetadataResponse> ModelMetadata(InferenceCalls& calls, const std::string& name,
                                                                const std::string& version) {
-  auto model = calls.Describe(name);
+  auto model = calls.Describe(name, version);
   if (!model.ok()) return model.status();
-  if (absl::Status s = CheckModelVersion(name, version); !s.ok()) return s;
   inference::ModelMetadataResponse out;
   FillModelMetadata(*model, &out);
   return out;
@@ -115,10 +113,9 @@ std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext c
     finish(status);
     return nullptr;
   };
-  auto model = calls.Describe(request->model_name());
+  auto model = calls.Describe(request->model_name(), request->model_version());
   if (!model.ok()) return fail(model.status());
   if (model->family) rpc = RpcName(*model->family);
-  if (absl::Status s = CheckModelVersion(request->model_name(), request->model_version()); !s.ok()) return fail(s);
   auto options = ParseRequestParameters(*request);
   if (!options.ok()) return fail(options.status());
   if (options->timeout) context.deadline = std::min(context.deadline, absl::Now() + *options->timeout);

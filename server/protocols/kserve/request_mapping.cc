@@ -382,6 +382,7 @@ absl::StatusOr<OutputPlan> MapClassifyRequest(const ModelInferRequest& request, 
   plan.outputs = *std::move(outputs);
   if (absl::Status s = MapInputs(request, model, max_images, out); !s.ok()) return s;
   out->model_name = request.model_name();
+  out->model_version = request.model_version();
   out->priority = options->priority;
   return plan;
 }
@@ -401,6 +402,7 @@ absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, c
   plan.outputs = *std::move(outputs);
   if (absl::Status s = MapInputs(request, model, max_images, out); !s.ok()) return s;
   out->model_name = request.model_name();
+  out->model_version = request.model_version();
   out->priority = options->priority;
   return plan;
 }

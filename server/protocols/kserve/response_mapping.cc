@@ -81,9 +81,9 @@ class OutputWriter {
   const bool raw_;
 };
 
-void FillHeader(const ModelInferRequest& request, ModelInferResponse* out) {
+void FillHeader(const ModelInferRequest& request, int64_t version, ModelInferResponse* out) {
   out->set_model_name(request.model_name());
-  out->set_model_version(kModelVersion);
+  out->set_model_version(version > 0 ? absl::StrCat(version) : request.model_version());
   out->set_id(request.id());
 }
 
@@ -91,7 +91,7 @@ void FillHeader(const ModelInferRequest& request, ModelInferResponse* out) {
 
 absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferRequest& request,
                                   const ClassifyResult& answer, ModelInferResponse* out) {
-  FillHeader(request, out);
+  FillHeader(request, answer.model_version, out);
   const int64_t n = static_cast<int64_t>(answer.classifications.size());
   const std::vector<std::string>& labels = *answer.labels;
   // The answer is dense: every class of every image.
@@ -158,7 +158,7 @@ absl::Status FillClassifyResponse(const OutputPlan& plan, const ModelInferReques
 
 absl::Status FillSegmentResponse(const OutputPlan& plan, const ModelInferRequest& request,
                                  const SegmentResult& answer, ModelInferResponse* out) {
-  FillHeader(request, out);
+  FillHeader(request, answer.model_version, out);
   OutputWriter writer(out, plan.raw);
   for (const OutputPlan::Output& output : plan.outputs) {
     if (output.name == kLabels) {
@@ -197,7 +197,7 @@ std::string ClassificationString(float score, int64_t index, absl::string_view l
 
 void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataResponse* out) {
   out->set_name(model.name);
-  out->add_versions(kModelVersion);
+  for (int64_t v : model.ready_versions) out->add_versions(absl::StrCat(v));
   out->set_platform(kPlatform);
   if (!model.family || *model.family == model::ModelFamily::kLanguageModel) return;
   auto add = [](auto* list, const char* name, const char* datatype, std::vector<int64_t> shape) {

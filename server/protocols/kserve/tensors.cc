@@ -42,12 +42,6 @@ int64_t NumClasses(const ModelSnapshot& model) {
   return model.description ? static_cast<int64_t>(model.description->labels.size()) : 0;
 }
 
-absl::Status CheckModelVersion(absl::string_view model, absl::string_view version) {
-  if (version.empty() || version == kModelVersion) return absl::OkStatus();
-  return absl::NotFoundError(absl::StrCat("model ", Quoted(model), " has no version ", Quoted(version),
-                                          ": its one version is \"1\""));
-}
-
 absl::StatusOr<int64_t> ElementCount(const google::protobuf::RepeatedField<int64_t>& shape,
                                      absl::string_view what) {
   int64_t product = 1;

@@ -40,7 +40,6 @@
 namespace elliptical::server::kserve {
 
 inline constexpr char kPlatform[] = "elliptical_libtorch";
-inline constexpr char kModelVersion[] = "1";
 inline constexpr char kServerName[] = "elliptical-server";
 inline constexpr int64_t kDefaultTopK = 5;
 
@@ -54,9 +53,6 @@ inline constexpr char kTopLabels[] = "top_labels";
 inline constexpr char kTopProbabilities[] = "top_probabilities";
 inline constexpr char kMask[] = "mask";
 inline constexpr char kLabels[] = "labels";
-
-// OK for "" (the latest) and "1", the one version of every model; NOT_FOUND otherwise.
-absl::Status CheckModelVersion(absl::string_view model, absl::string_view version);
 
 // The product of `shape`'s dimensions; INVALID_ARGUMENT naming `what` for a negative dimension
 // or a product beyond INT64_MAX.
