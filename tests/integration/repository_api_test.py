@@ -43,6 +43,7 @@ from checks import check  # noqa: E402
 from server import read_port, start_server, stop_server  # noqa: E402
 
 MODELS = ("digits-vit", "digit-scenes-segmenter", "kjv-lm")
+TWIN = "digits-twin"  # digits-vit as versions 1 and 2 (version_policy all): the versioned routes
 DIGIT = os.path.join(SOURCE_DIR, "docs", "examples", "digit-3.png")
 SCENE = os.path.join(SOURCE_DIR, "docs", "examples", "scene-0.png")
 INFERENCE_TOKEN = "inference-token-1"
@@ -168,14 +169,19 @@ def explicit_mode(args, repo, work):
         # --- the index: one version each, only the named model loaded.
         grpc_index = g.get_model_repository_index()
         index = model_states(grpc_index)
+        twin = {k: v for k, v in states(grpc_index).items() if k[0] == TWIN}
+        check(set(twin.values()) == {"UNAVAILABLE"} and set(twin) <= {(TWIN, ""), (TWIN, "1"), (TWIN, "2")},
+              f"A: the two-version model is not loaded: {twin}")
+        index = {k: v for k, v in model_states(
+            service_pb2.RepositoryIndexResponse(models=[m for m in grpc_index.models if m.name != TWIN])).items()}
         check(index == {"digits-vit": "READY", "digit-scenes-segmenter": "UNAVAILABLE", "kjv-lm": "UNAVAILABLE"},
               f"A: gRPC index {index}")
         check(states(grpc_index)[("digits-vit", "1")] == "READY", "A: the loaded model's version is \"1\"")
         http_index = h.get_model_repository_index()
         check(states(http_index) == states(grpc_index), f"A: HTTP index (Triton's JSON list) {http_index}")
         check(all(set(m) <= {"name", "version", "state", "reason"} for m in http_index), "A: HTTP index fields")
-        check(not any((m.get("name"), m.get("version")) == ("../outside", "1") for m in http_index)
-              and len(http_index) == 3, "A: the model beside the repository is not indexed")
+        check(sorted({m["name"] for m in http_index}) == sorted(MODELS + (TWIN,)),
+              "A: the model beside the repository is not indexed")
         ready = g._client_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True))
         check(states(ready) == {("digits-vit", "1"): "READY"}, f"A: gRPC index, ready only: {states(ready)}")
         status, body = post(http_port, "/v2/repository/index", json.dumps({"ready": True}).encode())
@@ -218,6 +224,30 @@ def explicit_mode(args, repo, work):
         top = g.infer("digits-vit", [png_input(grpcclient, DIGIT)]).as_numpy("probabilities")
         check(top is not None and int(np.argmax(top[0])) == 3, "A: digits-vit still classifies digit-3 as 3")
 
+        # --- two versions: both load, and the versioned routes reach each one.
+        h.load_model(TWIN)
+        twin = {k: v for k, v in states(g.get_model_repository_index()).items() if k[0] == TWIN}
+        check(twin == {(TWIN, "1"): "READY", (TWIN, "2"): "READY"}, f"A: both versions of {TWIN} ready: {twin}")
+        meta = g.get_model_metadata(TWIN)
+        check(sorted(meta.versions) == ["1", "2"], f"A: metadata lists both versions: {list(meta.versions)}")
+        for version in ("1", "2"):
+            r = g.infer(TWIN, [png_input(grpcclient, DIGIT)], model_version=version)
+            check(r.get_response().model_version == version and int(np.argmax(r.as_numpy("probabilities")[0])) == 3,
+                  f"A: gRPC infer of version {version} is answered by it")
+            r = h.infer(TWIN, [png_input(httpclient, DIGIT)], model_version=version)
+            check(r.get_response()["model_version"] == version, f"A: HTTP /versions/{version}/infer is answered by it")
+            check(h.is_model_ready(TWIN, model_version=version), f"A: HTTP /versions/{version}/ready")
+        r = g.infer(TWIN, [png_input(grpcclient, DIGIT)])
+        check(r.get_response().model_version == "2", "A: no version: the newest ready one answers")
+        expect_error(lambda: g.infer(TWIN, [png_input(grpcclient, DIGIT)], model_version="7"), "NOT_FOUND", "",
+                     "A: gRPC infer of a version that does not exist")
+        expect_error(lambda: h.infer(TWIN, [png_input(httpclient, DIGIT)], model_version="7"), "404", "",
+                     "A: HTTP /versions/7/infer")
+        check(not h.is_model_ready(TWIN, model_version="7"), "A: HTTP /versions/7/ready is not ready")
+        g.unload_model(TWIN)
+        poll(lambda: set(v for k, v in states(g.get_model_repository_index()).items() if k[0] == TWIN)
+             == {"UNAVAILABLE"}, f"A: both versions of {TWIN} unavailable after the unload")
+
         # --- unknown and hostile names.
         expect_error(lambda: g.load_model("no-such-model"), "NOT_FOUND", "no-such-model", "A: gRPC load of an unknown model")
         expect_error(lambda: h.load_model("no-such-model"), "404", "no-such-model", "A: HTTP load of an unknown model")
@@ -231,7 +261,8 @@ def explicit_mode(args, repo, work):
             check(status == 400 and b"error" in body, f"A: HTTP {path}: {status} {body[:120]!r}")
         status, _ = post(http_port, "/v2/repository/models/../outside/load")
         check(status == 404, f"A: HTTP with a literal ../ routes nowhere: {status}")
-        check(len(g.get_model_repository_index().models) == 3, "A: still three models after the hostile names")
+        check({m.name for m in g.get_model_repository_index().models} == set(MODELS + (TWIN,)),
+              "A: the same models after the hostile names")
 
         # --- Triton's override parameters and other refusals.
         expect_error(lambda: g.load_model("digit-scenes-segmenter", config='{"backend": "x"}'), "INVALID_ARGUMENT",
@@ -256,8 +287,8 @@ def explicit_mode(args, repo, work):
 
         # --- elliptical.v1 through the Python client.
         v1 = v1_client(args, address, None, "lifecycle")
-        check(sorted((n, s) for n, _, s in v1["index"]) == [("digit-scenes-segmenter", "unavailable"),
-                                                             ("digits-vit", "ready"), ("kjv-lm", "unavailable")]
+        check(sorted((n, s) for n, _, s in v1["index"] if n != TWIN) == [
+                  ("digit-scenes-segmenter", "unavailable"), ("digits-vit", "ready"), ("kjv-lm", "unavailable")]
               and ["digits-vit", 1, "ready"] in v1["index"], f"v1: repository_index {v1['index']}")
         check(v1["ready_index"] == [["digits-vit", 1, "ready"]], f"v1: repository_index(ready_only) {v1['ready_index']}")
         check(v1["loaded"] == [["kjv-lm", 1, "ready", True]], f"v1: load_model returns the ready version {v1['loaded']}")
@@ -275,7 +306,8 @@ def explicit_mode(args, repo, work):
         check(r.returncode == 0 and "digit-scenes-segmenter" in r.stdout and "ready" in r.stdout,
               f"CLI: models load: {r.returncode} {r.stdout.strip()!r} {r.stderr.strip()[-200:]!r}")
         r = subprocess.run(cli + ["models", "index"], capture_output=True, text=True, timeout=60)
-        rows = {line.split()[0]: line.split()[3].rstrip(":") for line in r.stdout.splitlines()[1:] if line.strip()}
+        rows = {line.split()[0]: line.split()[3].rstrip(":") for line in r.stdout.splitlines()[1:]
+                if line.strip() and not line.startswith(TWIN)}
         check(r.returncode == 0 and rows == {"digit-scenes-segmenter": "ready", "digits-vit": "ready",
                                              "kjv-lm": "unavailable"}, f"CLI: models index: {rows}")
         r = subprocess.run(cli + ["models", "unload", "no-such-model"], capture_output=True, text=True, timeout=60)
@@ -305,9 +337,10 @@ def with_tokens(args, repo, work):
         poll(lambda: g.is_model_ready("digits-vit", headers=inference), "B: digits-vit ready")
         top = g.infer("digits-vit", [png_input(grpcclient, DIGIT)], headers=inference).as_numpy("probabilities")
         check(int(np.argmax(top[0])) == 3, "B: an inference token infers")
-        check(len(g.get_model_repository_index(headers=inference).models) == 3, "B: an inference token reads the index")
-        check(len(h.get_model_repository_index(headers={"Authorization": inference["authorization"]})) == 3,
-              "B: ... over HTTP too")
+        check({m.name for m in g.get_model_repository_index(headers=inference).models} == set(MODELS + (TWIN,)),
+              "B: an inference token reads the index")
+        check({m["name"] for m in h.get_model_repository_index(headers={"Authorization": inference["authorization"]})}
+              == set(MODELS + (TWIN,)), "B: ... over HTTP too")
         expect_error(lambda: g.get_model_repository_index(), "UNAUTHENTICATED", "", "B: the index needs a token")
         expect_error(lambda: g.load_model("kjv-lm", headers=inference), "PERMISSION_DENIED", "--repository_tokens_file",
                      "B: an inference token may not load (gRPC)")
@@ -351,9 +384,10 @@ def control_mode_none(args, repo, work):
     server, address, http_port = start(args, repo, os.path.join(work, "d"), "--model_control_mode=none")
     try:
         g = grpcclient.InferenceServerClient(address)
-        poll(lambda: all(g.is_model_ready(m) for m in MODELS), "D: every model ready in mode none")
-        index = model_states(g.get_model_repository_index())
-        check(index == {m: "READY" for m in MODELS}, f"D: the index in mode none: {index}")
+        poll(lambda: all(g.is_model_ready(m) for m in MODELS + (TWIN,)), "D: every model ready in mode none")
+        index = states(g.get_model_repository_index())
+        check(index == {**{(m, "1"): "READY" for m in MODELS}, (TWIN, "1"): "READY", (TWIN, "2"): "READY"},
+              f"D: the index in mode none: {index}")
         expect_error(lambda: g.load_model("kjv-lm"), "FAILED_PRECONDITION", "--model_control_mode",
                      "D: gRPC load in mode none")
         expect_error(lambda: g.unload_model("kjv-lm"), "FAILED_PRECONDITION", "--model_control_mode",
@@ -376,6 +410,10 @@ def main():
         repo = os.path.join(work, "models")
         for name in MODELS:
             shutil.copytree(os.path.join(SOURCE_DIR, "models", name), os.path.join(repo, name))
+        for version in ("1", "2"):
+            shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits-vit"), os.path.join(repo, TWIN, version))
+        with open(os.path.join(repo, TWIN, "config.json"), "w") as f:
+            json.dump({"version_policy": {"all": {}}}, f)
         # A valid model just outside the repository: "../outside" must never reach it.
         shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits-vit"), os.path.join(work, "outside"))
         explicit_mode(args, repo, work)
