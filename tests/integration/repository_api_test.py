@@ -6,9 +6,10 @@ unload_model), elliptical.v1's RepositoryIndex/LoadModel/UnloadModel through the
 shipped models:
 
   A  --model_control_mode=explicit --load_model=digits-vit, no tokens: index and states, load,
-     infer, unload (then UNAVAILABLE), reload, unknown and hostile names (a valid model placed
-     just outside the repository must stay out of reach), Triton's override parameters, another
-     repository's name;
+     infer, unload (then UNAVAILABLE), reload, a two-version model through the versioned routes,
+     a load that fails (UNAVAILABLE with its reason), unknown and hostile names (a valid model
+     placed just outside the repository must stay out of reach), Triton's override parameters,
+     another repository's name;
   B  inference tokens and repository tokens (--repository_access=auto): an inference token infers
      and reads the index but may not load (PERMISSION_DENIED / 403); a repository token may;
   C  inference tokens only (auto): no token may load, the refusal names the flags;
@@ -44,6 +45,7 @@ from server import read_port, start_server, stop_server  # noqa: E402
 
 MODELS = ("digits-vit", "digit-scenes-segmenter", "kjv-lm")
 TWIN = "digits-twin"  # digits-vit as versions 1 and 2 (version_policy all): the versioned routes
+BROKEN = "digits-broken"  # digits-vit with its weights cut short: every load fails
 DIGIT = os.path.join(SOURCE_DIR, "docs", "examples", "digit-3.png")
 SCENE = os.path.join(SOURCE_DIR, "docs", "examples", "scene-0.png")
 INFERENCE_TOKEN = "inference-token-1"
@@ -172,15 +174,15 @@ def explicit_mode(args, repo, work):
         twin = {k: v for k, v in states(grpc_index).items() if k[0] == TWIN}
         check(set(twin.values()) == {"UNAVAILABLE"} and set(twin) <= {(TWIN, ""), (TWIN, "1"), (TWIN, "2")},
               f"A: the two-version model is not loaded: {twin}")
-        index = {k: v for k, v in model_states(
-            service_pb2.RepositoryIndexResponse(models=[m for m in grpc_index.models if m.name != TWIN])).items()}
+        index = {k: v for k, v in model_states(service_pb2.RepositoryIndexResponse(
+            models=[m for m in grpc_index.models if m.name not in (TWIN, BROKEN)])).items()}
         check(index == {"digits-vit": "READY", "digit-scenes-segmenter": "UNAVAILABLE", "kjv-lm": "UNAVAILABLE"},
               f"A: gRPC index {index}")
         check(states(grpc_index)[("digits-vit", "1")] == "READY", "A: the loaded model's version is \"1\"")
         http_index = h.get_model_repository_index()
         check(states(http_index) == states(grpc_index), f"A: HTTP index (Triton's JSON list) {http_index}")
         check(all(set(m) <= {"name", "version", "state", "reason"} for m in http_index), "A: HTTP index fields")
-        check(sorted({m["name"] for m in http_index}) == sorted(MODELS + (TWIN,)),
+        check(sorted({m["name"] for m in http_index}) == sorted(MODELS + (TWIN, BROKEN)),
               "A: the model beside the repository is not indexed")
         ready = g._client_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True))
         check(states(ready) == {("digits-vit", "1"): "READY"}, f"A: gRPC index, ready only: {states(ready)}")
@@ -261,8 +263,21 @@ def explicit_mode(args, repo, work):
             check(status == 400 and b"error" in body, f"A: HTTP {path}: {status} {body[:120]!r}")
         status, _ = post(http_port, "/v2/repository/models/../outside/load")
         check(status == 404, f"A: HTTP with a literal ../ routes nowhere: {status}")
-        check({m.name for m in g.get_model_repository_index().models} == set(MODELS + (TWIN,)),
+        check({m.name for m in g.get_model_repository_index().models} == set(MODELS + (TWIN, BROKEN)),
               "A: the same models after the hostile names")
+
+        # --- a load that fails: its error, then UNAVAILABLE with the reason in the index.
+        try:
+            g.load_model(BROKEN)
+            check(False, "A: the load of a model with cut weights fails")
+        except InferenceServerException as e:
+            check(e.status() not in ("StatusCode.OK", None), f"A: the failing load answers {e.status()} {e.message()[:120]!r}")
+        broken = [m for m in g.get_model_repository_index().models if m.name == BROKEN]
+        check(len(broken) == 1 and broken[0].state == "UNAVAILABLE" and broken[0].reason
+              and not broken[0].reason.startswith("not loaded"),
+              f"A: the failed model is UNAVAILABLE with why: {[(m.version, m.state, m.reason[:100]) for m in broken]}")
+        expect_error(lambda: h.load_model(BROKEN), "", "", "A: the failing load over HTTP")
+        check(g.is_model_ready("digits-vit"), "A: the other models serve on")
 
         # --- Triton's override parameters and other refusals.
         expect_error(lambda: g.load_model("digit-scenes-segmenter", config='{"backend": "x"}'), "INVALID_ARGUMENT",
@@ -287,7 +302,7 @@ def explicit_mode(args, repo, work):
 
         # --- elliptical.v1 through the Python client.
         v1 = v1_client(args, address, None, "lifecycle")
-        check(sorted((n, s) for n, _, s in v1["index"] if n != TWIN) == [
+        check(sorted((n, s) for n, _, s in v1["index"] if n not in (TWIN, BROKEN)) == [
                   ("digit-scenes-segmenter", "unavailable"), ("digits-vit", "ready"), ("kjv-lm", "unavailable")]
               and ["digits-vit", 1, "ready"] in v1["index"], f"v1: repository_index {v1['index']}")
         check(v1["ready_index"] == [["digits-vit", 1, "ready"]], f"v1: repository_index(ready_only) {v1['ready_index']}")
@@ -307,7 +322,7 @@ def explicit_mode(args, repo, work):
               f"CLI: models load: {r.returncode} {r.stdout.strip()!r} {r.stderr.strip()[-200:]!r}")
         r = subprocess.run(cli + ["models", "index"], capture_output=True, text=True, timeout=60)
         rows = {line.split()[0]: line.split()[3].rstrip(":") for line in r.stdout.splitlines()[1:]
-                if line.strip() and not line.startswith(TWIN)}
+                if line.strip() and not line.startswith((TWIN, BROKEN))}
         check(r.returncode == 0 and rows == {"digit-scenes-segmenter": "ready", "digits-vit": "ready",
                                              "kjv-lm": "unavailable"}, f"CLI: models index: {rows}")
         r = subprocess.run(cli + ["models", "unload", "no-such-model"], capture_output=True, text=True, timeout=60)
@@ -337,10 +352,10 @@ def with_tokens(args, repo, work):
         poll(lambda: g.is_model_ready("digits-vit", headers=inference), "B: digits-vit ready")
         top = g.infer("digits-vit", [png_input(grpcclient, DIGIT)], headers=inference).as_numpy("probabilities")
         check(int(np.argmax(top[0])) == 3, "B: an inference token infers")
-        check({m.name for m in g.get_model_repository_index(headers=inference).models} == set(MODELS + (TWIN,)),
+        check({m.name for m in g.get_model_repository_index(headers=inference).models} == set(MODELS + (TWIN, BROKEN)),
               "B: an inference token reads the index")
         check({m["name"] for m in h.get_model_repository_index(headers={"Authorization": inference["authorization"]})}
-              == set(MODELS + (TWIN,)), "B: ... over HTTP too")
+              == set(MODELS + (TWIN, BROKEN)), "B: ... over HTTP too")
         expect_error(lambda: g.get_model_repository_index(), "UNAUTHENTICATED", "", "B: the index needs a token")
         expect_error(lambda: g.load_model("kjv-lm", headers=inference), "PERMISSION_DENIED", "--repository_tokens_file",
                      "B: an inference token may not load (gRPC)")
@@ -385,9 +400,13 @@ def control_mode_none(args, repo, work):
     try:
         g = grpcclient.InferenceServerClient(address)
         poll(lambda: all(g.is_model_ready(m) for m in MODELS + (TWIN,)), "D: every model ready in mode none")
-        index = states(g.get_model_repository_index())
-        check(index == {**{(m, "1"): "READY" for m in MODELS}, (TWIN, "1"): "READY", (TWIN, "2"): "READY"},
-              f"D: the index in mode none: {index}")
+        index = g.get_model_repository_index()
+        check({k: v for k, v in states(index).items() if k[0] != BROKEN}
+              == {**{(m, "1"): "READY" for m in MODELS}, (TWIN, "1"): "READY", (TWIN, "2"): "READY"},
+              f"D: the index in mode none: {states(index)}")
+        broken = [m for m in index.models if m.name == BROKEN]
+        check(len(broken) == 1 and broken[0].state == "UNAVAILABLE" and broken[0].reason,
+              f"D: a model that failed to load is UNAVAILABLE with why: {[(m.state, m.reason[:80]) for m in broken]}")
         expect_error(lambda: g.load_model("kjv-lm"), "FAILED_PRECONDITION", "--model_control_mode",
                      "D: gRPC load in mode none")
         expect_error(lambda: g.unload_model("kjv-lm"), "FAILED_PRECONDITION", "--model_control_mode",
@@ -414,6 +433,9 @@ def main():
             shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits-vit"), os.path.join(repo, TWIN, version))
         with open(os.path.join(repo, TWIN, "config.json"), "w") as f:
             json.dump({"version_policy": {"all": {}}}, f)
+        shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits-vit"), os.path.join(repo, BROKEN))
+        with open(os.path.join(repo, BROKEN, "model.safetensors"), "r+b") as f:
+            f.truncate(64)
         # A valid model just outside the repository: "../outside" must never reach it.
         shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits-vit"), os.path.join(work, "outside"))
         explicit_mode(args, repo, work)
