@@ -192,7 +192,8 @@ class Client:
     and key, for a server that requires mTLS) or `tls_server_name` (the name to expect in the
     server's certificate when it is not the address's host) is given; the PEM arguments take a
     path or the PEM bytes. `token`: a bearer token sent on every call (the server's
-    --auth_tokens_file); a missing or wrong one raises ClientError("UNAUTHENTICATED")."""
+    --auth_tokens_file; load_model and unload_model may need one of its --repository_tokens_file);
+    a missing or wrong one raises ClientError("UNAUTHENTICATED")."""
 
     def __init__(self, address: str = "localhost:8500", timeout_s: float = 30.0, *, tls: bool = False,
                  tls_ca: Optional[PemInput] = None, tls_cert: Optional[PemInput] = None,
