@@ -87,7 +87,13 @@ async def run(address, metrics_port, pid, image):
             return stub.Generate(generate_pb2.GenerateRequest(
                 model_name="lm", prompt=f"stream {i}", max_new_tokens=MAX_NEW_TOKENS))
 
-        streams = [open_stream(i) for i in range(STREAMS)]
+        # The first MAX_RUNNING streams take the cache slots before the rest arrive, so that the
+        # rest fit the waiting queue exactly whatever the order the scheduler admits them in.
+        streams = [open_stream(i) for i in range(MAX_RUNNING)]
+        await wait_for(metrics_port, f"the first {MAX_RUNNING} streams admitted",
+                       lambda t: gauge(t, "elliptical_kv_cache_slots_used", model="lm") +
+                       gauge(t, "elliptical_requests_total", code="OK", model="lm", rpc="Generate") >= MAX_RUNNING)
+        streams += [open_stream(i) for i in range(MAX_RUNNING, STREAMS)]
         # A stream's first message is only sent once it runs; acceptance shows in the gauges.
         # Every stream was accepted: each is in flight or has already finished (the fixture LM is
         # fast), and none was refused.
