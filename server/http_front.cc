@@ -51,7 +51,14 @@ bool BasicAuthAccepts(const ServerMetrics::BasicAuth& auth, std::optional<std::s
 
 absl::StatusOr<std::unique_ptr<HttpFront>> HttpFront::Start(const HttpFrontOptions& options, InferenceCalls& calls) {
   auto router = std::make_shared<HttpRouter>();
-  AddKServeRoutes(*router, calls);
+  KServeRepositoryRoutes repository_routes;
+  repository_routes.calls = options.repository;
+  if (auto access = options.repository_access; access && !access->open()) {
+    repository_routes.authorize_change = [access](std::optional<absl::string_view> authorization) {
+      return access->CheckChange(authorization);
+    };
+  }
+  AddKServeRoutes(*router, calls, std::move(repository_routes));
   OpenAIOptions openai_options;
   openai_options.models_created = absl::ToUnixSeconds(absl::Now());
   AddOpenAIRoutes(*router, calls, openai_options);

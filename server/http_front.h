@@ -26,6 +26,8 @@
 #include "server/core/inference_calls.h"
 #include "server/transport/http/http_server.h"
 #include "server/metrics/server_metrics.h"
+#include "server/core/repository_calls.h"
+#include "server/security/repository_access.h"
 #include "server/security/token_authenticator.h"
 
 namespace elliptical::server {
@@ -39,6 +41,10 @@ struct HttpFrontOptions {
   ServerMetrics* metrics = nullptr;  // optional: connection and refusal counts
   bool serve_metrics = false;        // GET /metrics (needs `metrics`)
   ServerMetrics::BasicAuth metrics_auth;  // null: /metrics is open
+  // KServe's repository extension (/v2/repository/...): absent without `repository`; loads and
+  // unloads pass `repository_access` (null: everyone) after the token check.
+  RepositoryCalls* repository = nullptr;
+  std::shared_ptr<const security::RepositoryAccess> repository_access;
 };
 
 class HttpFront {

@@ -136,6 +136,14 @@ ABSL_FLAG(std::string, auth_exempt, "health",
           "Services answered without a token: comma-separated health, reflection, or none.");
 ABSL_FLAG(std::string, metrics_auth_file, "",
           "user:password lines; when set, /metrics needs HTTP basic auth (401 without).");
+// Who may load and unload models (server/security/repository_access.h).
+ABSL_FLAG(std::string, repository_tokens_file, "",
+          "Bearer tokens allowed to load and unload models, one per line; also accepted for every "
+          "other call.");
+ABSL_FLAG(std::string, repository_access, "auto",
+          "Who may load and unload models: repository_tokens (--repository_tokens_file), "
+          "inference_tokens (any accepted token), none, or auto: repository_tokens when that file "
+          "is set, else none when --auth_tokens_file is set, else everyone.");
 
 namespace elliptical::server {
 namespace {
@@ -204,6 +212,8 @@ int Run() {
   security_options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   security_options.auth_exempt = absl::GetFlag(FLAGS_auth_exempt);
   security_options.metrics_auth_file = absl::GetFlag(FLAGS_metrics_auth_file);
+  security_options.repository_tokens_file = absl::GetFlag(FLAGS_repository_tokens_file);
+  security_options.repository_access = absl::GetFlag(FLAGS_repository_access);
   absl::StatusOr<security::ServerSecurity> server_security =
       security::BuildServerSecurity(security_options);
   if (!server_security.ok()) {
@@ -291,7 +301,9 @@ int Run() {
   limits.max_stop_sequences = absl::GetFlag(FLAGS_max_stop_sequences);
   limits.max_stop_sequence_bytes = absl::GetFlag(FLAGS_max_stop_sequence_bytes);
   InferenceCalls calls(repository->get(), limits, metrics.get());
-  InferenceService service(&calls);
+  // The repository API's loads and unloads (server/core/repository_calls.h), for every front.
+  RepositoryCalls repository_calls(repository->get(), calls.calls());
+  InferenceService service(&calls, &repository_calls);
   std::unique_ptr<LoadPoller> poller;
   if (metrics) poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1));
 
@@ -303,7 +315,7 @@ int Run() {
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   builder.AddListeningPort(address, server_security->credentials, &bound_port);
   builder.RegisterService(&service);
-  KServeService kserve_service(&calls);  // the Open Inference Protocol (server/protocols/kserve)
+  KServeService kserve_service(&calls, &repository_calls);  // the Open Inference Protocol (server/protocols/kserve)
   builder.RegisterService(&kserve_service);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // The service is on gRPC's callback API: calls hold no thread while they wait, so no thread
@@ -343,6 +355,8 @@ int Run() {
     http_options.transport.tls_client_ca_file = security_options.tls_client_ca_file;
     http_options.transport.tls_client_auth = security_options.tls_client_auth;
     http_options.authenticator = server_security->authenticator;
+    http_options.repository = &repository_calls;
+    http_options.repository_access = server_security->repository_access;
     http_options.health_exempt = server_security->health_exempt;
     if (http_options.transport.host != absl::GetFlag(FLAGS_host)) {
       if (std::string w = security::ExposureWarning(http_options.transport.host, *server_security); !w.empty()) {
@@ -395,6 +409,7 @@ int Run() {
   } else {
     LogInfo("accepted calls finished in %.2f s", absl::ToDoubleSeconds(absl::Now() - drain_start));
   }
+  repository_calls.Stop();  // a load in progress finishes, queued ones are refused, before the ports close
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   // The HTTP port closes after the drain, like gRPC's: until then its new calls got 503.
   if (http) http->Stop();

@@ -56,6 +56,8 @@ const char* StateName(v1::ModelState state) {
     case v1::MODEL_STATE_LOADING: return "loading";
     case v1::MODEL_STATE_READY: return "ready";
     case v1::MODEL_STATE_FAILED: return "failed";
+    case v1::MODEL_STATE_UNAVAILABLE: return "unavailable";
+    case v1::MODEL_STATE_UNLOADING: return "unloading";
     default: return "unknown";
   }
 }

@@ -65,7 +65,71 @@ int RunClassify(const CallOptions& options, const std::vector<std::string>& path
   return 0;
 }
 
-int RunModels(const CallOptions& options) {
+namespace {
+
+std::string StatusText(const v1::ModelStatus& status) {
+  return absl::StrCat(StateName(status.state()), status.reason().empty() ? "" : absl::StrCat(": ", status.reason()));
+}
+
+void PrintVersions(const google::protobuf::RepeatedPtrField<v1::ModelVersionStatus>& versions) {
+  std::cout << absl::StrFormat("%-28s %-8s %-18s %s\n", "MODEL", "VERSION", "FAMILY", "STATE");
+  for (const auto& v : versions) {
+    std::string state = StatusText(v.status());
+    if (v.status().state() == v1::MODEL_STATE_READY && (v.load_ms() > 0 || v.warmup_ms() > 0)) {
+      absl::StrAppend(&state, absl::StrFormat(" (loaded in %.0f ms, warm-up %.0f ms)", v.load_ms(), v.warmup_ms()));
+    }
+    std::cout << absl::StrFormat("%-28s %-8s %-18s %s\n", v.name(), v.version() > 0 ? absl::StrCat(v.version()) : "-",
+                                 FamilyName(v.family()), state);
+  }
+}
+
+int RunRepositoryIndex(const CallOptions& options) {
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  v1::RepositoryIndexResponse response;
+  grpc::Status status = stub->RepositoryIndex(&context, v1::RepositoryIndexRequest(), &response);
+  if (!status.ok()) return Report(options, status);
+  PrintVersions(response.models());
+  return 0;
+}
+
+int RunLoad(const CallOptions& options, const std::string& name) {
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  grpc::ClientContext context;
+  SetDeadline(options, &context);  // a load reads weights and warms up: --timeout_s may need raising
+  v1::LoadModelRequest request;
+  request.set_model_name(name);
+  v1::LoadModelResponse response;
+  grpc::Status status = stub->LoadModel(&context, request, &response);
+  if (!status.ok()) return Report(options, status);
+  PrintVersions(response.versions());
+  return 0;
+}
+
+int RunUnload(const CallOptions& options, const std::string& name) {
+  auto stub = v1::InferenceService::NewStub(Connect(options));
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  v1::UnloadModelRequest request;
+  request.set_model_name(name);
+  v1::UnloadModelResponse response;
+  grpc::Status status = stub->UnloadModel(&context, request, &response);
+  if (!status.ok()) return Report(options, status);
+  std::cout << "unloaded " << name << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunModels(const CallOptions& options, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    if (args[0] == "index" && args.size() == 1) return RunRepositoryIndex(options);
+    if (args[0] == "load" && args.size() == 2) return RunLoad(options, args[1]);
+    if (args[0] == "unload" && args.size() == 2) return RunUnload(options, args[1]);
+    std::cerr << "usage: elliptical-client models [index | load MODEL | unload MODEL]\n";
+    return 2;
+  }
   auto stub = v1::InferenceService::NewStub(Connect(options));
   grpc::ClientContext context;
   SetDeadline(options, &context);
@@ -74,11 +138,8 @@ int RunModels(const CallOptions& options) {
   if (!status.ok()) return Report(options, status);
   std::cout << absl::StrFormat("%-28s %-18s %s\n", "MODEL", "FAMILY", "STATE");
   for (const auto& model : response.models()) {
-    std::cout << absl::StrFormat("%-28s %-18s %s%s\n", model.name(), FamilyName(model.family()),
-                                 StateName(model.status().state()),
-                                 model.status().reason().empty()
-                                     ? ""
-                                     : absl::StrCat(": ", model.status().reason()));
+    std::cout << absl::StrFormat("%-28s %-18s %s\n", model.name(), FamilyName(model.family()),
+                                 StatusText(model.status()));
   }
   return 0;
 }

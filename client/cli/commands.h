@@ -41,7 +41,9 @@ int RunScore(const CallOptions& options, const std::string& text, bool end_of_se
 // (default: the image path without extension), and prints the classes found.
 int RunSegment(const CallOptions& options, const std::string& image, const std::string& out_prefix);
 
-int RunModels(const CallOptions& options);
+// `models`: each model's state; `models index`: every version of every model; `models load
+// NAME` / `models unload NAME`: the repository API (the server's --model_control_mode=explicit).
+int RunModels(const CallOptions& options, const std::vector<std::string>& args);
 int RunMetadata(const CallOptions& options, const std::string& model);
 int RunHealth(const CallOptions& options);
 

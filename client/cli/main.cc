@@ -50,6 +50,8 @@ constexpr char kUsage[] =
     "  elliptical-client [flags] generate \"PROMPT\"  text streamed as it is generated\n"
     "  elliptical-client [flags] score \"TEXT\"       each token's logprob, and the perplexity\n"
     "  elliptical-client [flags] models              models of the server and their state\n"
+    "  elliptical-client [flags] models index        every version of every model, with its state\n"
+    "  elliptical-client [flags] models load MODEL   load (or reload) a model; models unload MODEL\n"
     "  elliptical-client [flags] metadata MODEL      a model's shape, attention and labels\n"
     "  elliptical-client [flags] health              the server's health status\n"
     "\n"
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
     for (const std::string& a : args) text += (text.empty() ? "" : " ") + a;
     return elliptical::client::RunScore(options, text, absl::GetFlag(FLAGS_end_of_sequence));
   }
-  if (command == "models") return elliptical::client::RunModels(options);
+  if (command == "models") return elliptical::client::RunModels(options, args);
   if (command == "metadata") {
     return elliptical::client::RunMetadata(options, args.empty() ? options.model : args[0]);
   }

@@ -11,7 +11,8 @@
 //
 // The processor sees every call's initial metadata, :path included, before any handler runs;
 // the authorization entry is consumed there, so handlers (and anything that logs metadata) never
-// see the token.
+// see the token. The same processor applies the repository access policy (repository_access.h)
+// to the calls that load and unload models, so a refused change never reaches its handler.
 #pragma once
 
 #include <memory>
@@ -19,15 +20,18 @@
 #include <grpc/grpc_security.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include "server/security/repository_access.h"
 #include "server/security/token_authenticator.h"
 
 namespace elliptical::server::security {
 
 class CoreServerCredentials final : public grpc::ServerCredentials {
  public:
-  // Takes ownership of `core`. With a non-null `authenticator` every call is checked by it.
-  CoreServerCredentials(grpc_server_credentials* core,
-                        std::shared_ptr<const TokenAuthenticator> authenticator);
+  // Takes ownership of `core`. With a non-null `authenticator` every call is checked by it; with
+  // a non-null `repository_access`, every call that changes the repository too (after the token
+  // check: a call without an accepted token is UNAUTHENTICATED before it is PERMISSION_DENIED).
+  CoreServerCredentials(grpc_server_credentials* core, std::shared_ptr<const TokenAuthenticator> authenticator,
+                        std::shared_ptr<const RepositoryAccess> repository_access = nullptr);
   ~CoreServerCredentials() override;
 
   // The token check is fixed at construction; another processor is refused (and logged).

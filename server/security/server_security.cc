@@ -2,6 +2,7 @@
 
 #include <grpc/grpc_security.h>
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "server/security/core_credentials.h"
 #include "server/security/credential_files.h"
+#include "server/security/repository_access.h"
 #include "server/security/secret_set.h"
 #include "server/security/tls_files.h"
 #include "server/security/token_authenticator.h"
@@ -73,15 +75,22 @@ absl::StatusOr<grpc_server_credentials*> CoreCredentials(const SecurityOptions& 
       m->client_ca_pem.empty() ? nullptr : m->client_ca_pem.c_str(), &pair, 1, *request, nullptr);
 }
 
+// The tokens of a token file flag, read and checked.
+absl::StatusOr<std::vector<std::string>> ReadTokens(absl::string_view flag, const std::string& path) {
+  absl::StatusOr<std::string> content = ReadFlagFile(flag, path);
+  if (!content.ok()) return content.status();
+  return ParseTokenFile(*content, absl::StrCat("--", flag, "=", path));
+}
+
+// The token check of every call: --auth_tokens_file's tokens and --repository_tokens_file's
+// (a token that may change the repository may also call what inference tokens call). Null when
+// --auth_tokens_file is not set: then inference needs no token, whatever guards the repository.
 absl::StatusOr<std::shared_ptr<const TokenAuthenticator>> Authenticator(
-    const SecurityOptions& o, std::vector<std::string>* summary) {
+    const SecurityOptions& o, const std::vector<std::string>& repository_tokens, std::vector<std::string>* summary) {
   absl::StatusOr<AuthExemptions> exempt = ParseAuthExempt(o.auth_exempt);
   if (!exempt.ok()) return exempt.status();
   if (o.auth_tokens_file.empty()) return nullptr;
-  absl::StatusOr<std::string> content = ReadFlagFile("auth_tokens_file", o.auth_tokens_file);
-  if (!content.ok()) return content.status();
-  absl::StatusOr<std::vector<std::string>> tokens =
-      ParseTokenFile(*content, absl::StrCat("--auth_tokens_file=", o.auth_tokens_file));
+  absl::StatusOr<std::vector<std::string>> tokens = ReadTokens("auth_tokens_file", o.auth_tokens_file);
   if (!tokens.ok()) return tokens.status();
   std::vector<std::string> exempted;
   if (exempt->health) exempted.push_back("health");
@@ -89,7 +98,25 @@ absl::StatusOr<std::shared_ptr<const TokenAuthenticator>> Authenticator(
   summary->push_back(absl::StrCat("bearer tokens (", tokens->size(), ")",
                                   exempted.empty() ? "" : ", exempt: ",
                                   absl::StrJoin(exempted, " and ")));
+  tokens->insert(tokens->end(), repository_tokens.begin(), repository_tokens.end());
   return std::make_shared<const TokenAuthenticator>(SecretSet(*tokens), *exempt);
+}
+
+absl::StatusOr<std::shared_ptr<const RepositoryAccess>> RepositoryAccessOf(
+    const SecurityOptions& o, std::vector<std::string>* repository_tokens) {
+  absl::StatusOr<RepositoryAccessMode> mode = ParseRepositoryAccess(o.repository_access);
+  if (!mode.ok()) return mode.status();
+  std::optional<SecretSet> set;
+  if (!o.repository_tokens_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> tokens = ReadTokens("repository_tokens_file", o.repository_tokens_file);
+    if (!tokens.ok()) return tokens.status();
+    *repository_tokens = *tokens;
+    set.emplace(*tokens);
+  }
+  absl::StatusOr<RepositoryAccess> access =
+      RepositoryAccess::Create(*mode, std::move(set), !o.auth_tokens_file.empty());
+  if (!access.ok()) return access.status();
+  return std::make_shared<const RepositoryAccess>(*std::move(access));
 }
 
 }  // namespace
@@ -98,8 +125,12 @@ absl::StatusOr<ServerSecurity> BuildServerSecurity(const SecurityOptions& option
   ServerSecurity security;
   std::vector<std::string> summary;
   // Tokens are read before the core credentials are made, so an error there leaks nothing.
+  std::vector<std::string> repository_tokens;
+  absl::StatusOr<std::shared_ptr<const RepositoryAccess>> repository_access =
+      RepositoryAccessOf(options, &repository_tokens);
+  if (!repository_access.ok()) return repository_access.status();
   absl::StatusOr<std::shared_ptr<const TokenAuthenticator>> authenticator =
-      Authenticator(options, &summary);
+      Authenticator(options, repository_tokens, &summary);
   if (!authenticator.ok()) return authenticator.status();
   std::vector<std::string> transport;
   absl::StatusOr<grpc_server_credentials*> core = CoreCredentials(options, &transport);
@@ -112,7 +143,10 @@ absl::StatusOr<ServerSecurity> BuildServerSecurity(const SecurityOptions& option
   if (absl::StatusOr<AuthExemptions> exempt = ParseAuthExempt(options.auth_exempt); exempt.ok()) {
     security.health_exempt = exempt->health;
   }
-  security.credentials = std::make_shared<CoreServerCredentials>(*core, *std::move(authenticator));
+  security.repository_access = *repository_access;
+  summary.push_back((*repository_access)->Summary());
+  security.credentials = std::make_shared<CoreServerCredentials>(
+      *core, *std::move(authenticator), (*repository_access)->open() ? nullptr : *repository_access);
 
   if (!options.metrics_auth_file.empty()) {
     absl::StatusOr<std::string> content = ReadFlagFile("metrics_auth_file", options.metrics_auth_file);

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/security/repository_access.h"
 #include "server/security/token_authenticator.h"
 
 namespace elliptical::server::security {
@@ -28,6 +29,9 @@ struct SecurityOptions {
   std::string auth_tokens_file;
   std::string auth_exempt = "health";  // see AuthExemptions
   std::string metrics_auth_file;       // user:password lines; empty: /metrics is open
+  // Who may load and unload models (repository_access.h).
+  std::string repository_tokens_file;
+  std::string repository_access = "auto";
 };
 
 struct ServerSecurity {
@@ -39,6 +43,9 @@ struct ServerSecurity {
   // no token is required.
   std::shared_ptr<const TokenAuthenticator> authenticator;
   bool health_exempt = true;  // --auth_exempt includes health
+  // Who may load and unload models; the gRPC port applies it to every call already, the HTTP
+  // front to its repository routes. Never null.
+  std::shared_ptr<const RepositoryAccess> repository_access;
   bool tls = false;
   bool tokens = false;
   std::string summary;  // one phrase for the start-up log: "TLS, client certificates required, ..."

@@ -39,6 +39,17 @@ absl::StatusOr<AuthExemptions> ParseAuthExempt(absl::string_view value) {
   return exempt;
 }
 
+std::optional<absl::string_view> BearerToken(absl::string_view authorization) {
+  // RFC 7235: the scheme is case-insensitive and separated from the credentials by spaces.
+  const absl::string_view value = absl::StripAsciiWhitespace(authorization);
+  constexpr absl::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() || !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+      value[kScheme.size()] != ' ') {
+    return std::nullopt;
+  }
+  return absl::StripLeadingAsciiWhitespace(value.substr(kScheme.size()));
+}
+
 bool TokenAuthenticator::IsExempt(absl::string_view method) const {
   if (exempt_.health) {
     if (absl::StartsWith(method, kHealthPrefix)) return true;
@@ -62,19 +73,15 @@ absl::Status TokenAuthenticator::Check(absl::string_view method,
         "this server requires a bearer token: send the metadata \"authorization: Bearer <token>\" "
         "(elliptical-client --token_file=FILE, Python Client(token=...))");
   }
-  // RFC 7235: the scheme is case-insensitive and separated from the credentials by spaces.
-  absl::string_view value = absl::StripAsciiWhitespace(*authorization);
-  constexpr absl::string_view kScheme = "bearer";
-  if (value.size() <= kScheme.size() || !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
-      value[kScheme.size()] != ' ') {
+  const std::optional<absl::string_view> token = BearerToken(*authorization);
+  if (!token) {
     return absl::UnauthenticatedError(
         "the authorization metadata must be \"Bearer <token>\" (another scheme was sent)");
   }
-  const absl::string_view token = absl::StripLeadingAsciiWhitespace(value.substr(kScheme.size()));
-  if (!tokens_.Contains(token)) {
+  if (!tokens_.Contains(*token)) {
     return absl::UnauthenticatedError(
         "the bearer token was not accepted: it is not one of the server's --auth_tokens_file "
-        "tokens (check which token the client sends)");
+        "(or --repository_tokens_file) tokens (check which token the client sends)");
   }
   return absl::OkStatus();
 }

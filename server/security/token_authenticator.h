@@ -27,11 +27,16 @@ struct AuthExemptions {
 // "health", "reflection", "health,reflection", or "none" (or empty): nothing exempt.
 absl::StatusOr<AuthExemptions> ParseAuthExempt(absl::string_view value);
 
+// The token of an authorization value "Bearer <token>" (RFC 7235: the scheme in any case,
+// separated by spaces, surrounding blanks ignored); nullopt for another scheme or no token.
+std::optional<absl::string_view> BearerToken(absl::string_view authorization);
+
 class TokenAuthenticator {
  public:
   TokenAuthenticator(SecretSet tokens, AuthExemptions exempt)
       : tokens_(std::move(tokens)), exempt_(exempt) {}
 
+  // `tokens`: every token the server accepts (--auth_tokens_file's and --repository_tokens_file's).
   // OK, or UNAUTHENTICATED with what the caller should do. `method` is "/package.Service/Method";
   // `authorization` the value of the call's authorization metadata, nullopt when absent. The
   // message never repeats the presented token.

@@ -148,7 +148,8 @@ def run(args, address, http_port, metrics_port, work_dir):
     ref = json.loads(subprocess.run([args.reference_python, "-c", REFERENCE, address, ",".join(paths), seg_path],
                                     stdout=subprocess.PIPE, check=True).stdout)
     check("inference.GRPCInferenceService" in ref["services"] and ref["methods"] == sorted(
-        ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"]),
+        ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
+         "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"]),
         f"reflection lists and describes inference.GRPCInferenceService: {ref['methods']}")
     classes = len(ref["classify"][0])
     ref_probs = np.zeros((len(paths), classes), dtype=np.float32)

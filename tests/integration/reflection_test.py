@@ -66,7 +66,8 @@ def main():
 
             service = pool.FindServiceByName(SERVICE)
             methods = {m.name: m for m in service.methods}
-            check(set(methods) == {"ListModels", "GetModelMetadata", "Classify", "Segment", "Generate", "Score"},
+            check(set(methods) == {"ListModels", "GetModelMetadata", "Classify", "Segment", "Generate", "Score",
+                                   "RepositoryIndex", "LoadModel", "UnloadModel"},
                   f"every RPC is described: {sorted(methods)}")
             for m in methods.values():
                 fields = [f.name for f in m.input_type.fields] + [f.name for f in m.output_type.fields]
@@ -80,6 +81,9 @@ def main():
             meta = method_callable(channel, methods["GetModelMetadata"])(request("GetModelMetadata", model_name="vit"),
                                                                           timeout=30)
             check(meta.image_size_px == 32 and len(meta.labels) == 10, "GetModelMetadata: the classifier's shape")
+            index = method_callable(channel, methods["RepositoryIndex"])(request("RepositoryIndex"), timeout=30)
+            check(sorted(m.name for m in index.models) == ["lm", "seg", "vit"],
+                  "RepositoryIndex answers with the three models")
 
             # Classify, from the fetched descriptors only; the answer is the model's reference one.
             images = os.path.join(args.fixtures, "classifier", "images")

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/transport/http/http_router.h"
 #include "server/transport/http/http_server.h"
 
 namespace elliptical::server {
@@ -310,6 +311,27 @@ TEST(HttpTransportTest, GarbageIsRefused) {
   auto a = Serve({"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n"});
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].status, 400);
+}
+
+TEST(HttpRouter, CapturesArePercentDecodedAfterSplitting) {
+  HttpRouter router;
+  router.Add("POST", "/v2/repository/models/{m}/load", [](HttpRequest&, const std::shared_ptr<HttpReply>&) {});
+  HttpRequest request;
+  request.method = "POST";
+  const HttpHandler* handler = nullptr;
+  request.path = "/v2/repository/models/..%2Fx/load";
+  ASSERT_EQ(router.Route(request, &handler), HttpRouter::Match::kFound);
+  EXPECT_EQ(request.Param("m"), "../x");
+  request.path = "/v2/repository/models/my%20model%zz%4/load";
+  ASSERT_EQ(router.Route(request, &handler), HttpRouter::Match::kFound);
+  EXPECT_EQ(request.Param("m"), "my model%zz%4");
+  // A literal '/' still separates segments: no route.
+  request.path = "/v2/repository/models/../x/load";
+  EXPECT_EQ(router.Route(request, &handler), HttpRouter::Match::kNoRoute);
+  request.method = "GET";
+  request.path = "/v2/repository/models/x/load";
+  EXPECT_EQ(router.Route(request, &handler), HttpRouter::Match::kWrongMethod);
+  EXPECT_EQ(PercentDecode("%41%2f%"), "A/%");
 }
 
 }  // namespace

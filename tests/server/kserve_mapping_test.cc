@@ -858,5 +858,95 @@ TEST(KServeJson, ResponsesInJsonAndBinary) {
   EXPECT_EQ(parsed["outputs"][0]["shape"], nlohmann::json({2, 1}));
 }
 
+// The model repository extension.
+
+TEST(KServeRepository, OneRepositoryNamedEmpty) {
+  EXPECT_TRUE(CheckRepositoryName("").ok());
+  const absl::Status other = CheckRepositoryName("models");
+  EXPECT_EQ(other.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(other.message().find("\"models\""), std::string::npos) << other;
+}
+
+TEST(KServeRepository, ParametersAreRefusedByNameExceptUnloadDependents) {
+  google::protobuf::Map<std::string, inference::ModelRepositoryParameter> params;
+  EXPECT_TRUE(CheckRepositoryParameters(params, false).ok());
+  params["unload_dependents"].set_bool_param(true);
+  EXPECT_TRUE(CheckRepositoryParameters(params, /*unload=*/true).ok());
+  EXPECT_EQ(CheckRepositoryParameters(params, /*unload=*/false).code(), absl::StatusCode::kInvalidArgument);
+  params["unload_dependents"].set_string_param("yes");
+  EXPECT_EQ(CheckRepositoryParameters(params, true).code(), absl::StatusCode::kInvalidArgument);
+  params.clear();
+  for (const char* name : {"config", "file:1/model.safetensors", "priority"}) {
+    google::protobuf::Map<std::string, inference::ModelRepositoryParameter> one;
+    one[name].set_string_param("{}");
+    for (bool unload : {false, true}) {
+      const absl::Status s = CheckRepositoryParameters(one, unload);
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+      EXPECT_NE(s.message().find(absl::StrCat("\"", name, "\"")), std::string::npos) << s;
+    }
+  }
+  // A hostile key is shown escaped and cut.
+  google::protobuf::Map<std::string, inference::ModelRepositoryParameter> hostile;
+  hostile[std::string(300, 'k') + "\n"].set_bool_param(true);
+  const absl::Status s = CheckRepositoryParameters(hostile, false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(s.message().size(), 200u) << s;
+}
+
+TEST(KServeRepository, IndexHasTritonsStatesAndVersionStrings) {
+  std::vector<ModelSnapshot> versions(5);
+  const ModelState states[] = {ModelState::kReady, ModelState::kLoading, ModelState::kUnloading, ModelState::kFailed,
+                               ModelState::kUnavailable};
+  for (int i = 0; i < 5; ++i) {
+    versions[i].name = "m" + std::to_string(i);
+    versions[i].version = i;  // m0 has no version
+    versions[i].state = states[i];
+  }
+  versions[3].reason = "config.json: bad";
+  inference::RepositoryIndexResponse index;
+  FillRepositoryIndex(versions, &index);
+  ASSERT_EQ(index.models_size(), 5);
+  EXPECT_EQ(index.models(0).version(), "");
+  EXPECT_EQ(index.models(2).version(), "2");
+  const char* names[] = {"READY", "LOADING", "UNLOADING", "UNAVAILABLE", "UNAVAILABLE"};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(index.models(i).state(), names[i]) << i;
+  EXPECT_EQ(index.models(3).reason(), "config.json: bad");
+
+  const nlohmann::json body = nlohmann::json::parse(RepositoryIndexJson(index));
+  ASSERT_TRUE(body.is_array());
+  ASSERT_EQ(body.size(), 5u);
+  EXPECT_EQ(body[0], nlohmann::json({{"name", "m0"}, {"state", "READY"}}));  // no version, no reason
+  EXPECT_EQ(body[3], nlohmann::json({{"name", "m3"}, {"version", "3"}, {"state", "UNAVAILABLE"},
+                                     {"reason", "config.json: bad"}}));
+}
+
+TEST(KServeRepository, RestBodies) {
+  for (const char* empty : {"", "  \r\n", "{}"}) {
+    auto index = ParseRepositoryIndexRequest(empty);
+    ASSERT_TRUE(index.ok()) << index.status();
+    EXPECT_FALSE(index->ready());
+  }
+  EXPECT_TRUE(ParseRepositoryIndexRequest(R"({"ready": true})")->ready());
+  EXPECT_FALSE(ParseRepositoryIndexRequest(R"({"ready": "yes"})").ok());
+  EXPECT_FALSE(ParseRepositoryIndexRequest("[]").ok());
+  EXPECT_FALSE(ParseRepositoryIndexRequest("{").ok());
+
+  google::protobuf::Map<std::string, inference::ModelRepositoryParameter> params;
+  ASSERT_TRUE(ParseRepositoryParameters("", &params).ok());
+  EXPECT_TRUE(params.empty());
+  // tritonclient.http's unload body.
+  ASSERT_TRUE(ParseRepositoryParameters(R"({"parameters": {"unload_dependents": false}})", &params).ok());
+  ASSERT_EQ(params.count("unload_dependents"), 1u);
+  EXPECT_EQ(params.at("unload_dependents").parameter_choice_case(), inference::ModelRepositoryParameter::kBoolParam);
+  params.clear();
+  ASSERT_TRUE(ParseRepositoryParameters(R"({"parameters": {"config": "{}", "n": -3}})", &params).ok());
+  EXPECT_EQ(params.at("config").string_param(), "{}");
+  EXPECT_EQ(params.at("n").int64_param(), -3);
+  EXPECT_FALSE(ParseRepositoryParameters(R"({"parameters": {"x": 1.5}})", &params).ok());
+  EXPECT_FALSE(ParseRepositoryParameters(R"({"parameters": {"x": 18446744073709551615}})", &params).ok());
+  EXPECT_FALSE(ParseRepositoryParameters(R"({"parameters": []})", &params).ok());
+  EXPECT_FALSE(ParseRepositoryParameters(std::string(100, '[') , &params).ok());
+}
+
 }  // namespace
 }  // namespace elliptical::server::kserve

@@ -6,6 +6,7 @@
 
 #include "server/security/constant_time.h"
 #include "server/security/credential_files.h"
+#include "server/security/repository_access.h"
 #include "server/security/secret_set.h"
 #include "server/security/token_authenticator.h"
 
@@ -138,6 +139,107 @@ TEST(TokenAuthenticator, ExemptionPolicy) {
                                          std::nullopt).ok());
   EXPECT_FALSE(Authenticator(*both).Check("/elliptical.v1.InferenceService/ListModels", std::nullopt).ok());
   EXPECT_FALSE(ParseAuthExempt("helth").ok());
+}
+
+constexpr char kLoad[] = "/inference.GRPCInferenceService/RepositoryModelLoad";
+
+RepositoryAccess Access(RepositoryAccessMode mode, bool repository_tokens, bool inference_tokens) {
+  std::optional<SecretSet> tokens;
+  if (repository_tokens) tokens.emplace(std::vector<std::string>{"repo-1"});
+  auto access = RepositoryAccess::Create(mode, std::move(tokens), inference_tokens);
+  EXPECT_TRUE(access.ok()) << access.status();
+  return *std::move(access);
+}
+
+TEST(RepositoryAccess, ParsesTheFlagAndNamesItWhenWrong) {
+  EXPECT_EQ(*ParseRepositoryAccess("auto"), RepositoryAccessMode::kAuto);
+  EXPECT_EQ(*ParseRepositoryAccess("repository_tokens"), RepositoryAccessMode::kRepositoryTokens);
+  EXPECT_EQ(*ParseRepositoryAccess("inference_tokens"), RepositoryAccessMode::kInferenceTokens);
+  EXPECT_EQ(*ParseRepositoryAccess("none"), RepositoryAccessMode::kNone);
+  auto bad = ParseRepositoryAccess("tokens");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--repository_access=tokens"), std::string::npos) << bad.status();
+}
+
+TEST(RepositoryAccess, OnlyLoadAndUnloadAreChanges) {
+  for (const char* method : {"/inference.GRPCInferenceService/RepositoryModelLoad",
+                             "/inference.GRPCInferenceService/RepositoryModelUnload",
+                             "/elliptical.v1.InferenceService/LoadModel", "/elliptical.v1.InferenceService/UnloadModel"}) {
+    EXPECT_TRUE(ChangesRepository(method)) << method;
+  }
+  for (const char* method : {"/inference.GRPCInferenceService/RepositoryIndex",
+                             "/elliptical.v1.InferenceService/RepositoryIndex",
+                             "/inference.GRPCInferenceService/ModelInfer", "/inference.GRPCInferenceService/RepositoryModelLoadX",
+                             "/elliptical.v1.InferenceService/LoadModel/", ""}) {
+    EXPECT_FALSE(ChangesRepository(method)) << method;
+  }
+  // The index and every other call pass whatever the rule.
+  const auto none = Access(RepositoryAccessMode::kNone, false, true);
+  EXPECT_TRUE(none.Check("/inference.GRPCInferenceService/RepositoryIndex", std::nullopt).ok());
+  EXPECT_TRUE(none.Check("/elliptical.v1.InferenceService/Classify", std::nullopt).ok());
+  EXPECT_EQ(none.Check(kLoad, "Bearer repo-1").code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(RepositoryAccess, AutoWithNoTokensAtAllIsOpen) {
+  const auto open = Access(RepositoryAccessMode::kAuto, false, false);
+  EXPECT_TRUE(open.open());
+  EXPECT_TRUE(open.Check(kLoad, std::nullopt).ok());
+  EXPECT_TRUE(open.CheckChange("Bearer anything").ok());
+}
+
+TEST(RepositoryAccess, AutoWithInferenceTokensOnlyRefusesNamingTheFlags) {
+  const auto access = Access(RepositoryAccessMode::kAuto, false, true);
+  EXPECT_FALSE(access.open());
+  const absl::Status s = access.CheckChange("Bearer tok-1");
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("--repository_tokens_file"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("--auth_tokens_file"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("tok-1"), std::string::npos) << "echoes the token: " << s;
+}
+
+TEST(RepositoryAccess, AutoWithRepositoryTokensNeedsOne) {
+  for (bool inference_tokens : {false, true}) {
+    const auto access = Access(RepositoryAccessMode::kAuto, true, inference_tokens);
+    EXPECT_TRUE(access.CheckChange("Bearer repo-1").ok());
+    EXPECT_TRUE(access.CheckChange("  bearer   repo-1 ").ok());
+    for (const absl::Status& s : {access.CheckChange(std::nullopt), access.CheckChange("Bearer tok-1"),
+                                  access.CheckChange("Basic cmVwby0x"), access.CheckChange("repo-1"),
+                                  access.CheckChange("Bearer repo-12")}) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+      EXPECT_NE(s.message().find("--repository_tokens_file"), std::string::npos) << s;
+      EXPECT_EQ(s.message().find("repo-1"), std::string::npos) << "echoes the token: " << s;
+      EXPECT_EQ(s.message().find("tok-1"), std::string::npos) << "echoes the token: " << s;
+    }
+  }
+}
+
+TEST(RepositoryAccess, ExplicitModes) {
+  // inference_tokens: whatever the token check admitted (it ran first) may change.
+  EXPECT_TRUE(Access(RepositoryAccessMode::kInferenceTokens, false, true).CheckChange("Bearer tok-1").ok());
+  EXPECT_TRUE(Access(RepositoryAccessMode::kInferenceTokens, false, false).open());
+  // repository_tokens: a repository token, even where no inference token is needed.
+  const auto repo = Access(RepositoryAccessMode::kRepositoryTokens, true, false);
+  EXPECT_FALSE(repo.open());
+  EXPECT_TRUE(repo.CheckChange("Bearer repo-1").ok());
+  EXPECT_EQ(repo.CheckChange(std::nullopt).code(), absl::StatusCode::kPermissionDenied);
+  // none: nothing, not even a repository token.
+  const absl::Status none = Access(RepositoryAccessMode::kNone, true, true).CheckChange("Bearer repo-1");
+  EXPECT_EQ(none.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(none.message().find("--repository_access=none"), std::string::npos) << none;
+  // repository_tokens without the file cannot start.
+  auto missing = RepositoryAccess::Create(RepositoryAccessMode::kRepositoryTokens, std::nullopt, true);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("--repository_tokens_file"), std::string::npos);
+}
+
+TEST(BearerToken, SchemeAndSpaces) {
+  EXPECT_EQ(BearerToken("Bearer abc").value_or("-"), "abc");
+  EXPECT_EQ(BearerToken(" BEARER   abc ").value_or("-"), "abc");
+  EXPECT_FALSE(BearerToken("Bearer").has_value());
+  EXPECT_FALSE(BearerToken("Bearer   ").has_value());
+  EXPECT_FALSE(BearerToken("Bearerabc").has_value());
+  EXPECT_FALSE(BearerToken("Basic abc").has_value());
 }
 
 }  // namespace

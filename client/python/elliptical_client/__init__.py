@@ -12,7 +12,7 @@
         print(client.perplexity("kjv-lm", "In the beginning God created the heaven and the earth."))
 """
 from .client import (Classification, ClassScore, Client, ClientError, Generation, GenerationSummary, ImageInput,
-                     ModelInfo, ScoredToken, Scores, SegmentationMask)
+                     ModelInfo, ModelVersion, ScoredToken, Scores, SegmentationMask)
 
 __all__ = ["Client", "ClientError", "Classification", "ClassScore", "SegmentationMask", "Generation",
-           "GenerationSummary", "ModelInfo", "ImageInput", "ScoredToken", "Scores"]
+           "GenerationSummary", "ModelInfo", "ModelVersion", "ImageInput", "ScoredToken", "Scores"]

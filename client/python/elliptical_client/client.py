@@ -5,14 +5,15 @@ import array
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Sequence, Union
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ._generated.elliptical.v1 import (attention_stats_pb2, classify_pb2, generate_pb2, image_pb2,
-                                       inference_service_pb2_grpc, models_pb2, score_pb2, segment_pb2)
+                                       inference_service_pb2_grpc, models_pb2, repository_pb2, score_pb2,
+                                       segment_pb2)
 
 ImageInput = Union[bytes, str, "os.PathLike[str]"]
 """An encoded image (PNG, JPEG or WebP): its bytes, or the path of its file."""
@@ -43,8 +44,28 @@ def _enum_name(enum, value: int, prefix: str) -> str:
 class ModelInfo:
     name: str
     family: str  # image_classifier | segmenter | language_model
-    state: str   # loading | ready | failed
+    state: str   # loading | ready | failed | unavailable | unloading
     reason: str = ""  # why it is not ready
+    version: int = 0  # the version requests get by default (0: the model has none)
+    ready_versions: List[int] = field(default_factory=list)  # newest first
+
+
+@dataclass
+class ModelVersion:
+    """One version of one model in the repository (repository_index(), load_model())."""
+    name: str
+    version: int  # 0: the model has no version (nothing on disk)
+    family: str
+    state: str    # loading | ready | failed | unavailable | unloading
+    reason: str = ""
+    load_ms: float = 0.0    # once ready: reading the weights and building the model
+    warmup_ms: float = 0.0  # once ready: the warm-up before it turned ready
+
+
+def _version(m) -> ModelVersion:
+    return ModelVersion(m.name, m.version, _enum_name(models_pb2.ModelFamily, m.family, "MODEL_FAMILY_"),
+                        _enum_name(models_pb2.ModelState, m.status.state, "MODEL_STATE_"), m.status.reason,
+                        m.load_ms, m.warmup_ms)
 
 
 @dataclass
@@ -171,7 +192,8 @@ class Client:
     and key, for a server that requires mTLS) or `tls_server_name` (the name to expect in the
     server's certificate when it is not the address's host) is given; the PEM arguments take a
     path or the PEM bytes. `token`: a bearer token sent on every call (the server's
-    --auth_tokens_file); a missing or wrong one raises ClientError("UNAUTHENTICATED")."""
+    --auth_tokens_file; load_model and unload_model may need one of its --repository_tokens_file);
+    a missing or wrong one raises ClientError("UNAUTHENTICATED")."""
 
     def __init__(self, address: str = "localhost:8500", timeout_s: float = 30.0, *, tls: bool = False,
                  tls_ca: Optional[PemInput] = None, tls_cert: Optional[PemInput] = None,
@@ -238,8 +260,42 @@ class Client:
         except grpc.RpcError as e:
             raise _wrap(e) from None
         return [ModelInfo(m.name, _enum_name(models_pb2.ModelFamily, m.family, "MODEL_FAMILY_"),
-                          _enum_name(models_pb2.ModelState, m.status.state, "MODEL_STATE_"), m.status.reason)
+                          _enum_name(models_pb2.ModelState, m.status.state, "MODEL_STATE_"), m.status.reason,
+                          m.version, list(m.ready_versions))
                 for m in r.models]
+
+    def repository_index(self, ready_only: bool = False) -> List[ModelVersion]:
+        """Every version of every model in the repository with its state (by name, newest version
+        first); `ready_only`: the ready ones only."""
+        try:
+            r = self._stub.RepositoryIndex(repository_pb2.RepositoryIndexRequest(ready_only=ready_only),
+                                           timeout=self.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _wrap(e) from None
+        return [_version(m) for m in r.models]
+
+    def load_model(self, model: str, timeout_s: Optional[float] = None) -> List[ModelVersion]:
+        """Loads the model (reloads it when loaded: the old version serves until the new one is
+        ready) and returns its versions once the load is over. Needs the server's
+        --model_control_mode=explicit (else FAILED_PRECONDITION) and a token its
+        --repository_access allows (else PERMISSION_DENIED). A load reads the weights and warms
+        the model up: `timeout_s` (default: the client's) may need to be longer."""
+        try:
+            r = self._stub.LoadModel(repository_pb2.LoadModelRequest(model_name=model),
+                                     timeout=timeout_s if timeout_s is not None else self.timeout_s,
+                                     metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _wrap(e) from None
+        return [_version(m) for m in r.versions]
+
+    def unload_model(self, model: str) -> None:
+        """Unloads the model: new requests get UNAVAILABLE, the ones it accepted finish. Same
+        conditions as load_model()."""
+        try:
+            self._stub.UnloadModel(repository_pb2.UnloadModelRequest(model_name=model), timeout=self.timeout_s,
+                                   metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _wrap(e) from None
 
     def metadata(self, model: str) -> models_pb2.GetModelMetadataResponse:
         """The model's GetModelMetadataResponse message (family, device, dtype, attention config,

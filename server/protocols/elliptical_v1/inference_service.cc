@@ -34,10 +34,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
                                                        const v1::ListModelsRequest*,
                                                        v1::ListModelsResponse* response) {
   for (const ModelSnapshot& snapshot : calls_->repository().List()) {
-    v1::ModelSummary* summary = response->add_models();
-    summary->set_name(snapshot.name);
-    summary->set_family(FamilyToProto(snapshot.family));
-    FillModelStatus(snapshot, summary->mutable_status());
+    FillModelSummary(snapshot, response->add_models());
   }
   return Answer(context, grpc::Status::OK);
 }
@@ -49,6 +46,44 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(grpc::CallbackServe
   if (!snapshot.ok()) return Answer(context, ToGrpcStatus(snapshot.status()));
   FillMetadata(*snapshot, response);
   return Answer(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(grpc::CallbackServerContext* context,
+                                                            const v1::RepositoryIndexRequest* request,
+                                                            v1::RepositoryIndexResponse* response) {
+  if (!repository_) return Answer(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no model repository API"));
+  for (const ModelSnapshot& snapshot : repository_->Index(request->ready_only())) {
+    FillVersionStatus(snapshot, response->add_models());
+  }
+  return Answer(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContext* context,
+                                                      const v1::LoadModelRequest* request,
+                                                      v1::LoadModelResponse* response) {
+  if (!repository_) return Answer(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no model repository API"));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RepositoryCalls* repository = repository_;
+  repository_->Start(RepositoryCalls::Change::kLoad, request->model_name(),
+                     [reactor, repository, request, response](const absl::Status& status) {
+                       if (status.ok()) {
+                         for (const ModelSnapshot& v : repository->Versions(request->model_name())) {
+                           FillVersionStatus(v, response->add_versions());
+                         }
+                       }
+                       reactor->Finish(ToGrpcStatus(status));
+                     });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::UnloadModel(grpc::CallbackServerContext* context,
+                                                        const v1::UnloadModelRequest* request,
+                                                        v1::UnloadModelResponse*) {
+  if (!repository_) return Answer(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no model repository API"));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  repository_->Start(RepositoryCalls::Change::kUnload, request->model_name(),
+                     [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); });
+  return reactor;
 }
 
 // A unary call through the core: the request mapped by the codec (a refusal there is counted

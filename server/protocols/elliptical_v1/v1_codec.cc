@@ -190,6 +190,25 @@ void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out) {
   out->set_reason(snapshot.reason);
 }
 
+void FillModelSummary(const ModelSnapshot& snapshot, v1::ModelSummary* out) {
+  out->set_name(snapshot.name);
+  out->set_family(FamilyToProto(snapshot.family));
+  FillModelStatus(snapshot, out->mutable_status());
+  out->set_version(snapshot.version);
+  for (int64_t v : snapshot.ready_versions) out->add_ready_versions(v);
+}
+
+void FillVersionStatus(const ModelSnapshot& snapshot, v1::ModelVersionStatus* out) {
+  out->set_name(snapshot.name);
+  out->set_version(snapshot.version);
+  out->set_family(FamilyToProto(snapshot.family));
+  FillModelStatus(snapshot, out->mutable_status());
+  if (snapshot.state == ModelState::kReady) {
+    out->set_load_ms(absl::ToDoubleMilliseconds(snapshot.report.load));
+    out->set_warmup_ms(absl::ToDoubleMilliseconds(snapshot.report.warmup));
+  }
+}
+
 void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* out) {
   out->set_name(snapshot.name);
   out->set_family(FamilyToProto(snapshot.family));

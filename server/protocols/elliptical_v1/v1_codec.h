@@ -50,6 +50,10 @@ void FillSummary(const FinishedEvent& finished, v1::GenerationSummary* out);
 // Models.
 v1::ModelFamily FamilyToProto(const std::optional<model::ModelFamily>& family);
 void FillModelStatus(const ModelSnapshot& snapshot, v1::ModelStatus* out);
+// ListModels' entry: the snapshot's version, state and every ready version.
+void FillModelSummary(const ModelSnapshot& snapshot, v1::ModelSummary* out);
+// RepositoryIndex's and LoadModel's entry: one version, with its load report once ready.
+void FillVersionStatus(const ModelSnapshot& snapshot, v1::ModelVersionStatus* out);
 void FillMetadata(const ModelSnapshot& snapshot, v1::GetModelMetadataResponse* out);
 
 }  // namespace elliptical::server

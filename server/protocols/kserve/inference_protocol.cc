@@ -146,4 +146,26 @@ std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext c
   return fail(absl::InternalError("unknown model family"));
 }
 
+absl::StatusOr<inference::RepositoryIndexResponse> RepositoryIndex(const RepositoryCalls& repository,
+                                                                  const inference::RepositoryIndexRequest& request) {
+  if (absl::Status s = CheckRepositoryName(request.repository_name()); !s.ok()) return s;
+  inference::RepositoryIndexResponse out;
+  FillRepositoryIndex(repository.Index(request.ready()), &out);
+  return out;
+}
+
+void StartRepositoryModelLoad(RepositoryCalls& repository, const inference::RepositoryModelLoadRequest& request,
+                              InferenceCalls::Finish finish) {
+  if (absl::Status s = CheckRepositoryName(request.repository_name()); !s.ok()) return finish(s);
+  if (absl::Status s = CheckRepositoryParameters(request.parameters(), /*unload=*/false); !s.ok()) return finish(s);
+  repository.Start(RepositoryCalls::Change::kLoad, request.model_name(), std::move(finish));
+}
+
+void StartRepositoryModelUnload(RepositoryCalls& repository, const inference::RepositoryModelUnloadRequest& request,
+                                InferenceCalls::Finish finish) {
+  if (absl::Status s = CheckRepositoryName(request.repository_name()); !s.ok()) return finish(s);
+  if (absl::Status s = CheckRepositoryParameters(request.parameters(), /*unload=*/true); !s.ok()) return finish(s);
+  repository.Start(RepositoryCalls::Change::kUnload, request.model_name(), std::move(finish));
+}
+
 }  // namespace elliptical::server::kserve

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "kserve/grpc_service.pb.h"
 #include "server/core/inference_calls.h"
+#include "server/core/repository_calls.h"
 
 namespace elliptical::server::kserve {
 
@@ -36,5 +37,17 @@ absl::StatusOr<inference::ModelMetadataResponse> ModelMetadata(InferenceCalls& c
 std::shared_ptr<CallHandle> StartModelInfer(InferenceCalls& calls, CallContext context,
                                             const inference::ModelInferRequest* request,
                                             inference::ModelInferResponse* response, InferenceCalls::Finish finish);
+
+// The model repository extension, over RepositoryCalls (who may change the repository is
+// decided before these run: --repository_access). NOT_FOUND for a repository_name other than "";
+// INVALID_ARGUMENT for a parameter (CheckRepositoryParameters, request_mapping.h).
+absl::StatusOr<inference::RepositoryIndexResponse> RepositoryIndex(const RepositoryCalls& repository,
+                                                                  const inference::RepositoryIndexRequest& request);
+// `finish` runs exactly once, possibly before these return: once the model is loaded (or the
+// load failed), or once it is unloaded.
+void StartRepositoryModelLoad(RepositoryCalls& repository, const inference::RepositoryModelLoadRequest& request,
+                              InferenceCalls::Finish finish);
+void StartRepositoryModelUnload(RepositoryCalls& repository, const inference::RepositoryModelUnloadRequest& request,
+                                InferenceCalls::Finish finish);
 
 }  // namespace elliptical::server::kserve

@@ -615,4 +615,69 @@ std::string ModelMetadataJson(const inference::ModelMetadataResponse& metadata) 
 
 std::string ErrorJson(absl::string_view message) { return Dump({{"error", std::string(message)}}); }
 
+namespace {
+
+// A repository request's body: empty (or blanks), or a JSON object.
+absl::StatusOr<json> ParseRepositoryBody(absl::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == absl::string_view::npos) return json::object();
+  absl::StatusOr<json> parsed = bounded_json::Parse(body);
+  if (!parsed.ok()) return parsed.status();
+  if (!parsed->is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+  return parsed;
+}
+
+}  // namespace
+
+absl::StatusOr<inference::RepositoryIndexRequest> ParseRepositoryIndexRequest(absl::string_view body) {
+  absl::StatusOr<json> parsed = ParseRepositoryBody(body);
+  if (!parsed.ok()) return parsed.status();
+  inference::RepositoryIndexRequest out;
+  if (auto it = parsed->find("ready"); it != parsed->end()) {
+    if (!it->is_boolean()) return absl::InvalidArgumentError("\"ready\" must be true or false");
+    out.set_ready(it->get<bool>());
+  }
+  return out;
+}
+
+absl::Status ParseRepositoryParameters(
+    absl::string_view body, google::protobuf::Map<std::string, inference::ModelRepositoryParameter>* out) {
+  absl::StatusOr<json> parsed = ParseRepositoryBody(body);
+  if (!parsed.ok()) return parsed.status();
+  auto it = parsed->find("parameters");
+  if (it == parsed->end()) return absl::OkStatus();
+  if (!it->is_object()) return absl::InvalidArgumentError("\"parameters\" must be a JSON object");
+  for (const auto& [key, value] : it->items()) {
+    inference::ModelRepositoryParameter p;
+    if (value.is_boolean()) {
+      p.set_bool_param(value.get<bool>());
+    } else if (value.is_number_integer()) {
+      if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()}) {
+        return absl::InvalidArgumentError("a repository parameter's integer is beyond int64");
+      }
+      p.set_int64_param(value.get<int64_t>());
+    } else if (value.is_string()) {
+      p.set_string_param(value.get<std::string>());
+    } else {
+      return absl::InvalidArgumentError(
+          "a repository parameter's value must be a bool, an integer or a string");
+    }
+    (*out)[key] = std::move(p);
+  }
+  return absl::OkStatus();
+}
+
+std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index) {
+  // Triton's: an array of {"name", "version", "state", "reason"}, the version and reason only
+  // when there is one.
+  json out = json::array();
+  for (const auto& model : index.models()) {
+    json entry = {{"name", model.name()}};
+    if (!model.version().empty()) entry["version"] = model.version();
+    entry["state"] = model.state();
+    if (!model.reason().empty()) entry["reason"] = model.reason();
+    out.push_back(std::move(entry));
+  }
+  return Dump(out);
+}
+
 }  // namespace elliptical::server::kserve

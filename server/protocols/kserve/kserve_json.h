@@ -38,6 +38,16 @@ struct InferResponseBody {
 absl::StatusOr<InferResponseBody> WriteInferResponse(const inference::ModelInferRequest& request,
                                                      const inference::ModelInferResponse& response);
 
+// The model repository extension's bodies. POST /v2/repository/index: empty, or {"ready":
+// bool}. POST /v2/repository/models/{m}/load and /unload: empty, or {"parameters": {name:
+// value}} with bool, integer or string values (Triton's shape; which are accepted is
+// CheckRepositoryParameters', request_mapping.h). INVALID_ARGUMENT for anything else.
+absl::StatusOr<inference::RepositoryIndexRequest> ParseRepositoryIndexRequest(absl::string_view body);
+absl::Status ParseRepositoryParameters(
+    absl::string_view body, google::protobuf::Map<std::string, inference::ModelRepositoryParameter>* out);
+// Triton's index body: [{"name", "version", "state", "reason"}], version and reason when set.
+std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index);
+
 std::string ServerMetadataJson(const inference::ServerMetadataResponse& metadata);
 std::string ModelMetadataJson(const inference::ModelMetadataResponse& metadata);
 // {"error": "<message>"}

@@ -88,9 +88,45 @@ void Infer(InferenceCalls& calls, HttpRequest& req, const std::shared_ptr<HttpRe
   }
 }
 
+// POST /v2/repository/models/{m}/load and /unload: checked in order (who may, then the body),
+// then started; the answer is written from a transport thread once the change is over.
+void RepositoryChange(const KServeRepositoryRoutes& repository, RepositoryCalls::Change change, HttpRequest& req,
+                      const std::shared_ptr<HttpReply>& reply) {
+  if (repository.authorize_change) {
+    const std::optional<std::string_view> header = req.Header("Authorization");
+    absl::Status allowed = repository.authorize_change(
+        header ? std::optional<absl::string_view>(absl::string_view(header->data(), header->size())) : std::nullopt);
+    if (!allowed.ok()) return reply->Send(Error(allowed));
+  }
+  auto finish = [reply](const absl::Status& status) {
+    reply->Post([reply, status] {
+      if (!status.ok()) return reply->Send(Error(status));
+      HttpResponse r;  // Triton's: 200 with an empty body
+      r.status = 200;
+      reply->Send(std::move(r));
+    });
+  };
+  const std::string name(req.Param("m"));
+  if (change == RepositoryCalls::Change::kLoad) {
+    inference::RepositoryModelLoadRequest request;
+    if (absl::Status s = kserve::ParseRepositoryParameters(req.body, request.mutable_parameters()); !s.ok()) {
+      return reply->Send(Error(s));
+    }
+    request.set_model_name(name);
+    kserve::StartRepositoryModelLoad(*repository.calls, request, std::move(finish));
+  } else {
+    inference::RepositoryModelUnloadRequest request;
+    if (absl::Status s = kserve::ParseRepositoryParameters(req.body, request.mutable_parameters()); !s.ok()) {
+      return reply->Send(Error(s));
+    }
+    request.set_model_name(name);
+    kserve::StartRepositoryModelUnload(*repository.calls, request, std::move(finish));
+  }
+}
+
 }  // namespace
 
-void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls) {
+void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls, KServeRepositoryRoutes repository) {
   InferenceCalls* c = &calls;
   router.Add("GET", "/v2", [](HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
     reply->Send(Json(200, kserve::ServerMetadataJson(kserve::ServerMetadata(/*http=*/true))));
@@ -120,6 +156,24 @@ void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls) {
     router.Add("POST", absl::StrCat(model, "/infer"),
                [c](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) { Infer(*c, req, reply); });
   }
+  if (!repository.calls) return;
+  RepositoryCalls* r = repository.calls;
+  router.Add("POST", "/v2/repository/index", [r](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+    auto request = kserve::ParseRepositoryIndexRequest(req.body);
+    if (!request.ok()) return reply->Send(Error(request.status()));
+    auto index = kserve::RepositoryIndex(*r, *request);
+    if (!index.ok()) return reply->Send(Error(index.status()));
+    reply->Send(Json(200, kserve::RepositoryIndexJson(*index)));
+  });
+  auto shared = std::make_shared<const KServeRepositoryRoutes>(std::move(repository));
+  router.Add("POST", "/v2/repository/models/{m}/load",
+             [shared](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+               RepositoryChange(*shared, RepositoryCalls::Change::kLoad, req, reply);
+             });
+  router.Add("POST", "/v2/repository/models/{m}/unload",
+             [shared](HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+               RepositoryChange(*shared, RepositoryCalls::Change::kUnload, req, reply);
+             });
 }
 
 }  // namespace elliptical::server

@@ -10,6 +10,11 @@
 //   GET  /v2/models/{m}[/versions/{v}]         model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready   200 when the model is ready, else 400 (404 unknown)
 //   POST /v2/models/{m}[/versions/{v}]/infer   inference (JSON, or JSON + binary tensors)
+//   POST /v2/repository/index                  the repository's models and versions with their
+//                                              state; body optional: {"ready": true}
+//   POST /v2/repository/models/{m}/load        load (or reload) a model: 200, empty body, once
+//   POST /v2/repository/models/{m}/unload      it is over; body optional: {"parameters": {...}}
+// Path parameters arrive percent-decoded (http_router.h).
 //
 // Errors are {"error": "<message>"} with HttpStatusFor(code) (http_status.h). An inference is
 // answered when its call finishes, from a transport thread; nothing waits for it, and a client
@@ -19,11 +24,25 @@
 // outlive the server.
 #pragma once
 
+#include <functional>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "server/core/inference_calls.h"
+#include "server/core/repository_calls.h"
 #include "server/transport/http/http_router.h"
 
 namespace elliptical::server {
 
-void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls);
+// The repository extension's routes; without `calls` they are not added (404).
+struct KServeRepositoryRoutes {
+  RepositoryCalls* calls = nullptr;
+  // Who may load and unload: the request's Authorization header (nullopt when absent) in, OK or
+  // PERMISSION_DENIED out (server/security/repository_access.h). Null: everyone.
+  std::function<absl::Status(std::optional<absl::string_view> authorization)> authorize_change;
+};
+
+void AddKServeRoutes(HttpRouter& router, InferenceCalls& calls, KServeRepositoryRoutes repository = {});
 
 }  // namespace elliptical::server

@@ -64,4 +64,43 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext*
   });
 }
 
+namespace {
+
+absl::Status NoRepository() {
+  return absl::UnimplementedError("this server does not serve the model repository extension");
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KServeService::RepositoryIndex(grpc::CallbackServerContext* context,
+                                                         const inference::RepositoryIndexRequest* request,
+                                                         inference::RepositoryIndexResponse* response) {
+  if (!repository_) return Answer(context, NoRepository());
+  auto index = kserve::RepositoryIndex(*repository_, *request);
+  if (!index.ok()) return Answer(context, index.status());
+  *response = *std::move(index);
+  return Answer(context, absl::OkStatus());
+}
+
+// A change finishes the call from the repository's change thread, once it is over.
+grpc::ServerUnaryReactor* KServeService::RepositoryModelLoad(grpc::CallbackServerContext* context,
+                                                             const inference::RepositoryModelLoadRequest* request,
+                                                             inference::RepositoryModelLoadResponse*) {
+  if (!repository_) return Answer(context, NoRepository());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  kserve::StartRepositoryModelLoad(*repository_, *request,
+                                   [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::RepositoryModelUnload(grpc::CallbackServerContext* context,
+                                                               const inference::RepositoryModelUnloadRequest* request,
+                                                               inference::RepositoryModelUnloadResponse*) {
+  if (!repository_) return Answer(context, NoRepository());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  kserve::StartRepositoryModelUnload(*repository_, *request,
+                                     [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); });
+  return reactor;
+}
+
 }  // namespace elliptical::server

@@ -6,6 +6,8 @@
 #include <limits>
 #include <set>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -403,6 +405,40 @@ absl::StatusOr<OutputPlan> MapSegmentRequest(const ModelInferRequest& request, c
   out->model_version = request.model_version();
   out->priority = options->priority;
   return plan;
+}
+
+absl::Status CheckRepositoryName(absl::string_view repository_name) {
+  if (repository_name.empty()) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("no repository named ", Quoted(repository_name),
+                                          ": this server has one model repository, named \"\" (leave "
+                                          "repository_name empty)"));
+}
+
+absl::Status CheckRepositoryParameters(
+    const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& parameters, bool unload) {
+  // In key order, so that the refusal names the same parameter every time.
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : parameters) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  for (const std::string& key : keys) {
+    const inference::ModelRepositoryParameter& value = parameters.at(key);
+    if (unload && key == "unload_dependents") {
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kBoolParam) {
+        return absl::InvalidArgumentError("the parameter \"unload_dependents\" must be a bool");
+      }
+      continue;
+    }
+    if (key == "config" || absl::StartsWith(key, "file:")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the parameter ", Quoted(key),
+          " is not supported: this server loads a model only from its directory in the repository (Triton's "
+          "config and file: overrides are not implemented)"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("unknown parameter ", Quoted(key), " of a repository ",
+                                                   unload ? "unload" : "load",
+                                                   unload ? " (supported: unload_dependents)" : " (none is supported)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace elliptical::server::kserve

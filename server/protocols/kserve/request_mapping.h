@@ -52,4 +52,12 @@ absl::StatusOr<OutputPlan> MapClassifyRequest(const inference::ModelInferRequest
 absl::StatusOr<OutputPlan> MapSegmentRequest(const inference::ModelInferRequest& request,
                                              const ModelSnapshot& model, int64_t max_images, VisionRequest* out);
 
+// The model repository extension's requests. "" is this server's one repository: another
+// repository_name is NOT_FOUND. Of the parameters only an unload's "unload_dependents" (a bool)
+// is accepted (this server's models have no dependents); Triton's "config" and "file:<path>"
+// overrides and every other parameter are refused with INVALID_ARGUMENT naming it.
+absl::Status CheckRepositoryName(absl::string_view repository_name);
+absl::Status CheckRepositoryParameters(
+    const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& parameters, bool unload);
+
 }  // namespace elliptical::server::kserve

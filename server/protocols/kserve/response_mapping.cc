@@ -230,4 +230,25 @@ void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataRespo
   }
 }
 
+const char* RepositoryStateName(ModelState state) {
+  switch (state) {
+    case ModelState::kReady: return "READY";
+    case ModelState::kLoading: return "LOADING";
+    case ModelState::kUnloading: return "UNLOADING";
+    case ModelState::kFailed:
+    case ModelState::kUnavailable: return "UNAVAILABLE";
+  }
+  return "UNAVAILABLE";
+}
+
+void FillRepositoryIndex(const std::vector<ModelSnapshot>& versions, inference::RepositoryIndexResponse* out) {
+  for (const ModelSnapshot& v : versions) {
+    inference::RepositoryIndexResponse::ModelIndex* entry = out->add_models();
+    entry->set_name(v.name);
+    if (v.version > 0) entry->set_version(std::to_string(v.version));
+    entry->set_state(RepositoryStateName(v.state));
+    entry->set_reason(v.reason);
+  }
+}
+
 }  // namespace elliptical::server::kserve

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -31,5 +32,11 @@ std::string ClassificationString(float score, int64_t index, absl::string_view l
 
 // The v2 metadata of a model: inputs and outputs of its family, -1 for what varies.
 void FillModelMetadata(const ModelSnapshot& model, inference::ModelMetadataResponse* out);
+
+// The model repository extension's index: Triton's state names (READY, LOADING, UNLOADING, and
+// UNAVAILABLE for a version not loaded, unloaded or failed, the reason saying which), the
+// version as a decimal string ("" for a model with no version).
+const char* RepositoryStateName(ModelState state);
+void FillRepositoryIndex(const std::vector<ModelSnapshot>& versions, inference::RepositoryIndexResponse* out);
 
 }  // namespace elliptical::server::kserve

@@ -16,6 +16,32 @@ std::vector<std::string_view> Segments(std::string_view path) {
   return out;
 }
 
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string PercentDecode(std::string_view segment) {
+  std::string out;
+  out.reserve(segment.size());
+  for (size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] == '%' && i + 2 < segment.size() && HexDigit(segment[i + 1]) >= 0 &&
+        HexDigit(segment[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigit(segment[i + 1]) * 16 + HexDigit(segment[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(segment[i]);
+    }
+  }
+  return out;
+}
+
+namespace {
+
 bool Matches(const std::vector<std::string>& pattern, const std::vector<std::string_view>& path,
              std::vector<std::pair<std::string, std::string>>* params) {
   if (pattern.size() != path.size()) return false;
@@ -24,7 +50,7 @@ bool Matches(const std::vector<std::string>& pattern, const std::vector<std::str
     const std::string& p = pattern[i];
     if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
       if (path[i].empty()) return false;
-      captured.emplace_back(p.substr(1, p.size() - 2), std::string(path[i]));
+      captured.emplace_back(p.substr(1, p.size() - 2), PercentDecode(path[i]));
     } else if (p != path[i]) {
       return false;
     }

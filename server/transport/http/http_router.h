@@ -1,6 +1,8 @@
 // Which route answers a request: patterns of literal segments and {name} captures
 // ("/v2/models/{m}/versions/{v}/infer"), matched segment by segment, first added first. The
-// captures land in HttpRequest::params. No regular expressions: a path is split once.
+// captures land in HttpRequest::params, percent-decoded (a client's "my%20model" is the model
+// "my model"; "..%2Fx" is "../x", which the name's own check then refuses): segments are split
+// before decoding, so an encoded '/' never splits one. No regular expressions: a path is split once.
 //
 // Thread-safety: Add before serving; Route from any thread.
 #pragma once
@@ -12,6 +14,9 @@
 #include "server/transport/http/http_message.h"
 
 namespace elliptical::server {
+
+// "%XX" (two hex digits) -> that byte; a '%' not followed by two hex digits stays as it is.
+std::string PercentDecode(std::string_view segment);
 
 class HttpRouter {
  public:
