@@ -35,7 +35,7 @@ ABSL_FLAG(int, port, 8500, "gRPC port; 0 picks a free one (see --port_file).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file once the server listens.");
 ABSL_FLAG(std::string, model_repository, "models", "Directory of model directories.");
-// Model lifecycle (server/repository/model_repository.h, docs/models.md#lifecycle).
+// Model lifecycle (server/repository/model_repository.h, docs/model_formats.md#lifecycle).
 ABSL_FLAG(std::string, model_control_mode, "none",
           "none: load every model at start, change nothing while serving; explicit: load what "
           "--load_model names, then only through the repository API; poll: load every model, then "

@@ -173,10 +173,12 @@ ServerMetrics::PerModel& ServerMetrics::Model(const std::string& model) {
 }
 
 void ServerMetrics::RegisterModel(const std::string& model, bool ready,
-                                  std::optional<model::ModelFamily> family) {
+                                  std::optional<model::ModelFamily> family, int64_t version) {
   if (family) {
-    standard_->Register(model, *family == model::ModelFamily::kLanguageModel ? StandardMetrics::Kind::kLanguage
-                                                                             : StandardMetrics::Kind::kVision);
+    standard_->Register(model,
+                        *family == model::ModelFamily::kLanguageModel ? StandardMetrics::Kind::kLanguage
+                                                                      : StandardMetrics::Kind::kVision,
+                        version);
   }
   // Rejection counters exist from the start at 0, so rate() and alerts see them before the
   // first rejection.

@@ -58,8 +58,9 @@ class ServerMetrics {
 
   // Every model gets its series when it is loaded (ready or not); with its family, also the
   // standard names routers read for that family (standard_metrics.h).
+  // `version`: the newest version serving (Triton's version label).
   void RegisterModel(const std::string& model, bool ready,
-                     std::optional<model::ModelFamily> family = std::nullopt);
+                     std::optional<model::ModelFamily> family = std::nullopt, int64_t version = 1);
   // elliptical_model_precision_info{model, device, dtype, source} = 1: the precision a model
   // computes in and why (source: "configured", or what dtype "auto" found on this machine).
   void RecordPrecision(const std::string& model, const std::string& device, const std::string& dtype,

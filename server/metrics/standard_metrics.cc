@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace elliptical::server {
 namespace {
 
@@ -9,8 +11,6 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
-// Every model has one version (the KServe front answers version "1" only: kserve/tensors.h).
-constexpr char kVersion[] = "1";
 constexpr const char* kFailureReasons[] = {"REJECTED", "CANCELED", "BACKEND", "OTHER"};
 
 double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
@@ -50,15 +50,21 @@ const char* StandardMetrics::FailureReason(absl::StatusCode code) {
   }
 }
 
-void StandardMetrics::Register(const std::string& model, Kind kind) {
+void StandardMetrics::Register(const std::string& model, Kind kind, int64_t version) {
   absl::MutexLock lock(&mu_);
   if (kind == Kind::kVision) {
-    if (vision_.count(model)) return;
-    const prometheus::Labels labels = {{"model", model}, {"version", kVersion}};
+    const std::string v_label = absl::StrCat(version);
+    auto existing = vision_.find(model);
+    if (existing != vision_.end()) {
+      if (existing->second.version == v_label) return;
+      existing->second.pending->Set(0);  // the previous version's series stop moving
+    }
+    const prometheus::Labels labels = {{"model", model}, {"version", v_label}};
     Vision& v = vision_[model];
+    v.version = v_label;
     v.success = &success_.Add(labels);
     for (const char* reason : kFailureReasons) {
-      v.failure[reason] = &failure_.Add({{"model", model}, {"version", kVersion}, {"reason", reason}});
+      v.failure[reason] = &failure_.Add({{"model", model}, {"version", v_label}, {"reason", reason}});
     }
     v.inference_count = &inference_count_.Add(labels);
     v.exec_count = &exec_count_.Add(labels);

@@ -37,8 +37,10 @@ class StandardMetrics {
   // bucket the same observations the same way.
   StandardMetrics(prometheus::Registry& registry, prometheus::Histogram::BucketBoundaries latency_buckets);
 
-  // Creates the model's series of its kind at zero (once; later calls change nothing).
-  void Register(const std::string& model, Kind kind);
+  // Creates the model's series of its kind at zero (once; later calls change nothing). Vision
+  // series carry Triton's `version` label: the newest version serving, so a load of a new
+  // version moves the model's records to new series (the previous version's keep their totals).
+  void Register(const std::string& model, Kind kind, int64_t version = 1);
 
   // Vision: one finished call (success or failure by code; the duration counts for successes,
   // as Triton's request duration does), its queue wait, preprocessing and compute, one batch.
@@ -59,6 +61,7 @@ class StandardMetrics {
 
  private:
   struct Vision {
+    std::string version;  // the label the pointers below carry
     prometheus::Counter* success = nullptr;
     std::map<std::string, prometheus::Counter*> failure;  // by reason
     prometheus::Counter* inference_count = nullptr;

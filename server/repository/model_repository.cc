@@ -141,8 +141,9 @@ void ModelRepository::LoadAll() {
   }
   for (const std::string& name : names) {
     absl::MutexLock ops(&ops_mu_);
-    if (absl::Status s = Apply(name, /*force=*/false, "load"); !s.ok() && !models_.count(name)) {
-      LogError("model %s: %s", name, s.message());
+    // Apply logs what fails to load; a name --load_model gives that is no model is logged here.
+    if (absl::Status s = Apply(name, /*force=*/false, "load"); s.code() == absl::StatusCode::kNotFound) {
+      LogError("--load_model=%s: %s", name, s.message());
     }
   }
   {
@@ -250,35 +251,21 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
     return absl::Status(found.status().code(), WithinRepository(found.status().message(), options_.root));
   }
 
-  std::vector<std::shared_ptr<Servable>> released;
   {
     absl::MutexLock lock(&mu_);
     Model& model = models_[name];
     model.directory = (fs::path(options_.root) / name).string();
     model.wanted = true;
     model.reason.clear();
+    // What serves now keeps serving until a version the policy wants is ready (below).
     if (found->wanted.empty()) {
       model.reason = WithinRepository(found->why_none, options_.root);
-      model.state = ModelState::kFailed;
+      if (ReadyVersions(model).empty()) model.state = ModelState::kFailed;
     } else if (ReadyVersions(model).empty()) {
       model.state = ModelState::kLoading;
     }
-    // Versions the policy no longer serves stop taking requests and drain.
-    for (auto& [v, version] : model.versions) {
-      if (std::find(found->wanted.begin(), found->wanted.end(), v) != found->wanted.end()) continue;
-      if (version.servable) {
-        version.snapshot.state = ModelState::kUnloading;
-        version.snapshot.reason = "unloading: the version policy no longer serves it";
-        released.push_back(std::move(version.servable));
-        LogInfo("model %s version %d: no longer served by its version policy; draining", name, v);
-      } else if (version.snapshot.state != ModelState::kUnloading) {
-        version.snapshot.state = ModelState::kUnavailable;
-        version.snapshot.reason = found->found.count(v) ? "not served by the version policy" : "removed";
-      }
-    }
   }
   Changed();
-  released.clear();
   if (found->wanted.empty()) {
     Record(name, 0, action, "failed", absl::ZeroDuration());
     if (options_.metrics) options_.metrics->SetModelReady(name, ModelReady(name));
@@ -293,7 +280,12 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
       absl::MutexLock lock(&mu_);
       Version& version = models_[name].versions[v];
       serving = version.servable != nullptr;
-      if (serving && !force && version.fingerprint == dir.fingerprint) continue;
+      // Unchanged since it loaded, or since it failed: a failed version is tried again once its
+      // directory changes (or on an explicit load), not on every poll.
+      if (!force && version.fingerprint == dir.fingerprint &&
+          (serving || version.snapshot.state == ModelState::kFailed)) {
+        continue;
+      }
       if (!serving) {
         version.snapshot.name = name;
         version.snapshot.version = v;
@@ -324,6 +316,7 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
           version.snapshot = snapshot;
           version.snapshot.state = ModelState::kFailed;
           version.snapshot.reason = reason;
+          version.fingerprint = dir.fingerprint;
         }
         if (model.family == std::nullopt) model.family = snapshot.family;
       } else {
@@ -363,21 +356,49 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
     old.reset();  // the previous load drains (servable_retirement.h)
     Changed();
   }
+  // Versions the policy no longer serves stop taking requests and drain, once a version it
+  // wants is ready: a new version that fails to load leaves the previous one serving.
+  std::vector<std::shared_ptr<Servable>> released;
   {
     absl::MutexLock lock(&mu_);
     Model& model = models_[name];
+    bool wanted_ready = false;
+    for (int64_t v : found->wanted) {
+      auto it = model.versions.find(v);
+      wanted_ready = wanted_ready || (it != model.versions.end() && it->second.servable);
+    }
+    for (auto& [v, version] : model.versions) {
+      if (std::find(found->wanted.begin(), found->wanted.end(), v) != found->wanted.end()) continue;
+      if (version.servable && wanted_ready) {
+        version.snapshot.state = ModelState::kUnloading;
+        version.snapshot.reason = "unloading: the version policy no longer serves it";
+        released.push_back(std::move(version.servable));
+        LogInfo("model %s version %d: no longer served by its version policy; draining", name, v);
+      } else if (version.servable) {
+        version.snapshot.reason = "kept serving: no version the policy serves is ready";
+      } else if (version.snapshot.state != ModelState::kUnloading) {
+        version.snapshot.state = ModelState::kUnavailable;
+        version.snapshot.reason = found->found.count(v) ? "not served by the version policy" : "removed";
+      }
+    }
     if (ReadyVersions(model).empty()) {
       model.state = ModelState::kFailed;
       if (model.reason.empty() && !first_error.ok()) model.reason = std::string(first_error.message());
     }
   }
+  Changed();
+  released.clear();
   if (options_.metrics) {
     std::optional<model::ModelFamily> family;
+    int64_t newest = 1;
     {
       absl::MutexLock lock(&mu_);
       family = models_[name].family;
+      const std::vector<int64_t> ready = ReadyVersions(models_[name]);
+      if (!ready.empty()) newest = ready.front();
+      else family.reset();
     }
-    options_.metrics->RegisterModel(name, ModelReady(name), ModelReady(name) ? family : std::nullopt);
+    options_.metrics->RegisterModel(name, ModelReady(name), family, newest);
   }
   Changed();
   return first_error;
@@ -691,8 +712,10 @@ std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
   absl::MutexLock lock(&mu_);
   std::vector<ModelLoad> out;
   for (const auto& [name, model] : models_) {
-    bool any = false;
+    if (!model.family) continue;  // never read: no series yet
     ModelLoad sum{name, {}};
+    // A model with nothing serving reports zero load, so its gauges drop after an unload.
+    if (model.family == model::ModelFamily::kLanguageModel) sum.load.generation = GenerationLoad{};
     for (const auto& [v, version] : model.versions) {
       if (!version.servable) continue;
       const ServableLoad l = version.servable->load();
@@ -710,9 +733,8 @@ std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
         g.cache_bytes_used += l.generation->cache_bytes_used;
         g.slot_tokens = l.generation->slot_tokens;
       }
-      any = true;
     }
-    if (any) out.push_back(std::move(sum));
+    out.push_back(std::move(sum));
   }
   return out;
 }

@@ -156,8 +156,8 @@ class ModelRepository {
   // Drains every model: queued and running work completes, new work is refused.
   void Shutdown();
 
-  // The instantaneous load of every model with a ready version (summed over its versions), for
-  // the metrics gauges.
+  // The instantaneous load of every model (summed over its serving versions; zero with none),
+  // for the metrics gauges.
   struct ModelLoad {
     std::string name;
     ServableLoad load;

@@ -7,7 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -246,7 +248,20 @@ TEST_F(RepositoryTest, PollingLoadsANewVersionRetiresTheOldAndDropsARemovedModel
   ModelRepository& repo = Start(o);
   ASSERT_EQ(repo.Describe("vit")->ready_versions, std::vector<int64_t>{1});
   AddVit(root_ / "vit" / "2");
+  // Through the switch, a request always finds a version: the new one is ready before the
+  // old one stops taking requests.
+  std::atomic<bool> stop{false};
+  std::atomic<int> misses{0}, calls{0};
+  std::thread caller([&] {
+    while (!stop.load()) {
+      if (!repo.Get<ClassifierServable>("vit").ok()) ++misses;
+      ++calls;
+    }
+  });
   repo.Poll();
+  stop.store(true);
+  caller.join();
+  EXPECT_EQ(misses.load(), 0) << "of " << calls.load();
   EXPECT_EQ(repo.Describe("vit")->ready_versions, std::vector<int64_t>{2});
   EXPECT_TRUE(WaitFor([&] { return StateOf("vit", 1) == ModelState::kUnavailable; }));
   // An unchanged version is not reloaded.
@@ -260,6 +275,29 @@ TEST_F(RepositoryTest, PollingLoadsANewVersionRetiresTheOldAndDropsARemovedModel
   repo.Poll();
   EXPECT_FALSE(repo.Contains("other"));
   EXPECT_EQ(repo.Get<ClassifierServable>("other").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RepositoryTest, ANewVersionThatFailsLeavesThePreviousServingAndIsNotRetriedUnchanged) {
+  AddVit(root_ / "vit" / "1");
+  auto metrics = ServerMetrics::Unexposed("test");
+  ModelRepository::Options o;
+  o.control_mode = ControlMode::kPoll;
+  o.poll_interval = absl::Hours(1);
+  o.metrics = metrics.get();
+  ModelRepository& repo = Start(o);
+  fs::create_directories(root_ / "vit" / "2");
+  std::ofstream(root_ / "vit" / "2" / "config.json") << R"({"family": "image_classifier", "no_such_key": 1})";
+  repo.Poll();
+  EXPECT_EQ(StateOf("vit", 2), ModelState::kFailed);
+  int64_t served = 0;
+  ASSERT_TRUE(repo.Get<ClassifierServable>("vit", "", &served).ok());
+  EXPECT_EQ(served, 1);
+  const std::string failed =
+      R"(elliptical_model_lifecycle_total{action="load",model="vit",outcome="failed",version="2"} 1)";
+  EXPECT_NE(metrics->Exposition().find(failed), std::string::npos) << metrics->Exposition();
+  repo.Poll();  // nothing changed: version 2 is not tried again
+  repo.Poll();
+  EXPECT_NE(metrics->Exposition().find(failed), std::string::npos) << "an unchanged failed version was tried again";
 }
 
 TEST_F(RepositoryTest, StrictReadinessWantsEveryModel) {
