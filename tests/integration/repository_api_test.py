@@ -120,14 +120,14 @@ def states(index):
 
 
 def model_states(index):
-    """{name: state} of an index whose models have one entry each. A model never loaded may be
-    listed with its version or with none (Triton lists such a model by name only)."""
-    out = {}
+    """{name: state of its newest listed version}. A model's every version on disk is listed; one
+    with no readable version is listed once, with version ""."""
+    newest = {}
     for (name, version), state in states(index).items():
-        if name in out or version not in ("", "1"):
-            check(False, f"one index entry for {name}, of version 1 or none: {states(index)}")
-        out[name] = state
-    return out
+        number = int(version) if version else 0
+        if name not in newest or number > newest[name][0]:
+            newest[name] = (number, state)
+    return {name: state for name, (_, state) in newest.items()}
 
 
 def post(port, path, body=b"", headers=None):
