@@ -387,7 +387,7 @@ int Run() {
   // Loading runs beside the signal wait so that SIGTERM during a long load still stops us.
   std::thread loader([&] {
     (*repository)->LoadAll();
-    LogInfo((*repository)->ServerReady() ? "serving" : "no model is ready: health stays NOT_SERVING");
+    LogInfo("%s", (*repository)->ServerReady() ? "serving" : "no model is ready: health stays NOT_SERVING");
   });
 
   const int signal = WaitForTerminationSignal(&signals);
