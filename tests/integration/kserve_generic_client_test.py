@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, expect_error  # noqa: E402
 from server import read_port, start_server, stop_server  # noqa: E402
 
 FORMS = ("image", "pixels", "tensor")
@@ -187,13 +187,6 @@ def infer_named(client, mod, model, name, data, datatype, output):
     return client.infer(model, [inp], outputs=[mod.InferRequestedOutput(output)]).as_numpy(output)
 
 
-def expect_error(call, want_status, want_text, what):
-    try:
-        call()
-    except InferenceServerException as e:
-        check(want_status in str(e.status()) and want_text in str(e.message()), f"{what}: {e.status()} {e.message()!r}")
-        return
-    check(False, f"{what}: raised")
 
 
 def main():

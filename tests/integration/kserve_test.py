@@ -29,7 +29,7 @@ from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, expect_error  # noqa: E402
 from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -70,16 +70,6 @@ def docs_snippet():
     start = text.index("png=docs/examples/digit-3.png")
     end = text.index("--data-binary @/tmp/infer.bin", start) + len("--data-binary @/tmp/infer.bin")
     return text[start:end].replace("curl http://", "curl -s -i http://")
-
-
-def expect_error(call, want_status, want_text, what):
-    try:
-        call()
-    except InferenceServerException as e:
-        ok = want_status in str(e.status()) and want_text in str(e.message())
-        check(ok, f"{what}: {e.status()} {e.message()!r}")
-        return
-    check(False, f"{what}: raised")
 
 
 def wait_ready(grpc_client, seconds=90):

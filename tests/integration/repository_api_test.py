@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, expect_error  # noqa: E402
 from server import read_port, start_server, stop_server  # noqa: E402
 
 MODELS = ("digits-vit", "digit-scenes-segmenter", "kjv-lm")
@@ -86,16 +86,6 @@ with Client(address, timeout_s=60, token=token) as c:
         out["unload"] = code(lambda: c.unload_model("kjv-lm"))
 print(json.dumps(out))
 """
-
-
-def expect_error(call, want_status, want_text, what):
-    try:
-        call()
-    except InferenceServerException as e:
-        ok = want_status in str(e.status()) and want_text in str(e.message())
-        check(ok, f"{what}: {e.status()} {e.message()!r}")
-        return
-    check(False, f"{what}: no error raised")
 
 
 def poll(condition, what, seconds=60):

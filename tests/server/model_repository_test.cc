@@ -39,6 +39,13 @@ class RepositoryTest : public ::testing::Test {
              {{"batching", {{"max_batch_size", max_batch_size}}}, {"instances", {{"count", 1}}}});
   }
 
+  static ModelRepository::Options Explicit(std::vector<std::string> startup_models) {
+    ModelRepository::Options o;
+    o.control_mode = ControlMode::kExplicit;
+    o.startup_models = std::move(startup_models);
+    return o;
+  }
+
   ModelRepository& Start(ModelRepository::Options options = {}) {
     options.root = root_.string();
     options.on_change = [this] {
@@ -145,10 +152,7 @@ TEST_F(RepositoryTest, ABadVersionPolicyFailsTheModelNamingTheFile) {
 TEST_F(RepositoryTest, ExplicitModeLoadsWhatItIsToldAndUnloads) {
   AddVit(root_ / "a");
   AddVit(root_ / "b");
-  ModelRepository::Options o;
-  o.control_mode = ControlMode::kExplicit;
-  o.startup_models = {"a"};
-  ModelRepository& repo = Start(o);
+  ModelRepository& repo = Start(Explicit({"a"}));
   EXPECT_EQ(repo.Describe("b")->state, ModelState::kUnavailable);
   EXPECT_EQ(repo.Get<ClassifierServable>("b").status().code(), absl::StatusCode::kUnavailable);
   ASSERT_TRUE(repo.LoadModel("b").ok());
@@ -178,10 +182,7 @@ TEST_F(RepositoryTest, TheOtherModesRefuseTheRepositoryApiNamingTheFlag) {
 
 TEST_F(RepositoryTest, AReloadServesNewRequestsWhileALeasedCopyFinishesItsOwn) {
   AddVit(root_ / "a");
-  ModelRepository::Options o;
-  o.control_mode = ControlMode::kExplicit;
-  o.startup_models = {"*"};
-  ModelRepository& repo = Start(o);
+  ModelRepository& repo = Start(Explicit({"*"}));
   auto before = repo.Get<ClassifierServable>("a");
   ASSERT_TRUE(before.ok());
   ASSERT_TRUE(repo.LoadModel("a").ok());
@@ -199,10 +200,7 @@ TEST_F(RepositoryTest, AReloadServesNewRequestsWhileALeasedCopyFinishesItsOwn) {
 
 TEST_F(RepositoryTest, AFailedReloadKeepsThePreviousLoadServing) {
   AddVit(root_ / "a");
-  ModelRepository::Options o;
-  o.control_mode = ControlMode::kExplicit;
-  o.startup_models = {"a"};
-  ModelRepository& repo = Start(o);
+  ModelRepository& repo = Start(Explicit({"a"}));
   auto before = repo.Get<ClassifierServable>("a");
   ASSERT_TRUE(before.ok());
   std::ofstream(root_ / "a" / "config.json") << R"({"family": "image_classifier", "no_such_key": 1})";
@@ -223,9 +221,7 @@ TEST_F(RepositoryTest, TheMemoryBudgetRefusesASecondCopyAndTheFirstServes) {
   for (const auto& f : fs::recursive_directory_iterator(root_ / "a")) {
     if (f.is_regular_file()) files += static_cast<int64_t>(f.file_size());
   }
-  ModelRepository::Options o;
-  o.control_mode = ControlMode::kExplicit;
-  o.startup_models = {"a"};
+  ModelRepository::Options o = Explicit({"a"});
   o.memory_budget_bytes = files + files / 2;  // one copy fits, two do not
   ModelRepository& repo = Start(o);
   ASSERT_EQ(repo.Describe("a")->state, ModelState::kReady);
@@ -319,10 +315,7 @@ TEST_F(RepositoryTest, StrictReadinessWantsEveryModel) {
 
 TEST_F(RepositoryTest, AnUnloadedVersionIsUnloadingUntilItsLastLeaseGoes) {
   AddVit(root_ / "a");
-  ModelRepository::Options o;
-  o.control_mode = ControlMode::kExplicit;
-  o.startup_models = {"a"};
-  ModelRepository& repo = Start(o);
+  ModelRepository& repo = Start(Explicit({"a"}));
   auto lease = repo.Get<ClassifierServable>("a");
   ASSERT_TRUE(lease.ok());
   ASSERT_TRUE(repo.UnloadModel("a").ok());

@@ -9,3 +9,18 @@ def check(condition, what):
     if not condition:
         raise SystemExit(1)
     passed += 1
+
+
+def expect_error(call, want_status, want_text, what):
+    """call() must fail with an error whose status() holds `want_status` and whose message()
+    holds `want_text`: tritonclient's InferenceServerException, over gRPC or HTTP. Any other
+    exception propagates."""
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 -- only errors that carry a status and message are checked
+        if not (callable(getattr(e, "status", None)) and callable(getattr(e, "message", None))):
+            raise
+        check(want_status in str(e.status()) and want_text in str(e.message()),
+              f"{what}: {e.status()} {e.message()!r}")
+        return
+    check(False, f"{what}: no error raised")
