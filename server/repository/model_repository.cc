@@ -247,7 +247,8 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
     }
     if (known) Changed();
     if (!gone) LogError("model %s: %s", name, found.status().message());
-    Record(name, 0, action, "failed", absl::ZeroDuration());
+    // A name that is no model gets no series: clients choose the names, the metrics stay bounded.
+    if (known || !gone) Record(name, 0, action, "failed", absl::ZeroDuration());
     return absl::Status(found.status().code(), WithinRepository(found.status().message(), options_.root));
   }
 
