@@ -77,7 +77,8 @@ absl::StatusOr<VersionPolicy> ParsePolicy(const json& config, const std::string&
   if (!config.contains("version_policy")) return policy;
   const json& p = config["version_policy"];
   if (!p.is_object() || p.size() != 1) return PolicyError(file, "must be an object with one key");
-  const auto& [kind, body] = *p.items().begin();
+  const std::string kind = p.begin().key();
+  const json& body = p.begin().value();
   if (!body.is_object()) return PolicyError(file, absl::StrCat("\"", kind, "\" must be an object"));
   if (kind == "latest") {
     policy.kind = VersionPolicy::Kind::kLatest;
