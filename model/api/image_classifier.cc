@@ -37,12 +37,14 @@ namespace {
 class ViTClassifier final : public ImageClassifier {
  public:
   ViTClassifier(ClassifierConfig config, VisionTransformer vit, torch::Device device,
-                torch::ScalarType dtype, ModelDescription description)
+                torch::ScalarType dtype, ModelDescription description,
+                std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote)
       : config_(std::move(config)),
         vit_(std::move(vit)),
         device_(device),
         dtype_(dtype),
-        description_(std::move(description)) {}
+        description_(std::move(description)),
+        tf32_vote_(std::move(tf32_vote)) {}
 
   absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const override {
     try {
@@ -99,6 +101,7 @@ class ViTClassifier final : public ImageClassifier {
   const torch::Device device_;
   const torch::ScalarType dtype_;
   const ModelDescription description_;
+  const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
 };
 
 }  // namespace
@@ -122,7 +125,8 @@ absl::StatusOr<std::unique_ptr<ImageClassifier>> ImageClassifier::Load(const std
         d.num_heads = config.vit.num_heads;
         d.embed_dim = config.vit.embed_dim;
         return std::unique_ptr<ImageClassifier>(new ViTClassifier(
-            std::move(config), std::move(vit), placement.device, placement.precision.dtype, std::move(d)));
+            std::move(config), std::move(vit), placement.device, placement.precision.dtype, std::move(d),
+            placement.tf32_vote));
       });
 }
 

@@ -36,8 +36,12 @@ namespace {
 class Segmenter final : public ImageSegmenter {
  public:
   Segmenter(SegmenterNet net, torch::Device device, torch::ScalarType dtype,
-            ModelDescription description)
-      : net_(std::move(net)), device_(device), dtype_(dtype), description_(std::move(description)) {}
+            ModelDescription description, std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote)
+      : net_(std::move(net)),
+        device_(device),
+        dtype_(dtype),
+        description_(std::move(description)),
+        tf32_vote_(std::move(tf32_vote)) {}
 
   absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const override {
     try {
@@ -97,6 +101,7 @@ class Segmenter final : public ImageSegmenter {
   const torch::Device device_;
   const torch::ScalarType dtype_;
   const ModelDescription description_;
+  const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
 };
 
 }  // namespace
@@ -119,7 +124,8 @@ absl::StatusOr<std::unique_ptr<ImageSegmenter>> ImageSegmenter::Load(const std::
         d.num_heads = config.encoder.num_heads;
         d.embed_dim = config.encoder.embed_dim;
         return std::unique_ptr<ImageSegmenter>(
-            new Segmenter(std::move(net), placement.device, placement.precision.dtype, std::move(d)));
+            new Segmenter(std::move(net), placement.device, placement.precision.dtype, std::move(d),
+                          placement.tf32_vote));
       });
 }
 

@@ -101,10 +101,12 @@ absl::StatusOr<T> Guarded(const char* what, F&& work) {
 
 class DecoderLanguageModel final : public LanguageModel {
  public:
-  DecoderLanguageModel(DecoderLm net, torch::Device device, ModelDescription description)
+  DecoderLanguageModel(DecoderLm net, torch::Device device, ModelDescription description,
+                       std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote)
       : net_(std::move(net)),
         device_(device),
         description_(std::move(description)),
+        tf32_vote_(std::move(tf32_vote)),
         pool_(std::make_shared<SlotPool>()) {
     const bool prefix = config().scale_mode == ScaleMode::kPrefix;
     const int64_t slot = LmSlots::BytesPerSlot(config(), dtype());
@@ -378,6 +380,7 @@ class DecoderLanguageModel final : public LanguageModel {
   DecoderLm net_;
   const torch::Device device_;
   const ModelDescription description_;
+  const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
   const std::shared_ptr<SlotPool> pool_;
 };
 
@@ -397,7 +400,7 @@ absl::StatusOr<std::unique_ptr<LanguageModel>> LanguageModel::Load(const std::st
         d.num_heads = config.shape.num_heads;
         d.embed_dim = config.shape.d_model;
         return std::unique_ptr<LanguageModel>(
-            new DecoderLanguageModel(std::move(net), placement.device, std::move(d)));
+            new DecoderLanguageModel(std::move(net), placement.device, std::move(d), placement.tf32_vote));
       });
 }
 

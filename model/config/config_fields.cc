@@ -24,6 +24,13 @@ absl::StatusOr<RuntimeFields> ParseRuntimeFields(const ModelDirectory& dir) {
     fields.weights_path = dir.path + "/" + dir.config.value("weights", "model.safetensors");
     fields.dtype = dir.config.value("dtype", fields.dtype);
     fields.device = dir.config.value("device", fields.device);
+    if (dir.config.contains("allow_tf32")) {
+      const nlohmann::json& tf32 = dir.config.at("allow_tf32");
+      if (!tf32.is_boolean()) {
+        return ConfigError(dir, absl::InvalidArgumentError("allow_tf32 must be true or false"));
+      }
+      fields.allow_tf32 = tf32.get<bool>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return ConfigError(dir, absl::InvalidArgumentError(e.what()));
   }
@@ -32,6 +39,11 @@ absl::StatusOr<RuntimeFields> ParseRuntimeFields(const ModelDirectory& dir) {
     return ConfigError(dir, absl::InvalidArgumentError(absl::StrCat(
                                 "dtype is \"", fields.dtype,
                                 "\"; expected auto, float32, float16 or bfloat16")));
+  }
+  if (fields.allow_tf32 && (fields.dtype == "bfloat16" || fields.dtype == "float16")) {
+    return ConfigError(dir, absl::InvalidArgumentError(absl::StrCat(
+                                "allow_tf32 is for float32 models; dtype is \"", fields.dtype,
+                                "\" (remove allow_tf32, or set dtype to float32 or auto)")));
   }
   return fields;
 }

@@ -18,6 +18,11 @@ struct RuntimeFields {
   // "auto" (model/io/precision.h: bfloat16 where the hardware runs it fast), or a forced one.
   std::string dtype = "auto";
   std::string device = "auto";
+  // "allow_tf32": lets a float32 model on CUDA run its convolutions and matmuls in TF32
+  // (model/io/precision.h: only while every loaded CUDA float32 model allows it). Refused with
+  // an explicit "dtype" other than float32; no effect on the CPU or where "auto" (or --dtype)
+  // resolves to another dtype, and the model's dtype_reason says so.
+  bool allow_tf32 = false;
 };
 
 absl::StatusOr<RuntimeFields> ParseRuntimeFields(const ModelDirectory& dir);

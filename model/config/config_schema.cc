@@ -35,7 +35,7 @@ KeySchema AttentionKeys() {
 
 // config_fields.cc, model_dir.cc and attention_config.cc: what every family reads.
 KeySchema CommonKeys() {
-  return KeySchema::Of({"family", "weights", "dtype", "device"}).With("attention", AttentionKeys());
+  return KeySchema::Of({"family", "weights", "dtype", "device", "allow_tf32"}).With("attention", AttentionKeys());
 }
 
 // vision_fields.cc, vit_config.cc and config_fields.cc (labels, preprocess).

@@ -17,6 +17,9 @@ absl::StatusOr<Placement> ResolvePlacement(RuntimeFields runtime, const LoadOpti
   ELLIPTICAL_ASSIGN_OR_RETURN(p.device, ResolveDevice(runtime.device));
   ELLIPTICAL_ASSIGN_OR_RETURN(p.precision,
                               ChoosePrecision(runtime.dtype, p.device, HostCpuFeatures(), origin, family));
+  p.allow_tf32 = runtime.allow_tf32;
+  p.precision.reason += Tf32Clause(p.device, p.precision.dtype, runtime.allow_tf32);
+  p.tf32_vote = Float32MathPolicy::Get().Join(p.device, p.precision.dtype, runtime.allow_tf32);
   return p;
 }
 

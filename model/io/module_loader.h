@@ -17,7 +17,11 @@ namespace elliptical::model {
 
 struct Placement {
   torch::Device device = torch::kCPU;
-  PrecisionChoice precision;  // the dtype and why
+  PrecisionChoice precision;  // the dtype and why (with the TF32 clause on CUDA)
+  bool allow_tf32 = false;    // the config's, whatever its effect
+  // A CUDA float32 model's vote in Float32MathPolicy; null for every other. The loaded model
+  // keeps it (LoadedHold) so the vote ends with the model.
+  std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote;
 };
 
 // `runtime` with `options` applied, resolved against the machine.

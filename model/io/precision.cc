@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include <ATen/Context.h>
 #include <ATen/cpu/Utils.h>
 
 #include "absl/strings/ascii.h"
@@ -111,6 +112,76 @@ absl::StatusOr<PrecisionChoice> ChoosePrecision(const std::string& name, const t
         absl::StrCat("dtype \"", name, "\" is not one of auto, float32, float16, bfloat16"));
   }
   return c;
+}
+
+Float32MathPolicy& Float32MathPolicy::Get() {
+  static Float32MathPolicy* const policy = new Float32MathPolicy(/*apply=*/true);  // never destroyed
+  return *policy;
+}
+
+Float32MathPolicy::Float32MathPolicy(bool apply) : apply_(apply) {
+  if (!apply_) return;
+  at::Context& ctx = at::globalContext();
+  // The legacy switches only: LibTorch 2.11 refuses to read them back once the newer
+  // fp32_precision API has set the convolution and RNN entries differently.
+  ctx.setAllowTF32CuDNN(false);
+  ctx.setAllowTF32CuBLAS(false);
+  ctx.setAllowBF16ReductionCuBLAS(/*allow_reduced_precision=*/false);
+  ctx.setAllowFP16ReductionCuBLAS(/*allow_reduced_precision=*/false);
+  ctx.setAllowFP16BF16ReductionMathSDP(false);
+}
+
+Float32MathPolicy::Vote::~Vote() { policy_->Leave(allow_tf32_); }
+
+std::shared_ptr<const Float32MathPolicy::Vote> Float32MathPolicy::Join(const torch::Device& device,
+                                                                       torch::ScalarType dtype,
+                                                                       bool allow_tf32) {
+  if (!device.is_cuda() || dtype != torch::kFloat32) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++float32_models_;
+  if (allow_tf32) ++allowing_;
+  ApplyLocked();
+  return std::shared_ptr<const Vote>(new Vote(this, allow_tf32));
+}
+
+void Float32MathPolicy::Leave(bool allow_tf32) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --float32_models_;
+  if (allow_tf32) --allowing_;
+  ApplyLocked();
+}
+
+void Float32MathPolicy::ApplyLocked() {
+  tf32_ = float32_models_ > 0 && allowing_ == float32_models_;
+  if (!apply_) return;
+  at::globalContext().setAllowTF32CuDNN(tf32_);
+  at::globalContext().setAllowTF32CuBLAS(tf32_);
+}
+
+bool Float32MathPolicy::tf32_enabled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tf32_;
+}
+
+int Float32MathPolicy::float32_models() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return float32_models_;
+}
+
+int Float32MathPolicy::allowing_tf32() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return allowing_;
+}
+
+std::string Tf32Clause(const torch::Device& device, torch::ScalarType dtype, bool allow_tf32) {
+  if (device.is_cuda() && dtype == torch::kFloat32) {
+    return allow_tf32 ? "; TF32 allowed by config.json, in effect while every loaded CUDA float32 "
+                        "model allows it"
+                      : "; IEEE float32 convolutions and matmuls (TF32 off)";
+  }
+  if (!allow_tf32) return "";
+  return device.is_cuda() ? "; allow_tf32 has no effect: the model does not compute in float32"
+                          : "; allow_tf32 has no effect on the CPU";
 }
 
 }  // namespace elliptical::model

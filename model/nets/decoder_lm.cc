@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model/nets/elliptical_attention.h"
+#include "model/nets/packed_linear.h"
 
 namespace elliptical::model {
 
@@ -99,7 +100,8 @@ torch::Tensor DecoderLmImpl::FeedForward(LmFeedForward& ff, const torch::Tensor&
 torch::Tensor DecoderLmImpl::Logits(const torch::Tensor& x) {
   torch::Tensor h = final_norm ? final_norm->forward(x) : x;
   const torch::Tensor& w = config_.shape.tie_embeddings ? word_emb->weight : out->weight;
-  return config_.shape.output_bias ? F::linear(h, w, out->bias) : F::linear(h, w);
+  // float32 logits whatever the model's dtype (packed_linear.h, Float32Linear).
+  return Float32Linear(h, w, config_.shape.output_bias ? out->bias : torch::Tensor());
 }
 
 torch::Tensor DecoderLmImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,

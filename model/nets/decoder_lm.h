@@ -90,7 +90,7 @@ class DecoderLmImpl : public torch::nn::Module {
  public:
   explicit DecoderLmImpl(const LmConfig& config);
 
-  // tokens (B, L) int64, lengths (B) int64. Returns logits (B, L, V) in the model's dtype for
+  // tokens (B, L) int64, lengths (B) int64. Returns float32 logits (B, L, V), whatever the model's dtype, for
   // every position (rows past their length hold garbage). In kPrefix mode `cache`, when given,
   // receives what Decode needs to continue every row.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths, ScaleMode mode,
@@ -99,7 +99,7 @@ class DecoderLmImpl : public torch::nn::Module {
   // One new token per row (B) int64, in prefix mode, at position cache->lengths[b]. The cache's
   // T must be max(lengths) + 1: the step attends over exactly those positions. Writes the new
   // keys and values into the cache tensors in place (through views into LmSlots), adds to the
-  // metric sums in place and advances lengths; never allocates cache. Returns logits (B, V).
+  // metric sums in place and advances lengths; never allocates cache. Returns float32 logits (B, V).
   torch::Tensor Decode(const torch::Tensor& tokens, LmCache* cache,
                        std::vector<LayerTrace>* trace = nullptr);
 

@@ -66,6 +66,19 @@ torch::Tensor PackedLinearImpl::forward(const torch::Tensor& x, bool gelu) {
   return stack.at(0).toTensor();
 }
 
+torch::Tensor PackedLinearImpl::ForwardFloat32(const torch::Tensor& x) {
+  return Float32Linear(x, weight, bias);
+}
+
+torch::Tensor Float32Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32) {
+    return bias.defined() ? F::linear(x, weight, bias) : F::linear(x, weight);
+  }
+  const torch::Tensor w = weight.to(torch::kFloat32);
+  return bias.defined() ? F::linear(x.to(torch::kFloat32), w, bias.to(torch::kFloat32))
+                        : F::linear(x.to(torch::kFloat32), w);
+}
+
 int PackLinears(torch::nn::Module& module, int64_t rows) {
   int packed = 0;
   for (const auto& m : module.modules(/*include_self=*/true)) {

@@ -36,6 +36,9 @@ class PackedLinearImpl : public torch::nn::Module, public CpuPackable {
   // when packed.
   torch::Tensor forward(const torch::Tensor& x, bool gelu = false);
 
+  // x (..., in) -> (..., out) in float32 whatever the layer's dtype: for logits (Float32Linear).
+  torch::Tensor ForwardFloat32(const torch::Tensor& x);
+
   // Packs the current weight for inputs of about `rows` rows (oneDNN picks its blocking for
   // that size; other sizes run the same kernel family). Call after the weights are loaded and
   // placed; returns whether it packed.
@@ -48,6 +51,14 @@ class PackedLinearImpl : public torch::nn::Module, public CpuPackable {
   torch::Tensor packed_;
 };
 TORCH_MODULE(PackedLinear);
+
+// F::linear(x, weight, bias) with a float32 result. A float32 x and weight take F::linear as they
+// are (the same bits as before). Otherwise the operands are widened to float32 first: bf16 and
+// fp16 values are exact in float32 (and in TF32), and their products are exact in float32, so
+// this is the bf16/fp16 matmul with float32 accumulation that the reduced-precision kernels do,
+// without rounding its result to 8 (or 11) significand bits. Used for every family's logits:
+// a bf16 logit of 20 is only known to 0.06, which moves its probability by 6%.
+torch::Tensor Float32Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // Packs every CpuPackable in `module` (Pack(rows) each); returns how many were packed.
 int PackLinears(torch::nn::Module& module, int64_t rows);

@@ -34,7 +34,8 @@ LinearDecoderImpl::LinearDecoderImpl(int embed_dim, int num_classes) {
 
 torch::Tensor LinearDecoderImpl::forward(const torch::Tensor& patches, int64_t grid_h,
                                          int64_t grid_w) {
-  torch::Tensor logits = head->forward(patches);  // (B, N, K)
+  // float32 logits whatever the model's dtype (packed_linear.h, Float32Linear).
+  torch::Tensor logits = Float32Linear(patches, head->weight, head->bias);  // (B, N, K)
   return logits.transpose(1, 2).reshape({patches.size(0), -1, grid_h, grid_w});
 }
 
@@ -80,11 +81,21 @@ torch::Tensor MaskTransformerImpl::forward(const torch::Tensor& patches, int64_t
     x = block->as<Block>()->forward(x, torch::Tensor(), dot_product_, &values, &metric);
   }
   x = decoder_norm->forward(x);
-  torch::Tensor patch_feat = torch::matmul(x.narrow(1, 0, n), proj_patch);
-  torch::Tensor class_feat = torch::matmul(x.narrow(1, n, num_classes_), proj_classes);
+  // From here on float32 whatever the model's dtype (no-ops in float32): the projections, the
+  // L2 normalisation, the class scores and their LayerNorm are the logits (packed_linear.h).
+  const torch::Tensor xf = x.to(torch::kFloat32);
+  torch::Tensor patch_feat = torch::matmul(xf.narrow(1, 0, n), proj_patch.to(torch::kFloat32));
+  torch::Tensor class_feat = torch::matmul(xf.narrow(1, n, num_classes_), proj_classes.to(torch::kFloat32));
   patch_feat = patch_feat / patch_feat.norm(2, -1, /*keepdim=*/true);
   class_feat = class_feat / class_feat.norm(2, -1, /*keepdim=*/true);
-  torch::Tensor masks = mask_norm->forward(torch::matmul(patch_feat, class_feat.transpose(1, 2)));
+  torch::Tensor scores = torch::matmul(patch_feat, class_feat.transpose(1, 2));
+  torch::Tensor masks =
+      mask_norm->weight.scalar_type() == torch::kFloat32
+          ? mask_norm->forward(scores)
+          : F::layer_norm(scores, F::LayerNormFuncOptions({num_classes_})
+                                      .weight(mask_norm->weight.to(torch::kFloat32))
+                                      .bias(mask_norm->bias.to(torch::kFloat32))
+                                      .eps(mask_norm->options.eps()));
   return masks.transpose(1, 2).reshape({b, num_classes_, grid_h, grid_w});  // (B, K, gh, gw)
 }
 

@@ -49,7 +49,7 @@ class SegmenterNetImpl : public torch::nn::Module {
   explicit SegmenterNetImpl(const SegmenterConfig& config);
 
   // One window: images (B, 3, H, W), normalised, any H and W. Pads to the patch grid, encodes,
-  // decodes, upsamples and crops back. Returns logits (B, K, H, W) in the model's dtype.
+  // decodes, upsamples and crops back. Returns float32 logits (B, K, H, W) whatever the model's dtype.
   torch::Tensor forward(const torch::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
 
   // Whole images (B, 3, H, W) of one size, any size: one window when they fit, else overlapping

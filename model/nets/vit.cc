@@ -132,7 +132,8 @@ torch::Tensor VisionTransformerImpl::ForwardFeatures(const torch::Tensor& images
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images,
                                              std::vector<LayerTrace>* trace) {
   torch::Tensor features = ForwardFeatures(images, trace);
-  return head->forward(features.select(1, 0));  // class token
+  // The class token's logits, in float32 whatever the model's dtype (packed_linear.h).
+  return head->ForwardFloat32(features.select(1, 0));
 }
 
 }  // namespace elliptical::model

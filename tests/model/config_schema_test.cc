@@ -63,7 +63,7 @@ TEST(ConfigSchema, UnknownTopLevelKeyFails) {
   const absl::Status far =
       Check(json::parse(R"({"description": "a model"})"), ModelFamily::kLanguageModel);
   EXPECT_EQ(far.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(far.message().find("unknown key \"description\" (known here: attention, batching, "),
+  EXPECT_NE(far.message().find("unknown key \"description\" (known here: allow_tf32, attention, batching, "),
             std::string::npos)
       << far;
   EXPECT_EQ(far.message().find("did you mean"), std::string::npos) << far;
