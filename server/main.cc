@@ -305,7 +305,12 @@ int Run() {
   RepositoryCalls repository_calls(repository->get(), calls.calls());
   InferenceService service(&calls, &repository_calls);
   std::unique_ptr<LoadPoller> poller;
-  if (metrics) poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1));
+  if (metrics) {
+    // nv_gpu_* in Triton's names, through NVML opened at run time (gpu_metrics.h).
+    auto gpu = std::make_unique<GpuMetrics>(*metrics->registry(), Nvml::Load());
+    LogInfo("%s", gpu->summary());
+    poller = std::make_unique<LoadPoller>(repository->get(), metrics.get(), absl::Seconds(1), std::move(gpu));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -15,8 +15,9 @@ int64_t ResidentMemoryBytes() {
   return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
-LoadPoller::LoadPoller(const ModelRepository* repository, ServerMetrics* metrics, absl::Duration period)
-    : repository_(repository), metrics_(metrics), period_(period) {
+LoadPoller::LoadPoller(const ModelRepository* repository, ServerMetrics* metrics, absl::Duration period,
+                       std::unique_ptr<GpuMetrics> gpu)
+    : repository_(repository), metrics_(metrics), period_(period), gpu_(std::move(gpu)) {
   // Every scrape samples first, so that routers reading the load gauges every few tens of
   // milliseconds see the load of that moment; the thread keeps them fresh between scrapes.
   metrics_->SetRefresh([this] { Sample(); });
@@ -45,6 +46,7 @@ void LoadPoller::Sample() {
     }
   }
   metrics_->SetProcess(ResidentMemoryBytes(), model::DeviceMemoryAllocatedBytes());
+  if (gpu_) gpu_->Sample();
 }
 
 }  // namespace elliptical::server

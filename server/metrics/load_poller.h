@@ -3,10 +3,12 @@
 // before every scrape (ServerMetrics::SetRefresh).
 #pragma once
 
+#include <memory>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/metrics/gpu_metrics.h"
 #include "server/metrics/server_metrics.h"
 #include "server/repository/model_repository.h"
 
@@ -14,7 +16,9 @@ namespace elliptical::server {
 
 class LoadPoller {
  public:
-  LoadPoller(const ModelRepository* repository, ServerMetrics* metrics, absl::Duration period);
+  // `gpu`: the GPU metrics to sample with the rest (null: none).
+  LoadPoller(const ModelRepository* repository, ServerMetrics* metrics, absl::Duration period,
+             std::unique_ptr<GpuMetrics> gpu = nullptr);
   ~LoadPoller();  // stops and joins
 
   // One sample now (the thread calls it every period).
@@ -24,6 +28,7 @@ class LoadPoller {
   const ModelRepository* const repository_;
   ServerMetrics* const metrics_;
   const absl::Duration period_;
+  const std::unique_ptr<GpuMetrics> gpu_;
   absl::Notification stop_;
   std::thread thread_;
 };
