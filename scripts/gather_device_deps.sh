@@ -27,6 +27,12 @@ PACKAGES=(
   libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev libwebp7
   libsentencepiece-dev libsentencepiece0
   libboost1.74-dev
+  # The runtime libraries behind the dev links of zlib1g-dev, libssl-dev and libcurl4-openssl-dev
+  # (libz.so -> libz.so.1, ...): without them those links dangle and CMake's FindZLIB, FindOpenSSL
+  # and FindCURL (called by gRPC's and prometheus-cpp's configs) find nothing.
+  zlib1g libssl3 libcurl4
+  # pkg-config (CMake's FindPkgConfig) need not be on the GPU machine: pkgconf's, carried.
+  pkgconf pkgconf-bin libpkgconf3
 )
 source "$ROOT/scripts/versions.sh"
 # Python packages the tests need that the GPU machine's image (Python 3.12) lacks or holds at
@@ -49,7 +55,9 @@ for deb in "$DEPS"/debs/*.deb; do
   echo "[deps] unpacking $(basename "$deb")"
   dpkg -x "$deb" "$DEPS/root"
 done
-find "$DEPS/root" -name "*.a" -delete
+# Static archives are dropped to stay within the carry limit, except GoogleTest's: the tests link
+# them (Debian ships no shared gtest), and GTestTargets.cmake stops configure when they are missing.
+find "$DEPS/root" -name "*.a" ! -name "libgtest*.a" ! -name "libgmock*.a" -delete
 rm -rf "$DEPS/debs"  # only the unpacked tree travels
 rm -rf "$DEPS/root/usr/share/doc" "$DEPS/root/usr/share/man"
 # Boost is 162 MB of headers; the HTTP transport includes about 8 MB of them (Asio, Beast and what
@@ -63,6 +71,15 @@ if [[ -s "$BOOST_KEEP" ]]; then
   find "$DEPS/root/usr/include/boost" -type d -empty -delete
 fi
 rm -f "$BOOST_KEEP"
+# Every carried link must resolve inside the carried tree (a dangling dev link makes CMake's Find
+# modules fail there, not here).
+dangling="$(find "$DEPS/root" -xtype l -print | grep -v '/usr/share/' || true)"
+if [[ -n "$dangling" ]]; then
+  echo "[deps] links that point at nothing carried:" >&2; echo "$dangling" >&2; exit 1
+fi
+# pkgconf's binary answers to the name pkg-config only through a link Debian's pkg-config package
+# makes; make it here.
+[[ -e "$DEPS/root/usr/bin/pkg-config" ]] || ln -s pkgconf "$DEPS/root/usr/bin/pkg-config"
 
 echo "[deps] downloading ${#WHEELS[@]} Python wheels (CPython $DEVICE_PYTHON, manylinux x86-64)"
 rm -rf "$DEPS/wheels"; mkdir -p "$DEPS/wheels"

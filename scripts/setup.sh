@@ -86,7 +86,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     # rather than --system-site-packages: that python3 may itself be a venv, whose packages
     # --system-site-packages would not see.
     machine_site="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    python3 -m venv "$VENV"
+    # ensurepip may be missing there (Debian's python3 without python3-venv, some images'); the
+    # venv then has no pip of its own and uses the machine's, visible through the .pth below.
+    if python3 -c 'import ensurepip' 2>/dev/null; then python3 -m venv "$VENV"; else python3 -m venv --without-pip "$VENV"; fi
     echo "$machine_site" > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-site.pth"
   else
     /usr/bin/python3 -m venv "$VENV"
