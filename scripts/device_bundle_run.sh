@@ -34,7 +34,7 @@ if [[ ! -f "$B/BUNDLE" ]]; then
   [[ -f "$ROOT/.device-bundle.tar.xz" ]] || { log "no .device-bundle or .device-bundle.tar.xz: run scripts/device_bundle.sh here and carry it"; exit 2; }
   log "unpacking .device-bundle.tar.xz"
   if command -v xz >/dev/null; then tar -xJf "$ROOT/.device-bundle.tar.xz" -C "$ROOT"
-  else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$ROOT/.device-bundle.tar.xz" "$ROOT"; fi
+  else python3 -c 'import sys, tarfile; t = tarfile.open(sys.argv[1]); t.extractall(sys.argv[2], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))' "$ROOT/.device-bundle.tar.xz" "$ROOT"; fi
 fi
 source <(grep -E '^(BUILD_ROOT|BUILD_DIR|COMMIT|TORCH)=' "$B/BUNDLE" | sed 's/^/export BUNDLE_/')
 log "bundle of $BUNDLE_COMMIT (torch $BUNDLE_TORCH), built in $BUNDLE_BUILD_ROOT; here $ROOT"
@@ -93,8 +93,9 @@ if [[ ! -f "$VENV/.bundle-$BUNDLE_COMMIT" ]]; then
   touch "$VENV/.bundle-$BUNDLE_COMMIT"
 fi
 log "tests' python: $("$VENV/bin/python" -c 'import grpc, google.protobuf, elliptical_client, torch; print("grpcio", grpc.__version__, "protobuf", google.protobuf.__version__, "torch", torch.__version__)')"
-"$ROOT/build/server/elliptical-server" --help >/dev/null 2>&1 ||
-  { log "the server does not start:"; "$ROOT/build/server/elliptical-server" --help 2>&1 | head -5 | tee -a "$LOG"; exit 2; }
+missing="$(command -v ldd >/dev/null && for p in "$ROOT"/build/*/* "$B"/bin/*.real "$B"/bin/curl; do [[ -x "$p" && ! -d "$p" ]] && head -c4 "$p" | grep -q ELF &&
+  ldd "$p" 2>&1 | sed -n "s#^\s*\(.*not found\)#$(basename "$p"): \1#p"; done | sort -u)"
+[[ -z "$missing" ]] || { log "libraries missing:"; echo "$missing" | tee -a "$LOG"; exit 2; }
 
 left=$(( DEADLINE - ($(date +%s) - t0) ))
 stop="$(date -d "+$left seconds" +%T)"
