@@ -28,9 +28,9 @@ PACKAGES=(
   libsentencepiece-dev libsentencepiece0
   libboost1.74-dev
   # The runtime libraries behind the dev links of zlib1g-dev, libssl-dev and libcurl4-openssl-dev
-  # (libz.so -> libz.so.1, ...): without them those links dangle and CMake's FindZLIB, FindOpenSSL
+  # (libz.so -> libz.so.1, ...; libsystemd-dev, libwebp-dev likewise): without them those links dangle and CMake's FindZLIB, FindOpenSSL
   # and FindCURL (called by gRPC's and prometheus-cpp's configs) find nothing.
-  zlib1g libssl3 libcurl4
+  zlib1g libssl3 libcurl4 libsystemd0 libwebpdemux2 libwebpmux3
   # pkg-config (CMake's FindPkgConfig) need not be on the GPU machine: pkgconf's, carried.
   pkgconf pkgconf-bin libpkgconf3
 )
@@ -73,7 +73,7 @@ fi
 rm -f "$BOOST_KEEP"
 # Every carried link must resolve inside the carried tree (a dangling dev link makes CMake's Find
 # modules fail there, not here).
-dangling="$(find "$DEPS/root" -xtype l -print | grep -v '/usr/share/' || true)"
+dangling="$(find "$DEPS/root" -xtype l -print | grep -v -e /usr/share/ -e /usr/src/ || true)"
 if [[ -n "$dangling" ]]; then
   echo "[deps] links that point at nothing carried:" >&2; echo "$dangling" >&2; exit 1
 fi
