@@ -19,6 +19,7 @@ CACHE="${ELLIPTICAL_REHEARSAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/elliptical-
 MIRROR="${ELLIPTICAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 log() { printf '[rehearsal %s] %s\n' "$(date +%T)" "$*"; }
 [[ $EUID -eq 0 ]] || { echo "run as root (debootstrap, chroot, unshare -n)" >&2; exit 2; }
+command -v ip >/dev/null || apt-get install -y -qq iproute2 >/dev/null
 REBUILD=0
 [[ "${1:-}" == "--rebuild-bundle" ]] && { REBUILD=1; shift; }
 
@@ -60,7 +61,8 @@ log "tree $(du -sh --exclude=.device-bundle.tar.xz "$T" | cut -f1) + bundle $(du
 
 t=$(date +%s)
 set +e
-unshare -n -m bash -c "mount -t proc proc '$R/proc' && mount --rbind /dev '$R/dev' && mount -t tmpfs tmpfs '$R/tmp' &&
+# A new network namespace has only a loopback device, and it is down: up, as on any machine.
+unshare -n -m bash -c "ip link set lo up && mount -t proc proc '$R/proc' && mount --rbind /dev '$R/dev' && mount -t tmpfs tmpfs '$R/tmp' &&
   env -i PATH=/opt/torch/.venv/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root OUT=/root/out LANG=C.UTF-8 \
     ELLIPTICAL_TEST_JOBS=${ELLIPTICAL_TEST_JOBS:-2} chroot '$R' bash -c '
     python3 -c \"import socket; socket.create_connection((\\\"deb.debian.org\\\", 80), 3)\" 2>/dev/null &&
