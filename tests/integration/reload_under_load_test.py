@@ -204,7 +204,11 @@ def main():
         unload_returned = time.monotonic()
         wait_for(lambda: any(s >= unload_returned and code != "OK" for s, _, code, _ in list(load.segment_calls)),
                  "seg's calls refused once it is unloaded")
-        check(index_of(control)[("seg", 1)].state == "unavailable", "seg is UNAVAILABLE in the index while unloaded")
+        # UNLOADING until the calls it accepted before the unload finish, then UNAVAILABLE.
+        check(index_of(control)[("seg", 1)].state in ("unloading", "unavailable"),
+              "seg is UNLOADING or UNAVAILABLE in the index once unloaded")
+        wait_for(lambda: index_of(control)[("seg", 1)].state == "unavailable",
+                 "seg UNAVAILABLE in the index once its accepted calls have finished")
         load_called = time.monotonic()
         control.load_model("seg")
         load_returned = time.monotonic()
