@@ -48,24 +48,33 @@ typename Servable::Batcher::Options BatcherOptions(const ServableContext& c, std
   typename Servable::Batcher::Options o;
   o.batching = c.serving.batching;
   o.instances = c.serving.instances.count;
-  // Each instance sizes its own intra-op pool, so N instances share the cores instead of each
-  // taking all of them; then it warms up with those threads, as it will serve.
-  o.on_instance_start = [threads = c.serving.instances.threads, warmup](int instance) {
-    if (threads > 0) model::SetComputeThreadsForThisThread(threads);
-    if (warmup->run) {
-      absl::Status s = warmup->run(instance);
-      absl::MutexLock lock(&warmup->mu);
-      if (s.ok()) ++warmup->runs;
-      if (!s.ok() && warmup->error.ok()) warmup->error = s;
-    }
-    warmup->done.DecrementCount();
-  };
   // A lone batch (no other instance computing, nothing queued, none overlapping lately) takes
   // every instance's threads: one client then gets all the cores instead of its instance's
   // share. Under load each batch keeps its own share (thread_lending.h).
   const int per_instance = c.serving.instances.threads;
   const int all = per_instance * c.serving.instances.count;
-  if (per_instance > 0 && all > per_instance && c.serving.instances.lend_idle_threads) {
+  const bool lends = per_instance > 0 && all > per_instance && c.serving.instances.lend_idle_threads;
+  // Each instance sizes its own intra-op pool, so N instances share the cores instead of each
+  // taking all of them; then it warms up with those threads, as it will serve, and, where it
+  // lends, with every instance's threads too: OpenMP starts a larger team the first time one is
+  // asked for, which would otherwise fall on the first lone request (measured: 6 ms against 1.5).
+  o.on_instance_start = [per_instance, all, lends, warmup](int instance) {
+    if (per_instance > 0) model::SetComputeThreadsForThisThread(per_instance);
+    if (warmup->run) {
+      std::vector<int> thread_counts = {per_instance};
+      if (lends) thread_counts.push_back(all);
+      for (int threads : thread_counts) {
+        if (lends) model::SetBatchComputeThreads(threads);
+        absl::Status s = warmup->run(instance);
+        absl::MutexLock lock(&warmup->mu);
+        if (s.ok()) ++warmup->runs;
+        if (!s.ok() && warmup->error.ok()) warmup->error = s;
+      }
+      if (lends) model::SetBatchComputeThreads(per_instance);
+    }
+    warmup->done.DecrementCount();
+  };
+  if (lends) {
     auto lending = std::make_shared<ThreadLending>(per_instance, all, kLendingQuietPeriod);
     o.on_batch_start = [lending, clock = o.clock](int, int running, int queued) {
       model::SetBatchComputeThreads(lending->ThreadsFor(running, queued, clock->Now()));
