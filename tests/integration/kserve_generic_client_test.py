@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
-from checks import check, expect_error  # noqa: E402
+from checks import check, expect_error, wait_for  # noqa: E402
 from server import read_port, start_server, stop_server  # noqa: E402
 
 FORMS = ("image", "pixels", "tensor")
@@ -128,18 +128,8 @@ def make_repository(work):
     return repo
 
 
-
 def wait_ready(client, seconds=120):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if client.is_server_ready():
-                return
-        except InferenceServerException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready")
-
+    wait_for(client.is_server_ready, "the server ready", seconds, retry_on=(InferenceServerException,))
 
 def metadata(client, mod, model):
     return client.get_model_metadata(model, as_json=True) if mod is grpcclient else client.get_model_metadata(model)
@@ -185,8 +175,6 @@ def infer_named(client, mod, model, name, data, datatype, output):
     inp = mod.InferInput(name, list(data.shape), datatype)
     inp.set_data_from_numpy(data)
     return client.infer(model, [inp], outputs=[mod.InferRequestedOutput(output)]).as_numpy(output)
-
-
 
 
 def main():

@@ -29,7 +29,7 @@ from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
-from checks import check, expect_error  # noqa: E402
+from checks import check, expect_error, wait_for  # noqa: E402
 from server import fixture_repository, read_port, start_server, stop_server  # noqa: E402
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -73,17 +73,7 @@ def docs_snippet():
 
 
 def wait_ready(grpc_client, seconds=90):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if grpc_client.is_server_ready():
-                return
-        except InferenceServerException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready")
-
-
+    wait_for(grpc_client.is_server_ready, "the server ready", seconds, retry_on=(InferenceServerException,))
 
 def metric(text, name, **labels):
     """The sum of a counter's series whose labels include LABELS."""

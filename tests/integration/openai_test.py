@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import httpx2
@@ -25,23 +24,10 @@ import openai
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, wait_for  # noqa: E402
 from server import fixture_repository, start_with_ports as start, stop_server  # noqa: E402
 
 PROMPT = "And God said"
-
-
-def wait_for(condition, what, timeout_s=30):
-    """Polls `condition` until it is true; a check failure after `timeout_s`."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    check(False, f"{what} within {timeout_s} s")
-
-
-
 
 
 def stop(server, what):

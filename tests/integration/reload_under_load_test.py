@@ -34,22 +34,12 @@ from elliptical_client import Client, ClientError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, wait_for  # noqa: E402
 from server import start_with_ports, fixture_repository, stop_server  # noqa: E402
 
 PROMPT = "Hello there"
 TOKENS = 48  # per stream: long enough that streams straddle a swap
 RELOADS = 3
-
-
-def wait_for(condition, what, seconds=60):
-    """Waits until condition() holds (checked every 20 ms), failing the test after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    check(False, f"{what} within {seconds} s")
 
 
 class LoadGenerator:

@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
-from checks import check, expect_error  # noqa: E402
+from checks import check, expect_error, wait_for  # noqa: E402
 from server import read_port, start_server, stop_server  # noqa: E402
 
 MODELS = ("digits-vit", "digit-scenes-segmenter", "kjv-lm")
@@ -89,18 +89,8 @@ print(json.dumps(out))
 
 
 def poll(condition, what, seconds=60):
-    """Waits until condition() is true (checked every 50 ms), failing the test after `seconds`."""
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            if condition():
-                return
-        except Exception as e:  # noqa: BLE001 - a server still starting answers errors
-            last = e
-        time.sleep(0.05)
-    check(False, f"{what} within {seconds} s (last error: {last})")
-
+    """wait_for, any error counting as not yet (a server still starting answers errors)."""
+    return wait_for(condition, what, seconds, retry_on=(Exception,))
 
 def states(index):
     """{(name, version): state} of a gRPC index message, or an HTTP index list."""

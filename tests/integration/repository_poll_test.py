@@ -31,23 +31,13 @@ from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, wait_for  # noqa: E402
 from server import start_server, stop_server  # noqa: E402
 
 
-def wait_for(condition, what, seconds=60):
-    """Waits until condition() holds (checked every 50 ms; errors count as not yet), failing the
-    test after `seconds`; -> the last value it returned."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except InferenceServerException as e:
-            last = e
-        time.sleep(0.05)
-    check(False, f"{what} within {seconds} s (last error: {last})")
+def wait_triton(condition, what, seconds=60):
+    """wait_for, a tritonclient error counting as not yet."""
+    return wait_for(condition, what, seconds, retry_on=(InferenceServerException,))
 
 
 def index(client):
@@ -116,7 +106,7 @@ def main():
                                    "--model_control_mode=poll", "--repository_poll_s=0.5")
     try:
         client = grpcclient.InferenceServerClient(address)
-        wait_for(lambda: index(client).get(("vit", "1"), ("",))[0] == "READY", "vit version 1 READY")
+        wait_triton(lambda: index(client).get(("vit", "1"), ("",))[0] == "READY", "vit version 1 READY")
         r = classify(client, image)
         check(r.model_version == "1", f"version 1 answers by default: {r.model_version!r}")
         caller = DefaultVersionCaller(address, image)
@@ -124,9 +114,9 @@ def main():
 
         # --- version 2 renamed into place: it takes over (latest 1), version 1 is unloaded.
         stage_version(source, repo, work, 2)
-        wait_for(lambda: index(client).get(("vit", "2"), ("",))[0] == "READY"
-                 and index(client).get(("vit", "1"), ("",))[0] == "UNAVAILABLE",
-                 "the poller loads version 2 and unloads version 1")
+        wait_triton(lambda: index(client).get(("vit", "2"), ("",))[0] == "READY"
+                    and index(client).get(("vit", "1"), ("",))[0] == "UNAVAILABLE",
+                    "the poller loads version 2 and unloads version 1")
         check(index(client) == {("vit", "2"): ("READY", ""), ("vit", "1"): ("UNAVAILABLE", index(client)[("vit", "1")][1])},
               f"the index: version 2 READY, version 1 UNAVAILABLE: {index(client)}")
         r = classify(client, image, version="2")
@@ -142,8 +132,8 @@ def main():
 
         # --- a bad version 3: its load fails, version 2 serves on.
         stage_version(source, repo, work, 3, edit=lambda c: c.update(no_such_key=1))
-        wait_for(lambda: "no_such_key" in index(client).get(("vit", "3"), ("", ""))[1],
-                 "the poller tries version 3 and reports why it failed")
+        wait_triton(lambda: "no_such_key" in index(client).get(("vit", "3"), ("", ""))[1],
+                    "the poller tries version 3 and reports why it failed")
         now = index(client)
         check(now[("vit", "3")][0] == "UNAVAILABLE", f"version 3 UNAVAILABLE: {now[('vit', '3')]}")
         check(now[("vit", "2")][0] == "READY", f"version 2 still READY: {now[('vit', '2')]}")

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -43,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import checks  # noqa: E402
 import exposition  # noqa: E402
-from checks import check  # noqa: E402
+from checks import check, wait_for  # noqa: E402
 from server import fixture_repository, start_with_ports, stop_server  # noqa: E402
 
 MAX_RUNNING = 2        # --max_running_sequences: the cache has this many slots
@@ -54,20 +53,6 @@ TOKEN = "standard-metrics-token"
 USER, PASSWORD = "scraper", "s3cret"
 VISION_MODELS = ("vit", "seg")
 LANGUAGE_MODELS = ("lm",)
-
-
-def wait_for(condition, what, timeout_s=60):
-    """Polls `condition` (a scrape, usually) until it returns a true value, which it returns; a
-    failure after `timeout_s`. A condition, not a sleep for ordering: it ends when the server
-    reports the state."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    check(False, f"{what} within {timeout_s} s")
-
 
 
 def http_get(port, path, headers=None):
