@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
@@ -207,9 +206,7 @@ absl::Status ModelRepository::Unload(const std::string& name, const char* action
         }
         continue;
       }
-      version.snapshot.state = ModelState::kUnloading;
-      version.snapshot.reason = "unloading: finishing the requests it accepted";
-      released.push_back(std::move(version.servable));
+      released.push_back(TakeOutOfService(&version, "unloading: finishing the requests it accepted"));
       versions.push_back(v);
     }
   }
@@ -371,9 +368,7 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
     for (auto& [v, version] : model.versions) {
       if (std::find(found->wanted.begin(), found->wanted.end(), v) != found->wanted.end()) continue;
       if (version.servable && wanted_ready) {
-        version.snapshot.state = ModelState::kUnloading;
-        version.snapshot.reason = "unloading: the version policy no longer serves it";
-        released.push_back(std::move(version.servable));
+        released.push_back(TakeOutOfService(&version, "unloading: the version policy no longer serves it"));
         LogInfo("model %s version %d: no longer served by its version policy; draining", name, v);
       } else if (version.servable) {
         version.snapshot.reason = "kept serving: no version the policy serves is ready";
@@ -390,16 +385,17 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
   Changed();
   released.clear();
   if (options_.metrics) {
-    std::optional<model::ModelFamily> family;
+    std::optional<model::ModelFamily> family;  // only a ready model gets its family's series
     int64_t newest = 1;
     {
       absl::MutexLock lock(&mu_);
-      family = models_[name].family;
       const std::vector<int64_t> ready = ReadyVersions(models_[name]);
-      if (!ready.empty()) newest = ready.front();
-      else family.reset();
+      if (!ready.empty()) {
+        family = models_[name].family;
+        newest = ready.front();
+      }
     }
-    options_.metrics->RegisterModel(name, ModelReady(name), family, newest);
+    options_.metrics->RegisterModel(name, family.has_value(), family, newest);
   }
   Changed();
   return first_error;
@@ -514,231 +510,12 @@ void ModelRepository::PollLoop() {
   while (!stop_polling_.WaitForNotificationWithTimeout(options_.poll_interval)) Poll();
 }
 
-ModelSnapshot ModelRepository::Placeholder(const std::string& name, const Model& model) {
-  ModelSnapshot s;
-  s.name = name;
-  s.directory = model.directory;
-  s.family = model.family;
-  s.state = model.state;
-  s.reason = model.reason;
-  return s;
+std::shared_ptr<Servable> ModelRepository::TakeOutOfService(Version* version, const char* reason) {
+  version->snapshot.state = ModelState::kUnloading;
+  version->snapshot.reason = reason;
+  return std::move(version->servable);
 }
 
-std::vector<int64_t> ModelRepository::ReadyVersions(const Model& model) {
-  std::vector<int64_t> out;
-  for (const auto& [v, version] : model.versions) {
-    if (version.snapshot.state == ModelState::kReady) out.push_back(v);
-  }
-  return out;
-}
-
-std::vector<ModelSnapshot> ModelRepository::Index(bool ready_only) const {
-  // What the directory holds, read before the lock: every version on disk is listed, the ones
-  // not loaded as UNAVAILABLE.
-  std::map<std::string, std::map<int64_t, std::string>> on_disk;  // name -> version -> directory
-  if (!ready_only) {
-    if (auto names = ListModelDirectories(options_.root); names.ok()) {
-      for (const std::string& name : *names) {
-        auto& versions = on_disk[name];
-        if (auto found = ReadModelVersions(options_.root, name); found.ok()) {
-          for (const auto& [v, dir] : found->found) versions[v] = dir.path;
-        }
-      }
-    }
-  }
-  absl::MutexLock lock(&mu_);
-  std::vector<ModelSnapshot> out;
-  for (const auto& [name, model] : models_) {
-    for (const auto& [v, version] : model.versions) {
-      if (ready_only && version.snapshot.state != ModelState::kReady) continue;
-      out.push_back(version.snapshot);
-    }
-  }
-  if (ready_only) return out;
-  for (const auto& [name, model] : models_) on_disk[name];  // known models, on disk or not
-  for (const auto& [name, versions] : on_disk) {
-    auto known = models_.find(name);
-    bool any = known != models_.end() && !known->second.versions.empty();
-    for (const auto& [v, directory] : versions) {
-      if (known != models_.end() && known->second.versions.count(v)) continue;
-      ModelSnapshot s;
-      s.name = name;
-      s.version = v;
-      s.directory = directory;
-      s.state = ModelState::kUnavailable;
-      s.reason = known != models_.end() && known->second.wanted ? "not served by the version policy" : "not loaded";
-      out.push_back(std::move(s));
-      any = true;
-    }
-    if (!any) {
-      if (known != models_.end()) {
-        out.push_back(Placeholder(name, known->second));
-      } else {
-        ModelSnapshot s;
-        s.name = name;
-        s.state = ModelState::kUnavailable;
-        s.reason = "not loaded";
-        out.push_back(std::move(s));
-      }
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const ModelSnapshot& a, const ModelSnapshot& b) {
-    return a.name != b.name ? a.name < b.name : a.version > b.version;
-  });
-  return out;
-}
-
-std::vector<ModelSnapshot> ModelRepository::List() const {
-  absl::MutexLock lock(&mu_);
-  std::vector<ModelSnapshot> out;
-  for (const auto& [name, model] : models_) {
-    const std::vector<int64_t> ready = ReadyVersions(model);
-    ModelSnapshot s = !ready.empty()             ? model.versions.at(ready.front()).snapshot
-                      : !model.versions.empty() && model.state != ModelState::kUnavailable
-                          ? model.versions.begin()->second.snapshot
-                          : Placeholder(name, model);
-    if (ready.empty() && model.state == ModelState::kFailed && !model.reason.empty()) s.reason = model.reason;
-    s.ready_versions = ready;
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-bool ModelRepository::Contains(const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  return models_.count(name) > 0;
-}
-
-absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name, absl::string_view version) const {
-  auto v = ParseVersion(name, version);
-  if (!v.ok()) return v.status();
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
-  }
-  const Model& model = it->second;
-  const std::vector<int64_t> ready = ReadyVersions(model);
-  ModelSnapshot s;
-  if (*v == 0) {
-    s = !ready.empty()                                                           ? model.versions.at(ready.front()).snapshot
-        : !model.versions.empty() && model.state != ModelState::kUnavailable ? model.versions.begin()->second.snapshot
-                                                                               : Placeholder(name, model);
-    if (ready.empty() && model.state == ModelState::kFailed && !model.reason.empty()) s.reason = model.reason;
-  } else {
-    auto found = model.versions.find(*v);
-    if (found == model.versions.end()) {
-      return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ", *v, "; ready versions: [",
-                                              absl::StrJoin(ready, ", "), "]"));
-    }
-    s = found->second.snapshot;
-  }
-  s.ready_versions = ready;
-  return s;
-}
-
-absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::GetServable(const std::string& name,
-                                                                       absl::string_view version,
-                                                                       model::ModelFamily family,
-                                                                       int64_t* served_version) const {
-  auto v = ParseVersion(name, version);
-  if (!v.ok()) return v.status();
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("no model named \"", name, "\"; ListModels shows the models served"));
-  }
-  const Model& model = it->second;
-  const Version* chosen = nullptr;
-  if (*v == 0) {
-    for (const auto& [number, candidate] : model.versions) {
-      if (candidate.servable) {
-        chosen = &candidate;
-        break;
-      }
-    }
-    if (!chosen) {
-      switch (model.state) {
-        case ModelState::kLoading:
-          return absl::UnavailableError(absl::StrCat("model \"", name, "\" is still loading"));
-        case ModelState::kFailed:
-          return absl::UnavailableError(absl::StrCat("model \"", name, "\" failed to load: ", model.reason));
-        default:
-          return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not loaded",
-                                                     model.reason.empty() ? "" : absl::StrCat(" (", model.reason, ")")));
-      }
-    }
-  } else {
-    auto found = model.versions.find(*v);
-    if (found == model.versions.end()) {
-      return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ", *v, "; ready versions: [",
-                                              absl::StrJoin(ReadyVersions(model), ", "), "]"));
-    }
-    chosen = &found->second;
-    if (!chosen->servable) {
-      const ModelSnapshot& s = chosen->snapshot;
-      return absl::UnavailableError(absl::StrCat("model \"", name, "\" version ", *v, " is ", ModelStateName(s.state),
-                                                 s.reason.empty() ? "" : absl::StrCat(": ", s.reason)));
-    }
-  }
-  if (chosen->snapshot.family != family) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model \"", name, "\" is a ",
-        chosen->snapshot.family ? model::FamilyName(*chosen->snapshot.family) : "model", ", not a ",
-        model::FamilyName(family)));
-  }
-  if (served_version) *served_version = chosen->snapshot.version;
-  return chosen->servable;
-}
-
-bool ModelRepository::ServerReady() const {
-  absl::MutexLock lock(&mu_);
-  if (!started_ || shut_down_) return false;
-  bool any = false;
-  for (const auto& [name, model] : models_) {
-    const bool ready = !ReadyVersions(model).empty();
-    any = any || ready;
-    if (options_.strict_readiness && model.wanted && !ready) return false;
-  }
-  return any;
-}
-
-bool ModelRepository::ModelReady(const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  return it != models_.end() && !ReadyVersions(it->second).empty();
-}
-
-std::vector<ModelRepository::ModelLoad> ModelRepository::Loads() const {
-  absl::MutexLock lock(&mu_);
-  std::vector<ModelLoad> out;
-  for (const auto& [name, model] : models_) {
-    if (!model.family) continue;  // never read: no series yet
-    ModelLoad sum{name, {}};
-    // A model with nothing serving reports zero load, so its gauges drop after an unload.
-    if (model.family == model::ModelFamily::kLanguageModel) sum.load.generation = GenerationLoad{};
-    for (const auto& [v, version] : model.versions) {
-      if (!version.servable) continue;
-      const ServableLoad l = version.servable->load();
-      sum.load.queued_items += l.queued_items;
-      sum.load.instances += l.instances;
-      sum.load.busy_instances += l.busy_instances;
-      if (l.generation) {
-        if (!sum.load.generation) sum.load.generation = GenerationLoad{};
-        GenerationLoad& g = *sum.load.generation;
-        g.running += l.generation->running;
-        g.waiting += l.generation->waiting;
-        g.cache_slots += l.generation->cache_slots;
-        g.cache_slots_used += l.generation->cache_slots_used;
-        g.cache_bytes_allocated += l.generation->cache_bytes_allocated;
-        g.cache_bytes_used += l.generation->cache_bytes_used;
-        g.slot_tokens = l.generation->slot_tokens;
-      }
-    }
-    out.push_back(std::move(sum));
-  }
-  return out;
-}
 
 void ModelRepository::Shutdown() {
   if (!stop_polling_.HasBeenNotified()) stop_polling_.Notify();

@@ -12,6 +12,9 @@
 // its first load is kept, FAILED with its reason, and the others serve. Callers get a shared
 // handle, so a version stays alive while a request uses it.
 //
+// The lifecycle is in model_repository.cc, the read side (index, snapshots, the servable a
+// request gets, readiness) in model_repository_queries.cc.
+//
 // Thread-safety: all methods may be called concurrently; loads and unloads run one at a time.
 #pragma once
 
@@ -198,6 +201,12 @@ class ModelRepository {
   // The version with no version directory that stands for a model in Index and List.
   static ModelSnapshot Placeholder(const std::string& name, const Model& model);
   static std::vector<int64_t> ReadyVersions(const Model& model);
+  // The snapshot that stands for a model (List, Describe without a version): its newest ready
+  // version, else its newest known one, else Placeholder; with ready_versions filled.
+  static ModelSnapshot Representative(const std::string& name, const Model& model);
+  static absl::Status NoSuchVersion(const std::string& name, int64_t version, const Model& model);
+  // Marks a serving version UNLOADING with `reason` and hands over the repository's lease.
+  static std::shared_ptr<Servable> TakeOutOfService(Version* version, const char* reason);
   std::shared_ptr<Servable> Lease(const std::string& name, int64_t version, uint64_t generation,
                                   std::shared_ptr<Servable> servable, int64_t bytes);
   void Drained(const std::string& name, int64_t version, uint64_t generation, int64_t bytes);

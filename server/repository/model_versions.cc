@@ -166,7 +166,8 @@ absl::StatusOr<std::vector<std::string>> ListModelDirectories(const std::string&
   return names;
 }
 
-absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const std::string& name) {
+absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const std::string& name,
+                                                bool fingerprint) {
   if (absl::Status s = CheckModelName(name); !s.ok()) return s;
   const fs::path dir = fs::path(root) / name;
   std::error_code ec;
@@ -181,7 +182,7 @@ absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const s
     VersionDirectory v;
     absl::SimpleAtoi(base, &v.version);
     v.path = sub.path().string();
-    Fingerprint(sub.path(), /*skip_versions=*/false, &v);
+    if (fingerprint) Fingerprint(sub.path(), /*skip_versions=*/false, &v);
     out.found[v.version] = std::move(v);
   }
   const std::string config_file = (dir / "config.json").string();
@@ -194,7 +195,7 @@ absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const s
     VersionDirectory v;
     v.version = 1;
     v.path = dir.string();
-    Fingerprint(dir, /*skip_versions=*/true, &v);
+    if (fingerprint) Fingerprint(dir, /*skip_versions=*/true, &v);
     out.found[1] = std::move(v);
     out.wanted = {1};
     return out;

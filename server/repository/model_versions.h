@@ -52,7 +52,10 @@ absl::Status CheckModelName(absl::string_view name);
 
 // Reads `<root>/<name>`: NOT_FOUND when it is not a model directory (no config.json in it or
 // in a numbered subdirectory), INVALID_ARGUMENT for a bad version policy (naming the file).
-absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const std::string& name);
+// `fingerprint`: also read every file's size and time (VersionDirectory's fingerprint and
+// bytes, which loading needs); without, only what versions there are (the index).
+absl::StatusOr<ModelVersions> ReadModelVersions(const std::string& root, const std::string& name,
+                                                bool fingerprint = true);
 
 // The model directories under `root` (sorted); fails only when `root` cannot be read.
 absl::StatusOr<std::vector<std::string>> ListModelDirectories(const std::string& root);
