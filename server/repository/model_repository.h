@@ -200,6 +200,8 @@ class ModelRepository {
   // Takes a version out of service: it drains, then its bytes leave the budget.
   // The version with no version directory that stands for a model in Index and List.
   static ModelSnapshot Placeholder(const std::string& name, const Model& model);
+  // The model named `name`, or NOT_FOUND saying so.
+  absl::StatusOr<const Model*> Find(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::vector<int64_t> ReadyVersions(const Model& model);
   // The snapshot that stands for a model (List, Describe without a version): its newest ready
   // version, else its newest known one, else Placeholder; with ready_versions filled.

@@ -119,6 +119,12 @@ std::vector<ModelSnapshot> ModelRepository::List() const {
   return out;
 }
 
+absl::StatusOr<const ModelRepository::Model*> ModelRepository::Find(const std::string& name) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) return NoSuchModel(name);
+  return &it->second;
+}
+
 bool ModelRepository::Contains(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   return models_.count(name) > 0;
@@ -128,11 +134,9 @@ absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name,
   auto v = ParseVersion(name, version);
   if (!v.ok()) return v.status();
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return NoSuchModel(name);
-  }
-  const Model& model = it->second;
+  auto found_model = Find(name);
+  if (!found_model.ok()) return found_model.status();
+  const Model& model = **found_model;
   if (*v == 0) return Representative(name, model);
   auto found = model.versions.find(*v);
   if (found == model.versions.end()) return NoSuchVersion(name, *v, model);
@@ -148,11 +152,9 @@ absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::GetServable(const std
   auto v = ParseVersion(name, version);
   if (!v.ok()) return v.status();
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return NoSuchModel(name);
-  }
-  const Model& model = it->second;
+  auto found_model = Find(name);
+  if (!found_model.ok()) return found_model.status();
+  const Model& model = **found_model;
   const Version* chosen = nullptr;
   if (*v == 0) {
     for (const auto& [number, candidate] : model.versions) {
