@@ -46,9 +46,12 @@ class Segmenter final : public ImageSegmenter {
   absl::StatusOr<std::shared_ptr<const PreparedImage>> Prepare(const RgbImage& image) const override {
     try {
       c10::InferenceMode inference;
-      ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor pixels, ImageToTensor(image, 0));
-      return std::make_shared<const PreparedImage>(
-          PreparedImage{Normalise(pixels, net_->config().normalisation)});
+      // At its own size (the segmenter pads and slides windows); as bytes for a CUDA model, as in
+      // the classifier.
+      ELLIPTICAL_ASSIGN_OR_RETURN(PreparedImage prepared,
+                                  PrepareImage(image, /*size=*/0, net_->config().normalisation, {},
+                                               /*keep_bytes=*/device_.is_cuda()));
+      return std::make_shared<const PreparedImage>(std::move(prepared));
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("preprocessing failed: ", e.what_without_backtrace()));
     }
@@ -74,6 +77,7 @@ class Segmenter final : public ImageSegmenter {
       torch::Tensor logits =
           net_->SegmentImage(ToDevice(images, device_, dtype_), with_stats ? &trace : nullptr, stop);
       if (!logits.defined()) return absl::CancelledError("stopped: no caller waits for this batch");
+      // Synchronises this thread's current stream only (its own on CUDA), as in the classifier.
       torch::Tensor classes = logits.argmax(1).to(torch::kCPU, torch::kInt32).contiguous();  // (B, H, W)
       std::vector<std::vector<std::vector<LayerStats>>> per_image(b);  // [image][window][layer]
       if (with_stats) {

@@ -4,6 +4,8 @@
 #include <malloc.h>
 
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +51,19 @@ void SetBatchComputeThreads(int threads) {
   if (torch::get_num_threads() == threads) return;
   controls.omp(threads);
   if (controls.mkl_local) controls.mkl_local(threads);
+}
+
+void UseOwnStreamOnThisThread(const std::string& device) {
+  try {
+    const torch::Device d(device);
+    if (!d.is_cuda() || !torch::cuda::is_available()) return;
+    const c10::DeviceIndex index = d.has_index() ? d.index() : c10::cuda::current_device();
+    c10::cuda::CUDAGuard guard(index);
+    c10::cuda::getDefaultCUDAStream(index).synchronize();
+    c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
+  } catch (const c10::Error&) {
+    // The default stream stays current (see the header).
+  }
 }
 
 std::string RuntimeSummary() {

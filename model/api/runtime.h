@@ -20,6 +20,16 @@ void SetComputeThreadsForThisThread(int threads);
 // oneDNN's primitive cache, which a bf16 model on AMX then rebuilds for milliseconds.)
 void SetBatchComputeThreads(int threads);
 
+// Makes a stream of LibTorch's pool on `device` (ModelDescription::device: "cuda:0") the calling
+// thread's current stream, so the copies, kernels and copy-back of the batches this thread runs
+// are ordered on that stream alone: a model instance's copy-back then waits for its own work,
+// not for another instance's (LibTorch's current stream is per thread; on the shared default
+// stream every instance waited for all). Work queued on the device's default stream before
+// (loading weights, clearing caches) is finished first: pool streams do not wait for it. Call it
+// at the start of each thread that runs a model's batches. A no-op for "cpu"; should the call
+// fail, the thread stays on the default stream, which is slower but as correct.
+void UseOwnStreamOnThisThread(const std::string& device);
+
 // Keeps freed activation buffers in the process instead of returning them to the kernel after
 // every forward: glibc otherwise serves tensors above its mmap threshold with fresh mappings
 // whose pages fault in again each time (measured: DeiT-Tiny forward 170 -> 136 ms, one thread).

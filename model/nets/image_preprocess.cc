@@ -120,33 +120,47 @@ absl::StatusOr<RgbImage> ResizeForModel(const RgbImage& image, int size, const R
                          static_cast<int>(CenterCropOffset(height, size)), size, size, filter);
 }
 
-absl::StatusOr<torch::Tensor> PreprocessImages(absl::Span<const RgbImage> images, int size,
-                                               const Normalisation& normalisation,
-                                               const ResizePolicy& resize) {
-  std::vector<torch::Tensor> resized;
-  resized.reserve(images.size());
-  for (size_t i = 0; i < images.size(); ++i) {
-    torch::Tensor t;
-    if (resize.interpolation == Interpolation::kTorchBilinear) {
-      ELLIPTICAL_ASSIGN_OR_RETURN(t, ImageToTensor(images[i], i));
-      if (t.size(2) != size || t.size(3) != size) {
-        t = F::interpolate(t, F::InterpolateFuncOptions()
-                                  .size(std::vector<int64_t>{size, size})
-                                  .mode(torch::kBilinear)
-                                  .align_corners(false)
-                                  .antialias(true));
-      }
-    } else {
-      ELLIPTICAL_RETURN_IF_ERROR(CheckImage(images[i], i));
-      auto image = ResizeForModel(images[i], size, resize);
-      if (!image.ok()) {
-        return absl::Status(image.status().code(), absl::StrCat("image ", i, ": ", image.status().message()));
-      }
-      ELLIPTICAL_ASSIGN_OR_RETURN(t, ImageToTensor(*image, i));
-    }
-    resized.push_back(t);
+namespace {
+
+// An 8-bit image at the model's size, as bytes or normalised.
+absl::StatusOr<PreparedImage> FromBytes(const RgbImage& image, const Normalisation& normalisation,
+                                        bool keep_bytes) {
+  if (!keep_bytes) {
+    ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, ImageToTensor(image, 0));
+    return PreparedImage(Normalise(t, normalisation));
   }
-  return Normalise(torch::cat(resized, 0), normalisation);
+  // A copy (from_blob's memory is not ours), laid out (1, 3, H, W) as the batch takes it.
+  return PreparedImage(torch::from_blob(const_cast<uint8_t*>(image.pixels.data()),
+                                        {image.height, image.width, 3}, torch::kUInt8)
+                           .permute({2, 0, 1})
+                           .unsqueeze(0)
+                           .clone(torch::MemoryFormat::Contiguous),
+                       normalisation);
+}
+
+}  // namespace
+
+absl::StatusOr<PreparedImage> PrepareImage(const RgbImage& image, int size, const Normalisation& normalisation,
+                                           const ResizePolicy& resize, bool keep_bytes) {
+  ELLIPTICAL_RETURN_IF_ERROR(CheckImage(image, 0));
+  const bool at_size = size <= 0 || (image.width == size && image.height == size);
+  if (size <= 0 || resize.interpolation == Interpolation::kTorchBilinear) {
+    if (at_size) return FromBytes(image, normalisation, keep_bytes);
+    ELLIPTICAL_ASSIGN_OR_RETURN(torch::Tensor t, ImageToTensor(image, 0));
+    t = F::interpolate(t, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{size, size})
+                              .mode(torch::kBilinear)
+                              .align_corners(false)
+                              .antialias(true));
+    return PreparedImage(Normalise(t, normalisation));
+  }
+  // A Pillow policy resizes even an image at the size (timm's eval transform scales up, then
+  // crops); its output is 8-bit.
+  auto resized = ResizeForModel(image, size, resize);
+  if (!resized.ok()) {
+    return absl::Status(resized.status().code(), absl::StrCat("image 0: ", resized.status().message()));
+  }
+  return FromBytes(*resized, normalisation, keep_bytes);
 }
 
 }  // namespace elliptical::model

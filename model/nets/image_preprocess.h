@@ -1,6 +1,6 @@
-// RGB8 images -> the normalised float tensors the vision models take: resize when the model
-// needs a fixed square input (as the model's config says: ResizePolicy), scale to [0, 1],
-// subtract mean, divide by std.
+// RGB8 images -> the tensors the vision models take: resize when the model needs a fixed square
+// input (as the model's config says: ResizePolicy), scale to [0, 1], subtract mean, divide by
+// std (or keep the bytes for the device to do the last three: prepared_image.h).
 #pragma once
 
 #include <memory>
@@ -42,11 +42,15 @@ int64_t CenterCropOffset(int64_t length, int crop);
 // inconsistent image, torch_bilinear, or a shape too extreme to resize.
 absl::StatusOr<RgbImage> ResizeForModel(const RgbImage& image, int size, const ResizePolicy& policy);
 
-// Brings each image to size x size as `resize` says. Returns (B, 3, size, size) float32 on the
-// CPU. The default policy is the original one: stretch with LibTorch's antialiased bilinear on
-// float pixels.
-absl::StatusOr<torch::Tensor> PreprocessImages(absl::Span<const RgbImage> images, int size,
-                                               const Normalisation& normalisation,
-                                               const ResizePolicy& resize = {});
+// One image as a vision model takes it: brought to size x size as `resize` says (size 0: kept
+// as it is, the segmenter's case), scaled to [0, 1] and normalised. Where the image reaches the
+// model as 8 bits per channel (a Pillow-interpolated policy's output, or an image already at
+// the size) and `keep_bytes`, the result holds those bytes and the normalisation instead, for
+// ToDevice to finish on the device; otherwise a float32 tensor, as torch_bilinear's
+// antialiased resize of float pixels makes one. The default policy is the original one:
+// stretch with LibTorch's antialiased bilinear on float pixels. Errors name the image as
+// image 0.
+absl::StatusOr<PreparedImage> PrepareImage(const RgbImage& image, int size, const Normalisation& normalisation,
+                                           const ResizePolicy& resize, bool keep_bytes);
 
 }  // namespace elliptical::model

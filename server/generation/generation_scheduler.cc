@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/exception_guard.h"
+#include "model/api/runtime.h"
 #include "server/generation/text_stream.h"
 #include "server/log.h"
 
@@ -388,6 +389,7 @@ void GenerationScheduler::Step() {
 }
 
 void GenerationScheduler::Work() {
+  model::UseOwnStreamOnThisThread(model_->description().device);  // a stream of its own on a GPU
   for (;;) {
     {
       absl::MutexLock lock(&mu_);

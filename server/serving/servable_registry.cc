@@ -44,7 +44,8 @@ struct InstanceWarmup {
 };
 
 template <typename Servable>
-typename Servable::Batcher::Options BatcherOptions(const ServableContext& c, std::shared_ptr<InstanceWarmup> warmup) {
+typename Servable::Batcher::Options BatcherOptions(const ServableContext& c, const std::string& device,
+                                                   std::shared_ptr<InstanceWarmup> warmup) {
   typename Servable::Batcher::Options o;
   o.batching = c.serving.batching;
   o.instances = c.serving.instances.count;
@@ -58,8 +59,10 @@ typename Servable::Batcher::Options BatcherOptions(const ServableContext& c, std
   // taking all of them; then it warms up with those threads, as it will serve, and, where it
   // lends, with every instance's threads too: OpenMP starts a larger team the first time one is
   // asked for, which would otherwise fall on the first lone request (measured: 6 ms against 1.5).
-  o.on_instance_start = [per_instance, all, lends, warmup](int instance) {
+  o.on_instance_start = [per_instance, all, lends, warmup, device](int instance) {
     if (per_instance > 0) model::SetComputeThreadsForThisThread(per_instance);
+    // On a GPU each instance queues its batches on a stream of its own (a no-op on the CPU).
+    model::UseOwnStreamOnThisThread(device);
     if (warmup->run) {
       std::vector<int> thread_counts = {per_instance};
       if (lends) thread_counts.push_back(all);
@@ -146,7 +149,7 @@ absl::StatusOr<std::shared_ptr<Servable>> LoadVision(const ServableContext& c, s
     };
   }
   const absl::Time start = absl::Now();
-  auto servable = std::make_shared<ServableT>(c.name, m, BatcherOptions<ServableT>(c, warmup), run,
+  auto servable = std::make_shared<ServableT>(c.name, m, BatcherOptions<ServableT>(c, m->description().device, warmup), run,
                                               same_size_batches, Sampling(c));
   warmup->done.Wait();
   absl::MutexLock lock(&warmup->mu);
