@@ -174,12 +174,15 @@ class DecoderLanguageModel final : public LanguageModel {
         const bool prefix = config().scale_mode == ScaleMode::kPrefix;
         LmCache cache;
         std::vector<LayerTrace> trace;
-        torch::Tensor out = net_->forward(tokens, lengths, config().scale_mode,
-                                          prefix ? &cache : nullptr, stats ? &trace : nullptr);
+        torch::Tensor hidden = net_->Hidden(tokens, lengths, config().scale_mode,
+                                            prefix ? &cache : nullptr, stats ? &trace : nullptr);
         if (stats) *stats = SummariseTrace(trace, static_cast<int64_t>(rows.size()));
-        if (scoring) scored = ScorePrompts(out, tokens, rows, scoring->wanted);
+        // The output layer runs where logits are used: each row's last real position, and every
+        // position of the rows that score their prompt. Every row's next-token logits come from
+        // the same (B, C) product, scored or not, so scoring changes none of them.
+        if (scoring) scored = ScorePrompts(hidden, tokens, rows, scoring->wanted);
         if (prefix) pool_->slots.Write(first, cache);
-        return LastLogits(out, lengths);
+        return ToVectors(net_->Head(LastHidden(hidden, lengths)));
       });
       if (!logits.ok()) return logits.status();
       for (size_t b = 0; b < rows.size(); ++b) {
@@ -248,7 +251,7 @@ class DecoderLanguageModel final : public LanguageModel {
     ELLIPTICAL_RETURN_IF_ERROR(CheckTokens(row, 0));
     return Guarded<std::vector<float>>("scoring", [&] {
       auto [batch, lengths] = Batch({row});
-      return ScorePrompts(net_->forward(batch, lengths, mode), batch, {row}, {true})[0];
+      return ScorePrompts(net_->Hidden(batch, lengths, mode), batch, {row}, {true})[0];
     });
   }
 
@@ -295,19 +298,20 @@ class DecoderLanguageModel final : public LanguageModel {
     return {tokens.to(device_), lengths.to(device_)};
   }
 
-  // logits (B, L, V) -> each row's logits at its last real token.
-  static std::vector<Logits> LastLogits(const torch::Tensor& logits, const torch::Tensor& lengths) {
-    const int64_t b = logits.size(0), v = logits.size(2);
-    torch::Tensor index = (lengths - 1).view({b, 1, 1}).expand({b, 1, v});
-    return ToVectors(logits.gather(1, index).squeeze(1));
+  // hidden (B, L, C) -> each row's hidden state at its last real token (B, C).
+  static torch::Tensor LastHidden(const torch::Tensor& hidden, const torch::Tensor& lengths) {
+    const int64_t b = hidden.size(0), c = hidden.size(2);
+    torch::Tensor index = (lengths - 1).view({b, 1, 1}).expand({b, 1, c});
+    return hidden.gather(1, index).squeeze(1);
   }
 
-  // For each wanted row b of `rows.size()` (the prompts of the padded `tokens` (B, L) whose
-  // `logits` (B, L, V) a forward gave), log p(token t | tokens < t) for t = 1..len-1: the
-  // float32 log-softmax at t-1, gathered at token t. The others get nothing, and cost nothing.
-  static std::vector<std::vector<float>> ScorePrompts(const torch::Tensor& logits, const torch::Tensor& tokens,
-                                                      const std::vector<std::vector<int32_t>>& rows,
-                                                      const std::vector<bool>& wanted) {
+  // For each wanted row b of `rows.size()` (the prompts of the padded `tokens` (B, L) whose last
+  // hidden states `hidden` (B, L, C) a forward gave), log p(token t | tokens < t) for
+  // t = 1..len-1: the float32 log-softmax at t-1, gathered at token t. Only those rows go through
+  // the output layer; the others get nothing, and cost nothing.
+  std::vector<std::vector<float>> ScorePrompts(const torch::Tensor& hidden, const torch::Tensor& tokens,
+                                               const std::vector<std::vector<int32_t>>& rows,
+                                               const std::vector<bool>& wanted) {
     std::vector<std::vector<float>> out(rows.size());
     std::vector<int64_t> picked;
     for (size_t b = 0; b < rows.size(); ++b) {
@@ -316,9 +320,9 @@ class DecoderLanguageModel final : public LanguageModel {
     if (picked.empty() || tokens.size(1) < 2) return out;
     const int64_t steps = tokens.size(1) - 1;
     torch::Tensor index = torch::tensor(picked, torch::kInt64).to(tokens.device());
-    // (R, L-1, V) in float32; a no-op view for a float32 model. Padding positions are scored
-    // too (garbage) and dropped below: one batched kernel beats R ragged ones.
-    torch::Tensor x = logits.index_select(0, index).narrow(1, 0, steps).to(torch::kFloat32);
+    // (R, L-1, V) float32 logits. Padding positions are scored too (garbage) and dropped below:
+    // one batched kernel beats R ragged ones.
+    torch::Tensor x = net_->Head(hidden.index_select(0, index).narrow(1, 0, steps));
     torch::Tensor next = tokens.index_select(0, index).narrow(1, 1, steps).unsqueeze(2);  // (R, L-1, 1)
     torch::Tensor logp = (x.gather(2, next).squeeze(2) - x.logsumexp(2)).to(torch::kCPU).contiguous();
     const float* p = logp.data_ptr<float>();
@@ -345,7 +349,7 @@ class DecoderLanguageModel final : public LanguageModel {
       rows.back().push_back(tokens[i]);
     }
     auto [batch, lengths] = Batch(rows);
-    return LastLogits(net_->forward(batch, lengths, ScaleMode::kSegment), lengths);
+    return ToVectors(net_->Head(LastHidden(net_->Hidden(batch, lengths, ScaleMode::kSegment), lengths)));
   }
 
   // `compact`: the step's slots are exactly 0..n-1, so it decodes on views of the slots in slot
