@@ -12,6 +12,7 @@
 #include "model/nets/decoder_lm.h"
 #include "model/io/device.h"
 #include "model/nets/layer_stats.h"
+#include "model/nets/token_draw.h"
 #include "model/io/module_loader.h"
 #include "model/io/weights.h"
 
@@ -107,7 +108,10 @@ class DecoderLanguageModel final : public LanguageModel {
         device_(device),
         description_(std::move(description)),
         tf32_vote_(std::move(tf32_vote)),
-        pool_(std::make_shared<SlotPool>()) {
+        pool_(std::make_shared<SlotPool>()),
+        samples_on_device_(config().decode.sample_on_device == SampleOnDevice::kAuto
+                               ? device.is_cuda()
+                               : config().decode.sample_on_device == SampleOnDevice::kOn) {
     const bool prefix = config().scale_mode == ScaleMode::kPrefix;
     const int64_t slot = LmSlots::BytesPerSlot(config(), dtype());
     pool_->bytes_per_token = prefix ? CacheBytesPerToken() : 0;
@@ -152,7 +156,8 @@ class DecoderLanguageModel final : public LanguageModel {
   absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
       std::vector<std::unique_ptr<Sequence>>* sequences,
-      std::vector<std::vector<LayerStats>>* stats, PromptScoring* scoring) override {
+      std::vector<std::vector<LayerStats>>* stats, PromptScoring* scoring,
+      DeviceSampling* sampling) override {
     std::vector<std::vector<int32_t>> rows(prompts.begin(), prompts.end());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (rows[i].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
@@ -161,6 +166,7 @@ class DecoderLanguageModel final : public LanguageModel {
     std::vector<std::unique_ptr<Sequence>> started;
     absl::StatusOr<std::vector<Logits>> logits;
     std::vector<std::vector<float>> scored;
+    std::vector<DrawnToken> drawn;
     {
       absl::MutexLock lock(&pool_->mu);
       const int first = static_cast<int>(pool_->owners.size());
@@ -182,7 +188,7 @@ class DecoderLanguageModel final : public LanguageModel {
         // the same (B, C) product, scored or not, so scoring changes none of them.
         if (scoring) scored = ScorePrompts(hidden, tokens, rows, scoring->wanted);
         if (prefix) pool_->slots.Write(first, cache);
-        return ToVectors(net_->Head(LastHidden(hidden, lengths)));
+        return Deliver(net_->Head(LastHidden(hidden, lengths)), Identity(rows.size()), sampling, &drawn);
       });
       if (!logits.ok()) return logits.status();
       for (size_t b = 0; b < rows.size(); ++b) {
@@ -196,11 +202,13 @@ class DecoderLanguageModel final : public LanguageModel {
     // Outside the lock: whatever `sequences` held before is released here.
     *sequences = std::move(started);
     if (scoring) scoring->logprobs = std::move(scored);
+    if (sampling) sampling->drawn = std::move(drawn);
     return logits;
   }
 
   absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
-                                           absl::Span<const int32_t> tokens) override {
+                                           absl::Span<const int32_t> tokens,
+                                           DeviceSampling* sampling) override {
     if (sequences.size() != tokens.size()) {
       return absl::InvalidArgumentError("Step needs one token per sequence");
     }
@@ -230,9 +238,14 @@ class DecoderLanguageModel final : public LanguageModel {
     if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
       return absl::InvalidArgumentError("Step was given the same sequence twice");
     }
+    std::vector<DrawnToken> drawn;
     auto logits = Guarded<std::vector<Logits>>("decode step", [&] {
-      if (config().scale_mode == ScaleMode::kSegment) return StepSegment(seqs, tokens);
-      return StepPrefix(seqs, tokens, slots, sorted.back() + 1 == static_cast<int>(seqs.size()));
+      if (config().scale_mode == ScaleMode::kSegment) {
+        return Deliver(StepSegment(seqs, tokens), Identity(seqs.size()), sampling, &drawn);
+      }
+      std::vector<int> order;
+      torch::Tensor out = StepPrefix(seqs, tokens, slots, sorted.back() + 1 == static_cast<int>(seqs.size()), &order);
+      return Deliver(out, order, sampling, &drawn);
     });
     if (!logits.ok()) {
       for (LmSequence* s : seqs) s->damaged = config().scale_mode == ScaleMode::kPrefix;
@@ -241,6 +254,7 @@ class DecoderLanguageModel final : public LanguageModel {
     for (size_t i = 0; i < seqs.size(); ++i) seqs[i]->tokens.push_back(tokens[i]);
     pool_->live_tokens += static_cast<int64_t>(seqs.size());
     pool_->Publish();
+    if (sampling) sampling->drawn = std::move(drawn);
     return logits;
   }
 
@@ -263,6 +277,7 @@ class DecoderLanguageModel final : public LanguageModel {
 
   const ModelDescription& description() const override { return description_; }
   const LmConfig& config() const override { return net_->config(); }
+  bool samples_on_device() const override { return samples_on_device_; }
 
  private:
   torch::ScalarType dtype() const { return net_->parameters().front().scalar_type(); }
@@ -333,6 +348,58 @@ class DecoderLanguageModel final : public LanguageModel {
     return out;
   }
 
+  static std::vector<int> Identity(size_t n) {
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    return order;
+  }
+
+  // What a forward's next-token logits (R, V) on the device become: row r belongs to request
+  // order[r]. The rows `sampling` asks for are drawn here (DrawTokens) and come back as
+  // (id, logprob) in `drawn`, all of them in one (3, R) copy; only the other rows' logits are
+  // copied to the host. Indexed by request; a drawn request's Logits stay empty.
+  std::vector<Logits> Deliver(const torch::Tensor& logits, const std::vector<int>& order,
+                              const DeviceSampling* sampling, std::vector<DrawnToken>* drawn) const {
+    const size_t n = order.size();
+    const auto wanted = [&](int request) {
+      return sampling != nullptr && static_cast<size_t>(request) < sampling->rows.size() &&
+             sampling->rows[request].wanted;
+    };
+    std::vector<int64_t> draw_rows, logit_rows;
+    for (size_t r = 0; r < n; ++r) (wanted(order[r]) ? draw_rows : logit_rows).push_back(static_cast<int64_t>(r));
+    const auto rows_of = [&](const std::vector<int64_t>& which) {
+      return which.size() == n ? logits : logits.index_select(0, torch::tensor(which, torch::kInt64).to(device_));
+    };
+    std::vector<Logits> out(n);
+    drawn->assign(n, DrawnToken());
+    if (!draw_rows.empty()) {
+      const int64_t r = static_cast<int64_t>(draw_rows.size());
+      torch::Tensor params = torch::empty({4, r}, torch::kFloat64);
+      auto p = params.accessor<double, 2>();
+      bool any_sampled = false;
+      for (int64_t j = 0; j < r; ++j) {
+        const DeviceDraw& d = sampling->rows[order[draw_rows[j]]];
+        p[kDrawTemperature][j] = d.temperature;
+        p[kDrawTopK][j] = d.top_k;
+        p[kDrawTopP][j] = d.top_p;
+        p[kDrawUniform][j] = d.u;
+        any_sampled = any_sampled || d.temperature > 0;
+      }
+      torch::Tensor result = DrawTokens(rows_of(draw_rows), params.to(device_), any_sampled).to(torch::kCPU).contiguous();
+      auto got = result.accessor<double, 2>();
+      for (int64_t j = 0; j < r; ++j) {
+        (*drawn)[order[draw_rows[j]]] = {static_cast<int32_t>(got[kDrawnId][j]),
+                                         static_cast<float>(got[kDrawnLogprob][j]),
+                                         got[kDrawnUsedUniform][j] != 0};
+      }
+    }
+    if (!logit_rows.empty()) {
+      std::vector<Logits> rows = ToVectors(rows_of(logit_rows));
+      for (size_t j = 0; j < logit_rows.size(); ++j) out[order[logit_rows[j]]] = std::move(rows[j]);
+    }
+    return out;
+  }
+
   static std::vector<Logits> ToVectors(const torch::Tensor& rows) {  // (B, V)
     torch::Tensor cpu = rows.to(torch::kCPU, torch::kFloat32).contiguous();
     std::vector<Logits> out(cpu.size(0));
@@ -342,24 +409,26 @@ class DecoderLanguageModel final : public LanguageModel {
   }
 
   // The reference estimate cannot be cached: every step recomputes every sequence.
-  std::vector<Logits> StepSegment(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens) {
+  // Next-token logits (B, V) on the device, row b for seqs[b].
+  torch::Tensor StepSegment(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens) {
     std::vector<std::vector<int32_t>> rows;
     for (size_t i = 0; i < seqs.size(); ++i) {
       rows.push_back(seqs[i]->tokens);
       rows.back().push_back(tokens[i]);
     }
     auto [batch, lengths] = Batch(rows);
-    return ToVectors(net_->Head(LastHidden(net_->Hidden(batch, lengths, ScaleMode::kSegment), lengths)));
+    return net_->Head(LastHidden(net_->Hidden(batch, lengths, ScaleMode::kSegment), lengths));
   }
 
   // `compact`: the step's slots are exactly 0..n-1, so it decodes on views of the slots in slot
   // order and copies nothing; otherwise it gathers its slots and writes the new token back.
-  std::vector<Logits> StepPrefix(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
-                                 const std::vector<int>& slots, bool compact)
+  // Returns next-token logits (n, V) on the device; row r is seqs[(*order)[r]].
+  torch::Tensor StepPrefix(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
+                           const std::vector<int>& slots, bool compact, std::vector<int>* order_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
     const int n = static_cast<int>(seqs.size());
-    std::vector<int> order(n);  // row r of the batch is seqs[order[r]]
-    std::iota(order.begin(), order.end(), 0);
+    std::vector<int>& order = *order_out;  // row r of the batch is seqs[order[r]]
+    order = Identity(n);
     if (compact) std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
     std::vector<int64_t> lengths, next, rows;
     int64_t longest = 0;
@@ -374,11 +443,9 @@ class DecoderLanguageModel final : public LanguageModel {
     LmSlots& cache = pool_->slots;
     LmCache batch = compact ? cache.View(n, longest + 1) : cache.Gather(slot_index, longest + 1);
     batch.lengths = pos;
-    std::vector<Logits> by_row = ToVectors(net_->Decode(torch::tensor(next, torch::kInt64).to(device_), &batch));
+    torch::Tensor logits = net_->Decode(torch::tensor(next, torch::kInt64).to(device_), &batch);
     if (!compact) cache.WriteStep(slot_index, batch, pos);
-    std::vector<Logits> out(n);
-    for (int r = 0; r < n; ++r) out[order[r]] = std::move(by_row[r]);
-    return out;
+    return logits;
   }
 
   DecoderLm net_;
@@ -386,6 +453,7 @@ class DecoderLanguageModel final : public LanguageModel {
   const ModelDescription description_;
   const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
   const std::shared_ptr<SlotPool> pool_;
+  const bool samples_on_device_;
 };
 
 }  // namespace
