@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "model/nets/decode_graphs.h"
 #include "model/nets/decoder_lm.h"
 #include "model/io/device.h"
 #include "model/nets/layer_stats.h"
@@ -139,6 +140,9 @@ class DecoderLanguageModel final : public LanguageModel {
     });
     if (!allocated.ok()) return allocated.status();
     pool_->capacity = static_cast<int>(fit);
+    if (config().decode.cuda_graphs && device_.is_cuda()) {
+      graphs_ = std::make_unique<DecodeGraphs>(pool_->capacity, device_, /*capture=*/true);
+    }
     pool_->Publish();
     return absl::OkStatus();
   }
@@ -244,7 +248,9 @@ class DecoderLanguageModel final : public LanguageModel {
         return Deliver(StepSegment(seqs, tokens), Identity(seqs.size()), sampling, &drawn);
       }
       std::vector<int> order;
-      torch::Tensor out = StepPrefix(seqs, tokens, slots, sorted.back() + 1 == static_cast<int>(seqs.size()), &order);
+      const bool compact = sorted.back() + 1 == static_cast<int>(seqs.size());
+      if (compact && graphs_) return StepGraph(seqs, tokens, slots, sampling, &drawn);
+      torch::Tensor out = StepPrefix(seqs, tokens, slots, compact, &order);
       return Deliver(out, order, sampling, &drawn);
     });
     if (!logits.ok()) {
@@ -354,12 +360,34 @@ class DecoderLanguageModel final : public LanguageModel {
     return order;
   }
 
+  // DrawTokens' params (4, R) on the host for rows `which` of a batch whose row r is request
+  // order[r]; rows that did not ask are greedy (zeros).
+  static torch::Tensor DrawParams(const std::vector<int64_t>& which, const std::vector<int>& order,
+                                  const DeviceSampling* sampling, bool* any_sampled) {
+    torch::Tensor params = torch::zeros({4, static_cast<int64_t>(which.size())}, torch::kFloat64);
+    auto p = params.accessor<double, 2>();
+    *any_sampled = false;
+    for (size_t j = 0; j < which.size(); ++j) {
+      const size_t request = static_cast<size_t>(order[which[j]]);
+      if (sampling == nullptr || request >= sampling->rows.size() || !sampling->rows[request].wanted) continue;
+      const DeviceDraw& d = sampling->rows[request];
+      p[kDrawTemperature][j] = d.temperature;
+      p[kDrawTopK][j] = d.top_k;
+      p[kDrawTopP][j] = d.top_p;
+      p[kDrawUniform][j] = d.u;
+      *any_sampled = *any_sampled || d.temperature > 0;
+    }
+    return params;
+  }
+
   // What a forward's next-token logits (R, V) on the device become: row r belongs to request
-  // order[r]. The rows `sampling` asks for are drawn here (DrawTokens) and come back as
-  // (id, logprob) in `drawn`, all of them in one (3, R) copy; only the other rows' logits are
-  // copied to the host. Indexed by request; a drawn request's Logits stay empty.
+  // order[r]. The rows `sampling` asks for are drawn here (DrawTokens; or taken from `drawn_rows`
+  // (3, R), when a graph step already drew every row) and come back as (id, logprob) in `drawn`,
+  // all of them in one (3, R) copy; only the other rows' logits are copied to the host. Indexed
+  // by request; a drawn request's Logits stay empty.
   std::vector<Logits> Deliver(const torch::Tensor& logits, const std::vector<int>& order,
-                              const DeviceSampling* sampling, std::vector<DrawnToken>* drawn) const {
+                              const DeviceSampling* sampling, std::vector<DrawnToken>* drawn,
+                              const torch::Tensor& drawn_rows = torch::Tensor()) const {
     const size_t n = order.size();
     const auto wanted = [&](int request) {
       return sampling != nullptr && static_cast<size_t>(request) < sampling->rows.size() &&
@@ -374,18 +402,16 @@ class DecoderLanguageModel final : public LanguageModel {
     drawn->assign(n, DrawnToken());
     if (!draw_rows.empty()) {
       const int64_t r = static_cast<int64_t>(draw_rows.size());
-      torch::Tensor params = torch::empty({4, r}, torch::kFloat64);
-      auto p = params.accessor<double, 2>();
-      bool any_sampled = false;
-      for (int64_t j = 0; j < r; ++j) {
-        const DeviceDraw& d = sampling->rows[order[draw_rows[j]]];
-        p[kDrawTemperature][j] = d.temperature;
-        p[kDrawTopK][j] = d.top_k;
-        p[kDrawTopP][j] = d.top_p;
-        p[kDrawUniform][j] = d.u;
-        any_sampled = any_sampled || d.temperature > 0;
+      torch::Tensor result;
+      if (drawn_rows.defined()) {
+        result = draw_rows.size() == n ? drawn_rows
+                                       : drawn_rows.index_select(1, torch::tensor(draw_rows, torch::kInt64).to(device_));
+      } else {
+        bool any_sampled = false;
+        torch::Tensor params = DrawParams(draw_rows, order, sampling, &any_sampled);
+        result = DrawTokens(rows_of(draw_rows), params.to(device_), any_sampled);
       }
-      torch::Tensor result = DrawTokens(rows_of(draw_rows), params.to(device_), any_sampled).to(torch::kCPU).contiguous();
+      result = result.to(torch::kCPU).contiguous();
       auto got = result.accessor<double, 2>();
       for (int64_t j = 0; j < r; ++j) {
         (*drawn)[order[draw_rows[j]]] = {static_cast<int32_t>(got[kDrawnId][j]),
@@ -448,12 +474,33 @@ class DecoderLanguageModel final : public LanguageModel {
     return logits;
   }
 
+  // A compact step at a fixed shape (model/nets/decode_graphs.h): its bucket's CUDA graph
+  // replayed, every row's token drawn inside it.
+  std::vector<Logits> StepGraph(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
+                                const std::vector<int>& slots, const DeviceSampling* sampling,
+                                std::vector<DrawnToken>* drawn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
+    const int n = static_cast<int>(seqs.size());
+    std::vector<int> order = Identity(n);  // row r is slot r
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
+    std::vector<int64_t> next, lengths, all;
+    for (int r = 0; r < n; ++r) {
+      next.push_back(tokens[order[r]]);
+      lengths.push_back(seqs[order[r]]->length());
+      all.push_back(r);
+    }
+    bool any_sampled = false;
+    torch::Tensor params = DrawParams(all, order, sampling, &any_sampled);
+    FixedStepOutputs out = graphs_->Step(*net_, pool_->slots, next, lengths, params);
+    return Deliver(out.logits, order, sampling, drawn, out.drawn);
+  }
+
   DecoderLm net_;
   const torch::Device device_;
   const ModelDescription description_;
   const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
   const std::shared_ptr<SlotPool> pool_;
   const bool samples_on_device_;
+  std::unique_ptr<DecodeGraphs> graphs_ ABSL_GUARDED_BY(pool_->mu);  // "cuda_graphs" on a CUDA model
 };
 
 }  // namespace
@@ -471,6 +518,9 @@ absl::StatusOr<std::unique_ptr<LanguageModel>> LanguageModel::Load(const std::st
         d.num_layers = config.shape.num_layers;
         d.num_heads = config.shape.num_heads;
         d.embed_dim = config.shape.d_model;
+        if (config.decode.cuda_graphs && !placement.device.is_cuda()) {
+          d.dtype_reason += "; cuda_graphs has no effect on the CPU (decode steps run eagerly)";
+        }
         return std::unique_ptr<LanguageModel>(
             new DecoderLanguageModel(std::move(net), placement.device, std::move(d), placement.tf32_vote));
       });

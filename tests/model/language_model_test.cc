@@ -464,8 +464,14 @@ TEST(LanguageModel, SampleOnDeviceFollowsTheConfig) {
   auto graphs = LanguageModel::Load(PatchedLm("lm-post", "lm-post-bad-graphs", {{"cuda_graphs", "on"}}), {});
   ASSERT_FALSE(graphs.ok());
   EXPECT_NE(graphs.status().message().find("cuda_graphs"), std::string::npos) << graphs.status();
-  auto segment = LanguageModel::Load(Dir() + "/models/lm-desc", {});
-  ASSERT_TRUE(segment.ok());
+  // On the CPU "cuda_graphs" loads and says it has no effect (one directory for CPU and GPU nodes).
+  auto graphs_on_cpu = LanguageModel::Load(PatchedLm("lm-post", "lm-post-graphs", {{"cuda_graphs", true}}), {});
+  ASSERT_TRUE(graphs_on_cpu.ok()) << graphs_on_cpu.status();
+  EXPECT_NE((*graphs_on_cpu)->description().dtype_reason.find("cuda_graphs has no effect on the CPU"),
+            std::string::npos)
+      << (*graphs_on_cpu)->description().dtype_reason;
+  ASSERT_TRUE((*graphs_on_cpu)->AllocateCache({}).ok());
+  EXPECT_EQ(Greedy(**graphs_on_cpu, {3, 1, 4}, 4).size(), 4u);
   auto segment_graphs = LanguageModel::Load(PatchedLm("lm-desc", "lm-desc-graphs", {{"cuda_graphs", true}}), {});
   ASSERT_FALSE(segment_graphs.ok());
   EXPECT_EQ(segment_graphs.status().code(), absl::StatusCode::kInvalidArgument);
