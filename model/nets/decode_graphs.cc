@@ -21,6 +21,7 @@ struct DecodeGraphs::Bucketed {
   FixedStepInputs in;
   FixedStepOutputs out;  // the graph's outputs, written by every replay
   std::unique_ptr<at::cuda::CUDAGraph> graph;
+  bool eager_only = false;  // its capture failed
 };
 
 DecodeGraphs::DecodeGraphs(int capacity, const torch::Device& device, bool capture)
@@ -70,7 +71,7 @@ FixedStepOutputs DecodeGraphs::Step(DecoderLmImpl& net, LmSlots& slots, const st
     out = bucket->out;
   } else {
     out = FixedDecodeStep(net, slots, bucket->in);  // this step, for real
-    if (capture_) {
+    if (capture_ && !bucket->eager_only) {
       // Captured, not run: recording launches nothing, so the cache sees this step once. The side
       // stream first waits for the current one (the step above); thread-local capture mode keeps
       // other threads' CUDA work (another model) legal meanwhile.
@@ -80,13 +81,28 @@ FixedStepOutputs DecodeGraphs::Step(DecoderLmImpl& net, LmSlots& slots, const st
       ready.record(current);
       ready.block(side);
       auto graph = std::make_unique<at::cuda::CUDAGraph>();
-      {
+      try {
         c10::cuda::CUDAStreamGuard on_side(side);
         graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
-        bucket->out = FixedDecodeStep(net, slots, bucket->in);
+        try {
+          bucket->out = FixedDecodeStep(net, slots, bucket->in);
+        } catch (...) {
+          try {
+            graph->capture_end();  // ends the (invalidated) capture on the side stream
+          } catch (...) {
+          }
+          throw;
+        }
         graph->capture_end();
+        bucket->graph = std::move(graph);
+      } catch (const std::exception& e) {
+        // A graph is an optimisation: this step already ran, so the bucket goes on eagerly, and
+        // says so once on stderr (model/ has no log of its own).
+        bucket->eager_only = true;
+        bucket->out = {};
+        TORCH_WARN("decode step at batch size ", b, " could not be captured as a CUDA graph; it runs eagerly: ",
+                   e.what());
       }
-      bucket->graph = std::move(graph);
     }
   }
   return {out.logits.narrow(0, 0, n), out.drawn.narrow(1, 0, n)};

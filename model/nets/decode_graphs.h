@@ -11,7 +11,8 @@
 // variable-shape LmSlots::View step). On CUDA, each bucket's graph is captured once, at the
 // first step of that size (eagerly run for real, then captured without running on a side stream
 // from LibTorch's pool), and replayed on the current stream afterwards, the inputs copied into
-// the bucket's static tensors first.
+// the bucket's static tensors first. A bucket whose capture fails (an operation that cannot be
+// captured) runs eagerly from then on, with one warning on stderr.
 //
 // Not thread-safe: the caller serialises it with the cache (SlotPool's mutex).
 #pragma once
