@@ -251,7 +251,8 @@ bool GenerationScheduler::PlanDeviceDraws(const std::vector<Sequence*>& seqs,
 SampledToken GenerationScheduler::Next(Sequence* s, size_t i, const std::vector<float>& logits,
                                        const model::LanguageModel::DeviceSampling& draws,
                                        std::vector<std::mt19937_64>* engines) {
-  if (i >= draws.rows.size() || !draws.rows[i].wanted) return Draw(s, logits);
+  // A model that left the row's draw out (one that ignores DeviceSampling) sent its logits.
+  if (i >= draws.rows.size() || !draws.rows[i].wanted || i >= draws.drawn.size()) return Draw(s, logits);
   const model::LanguageModel::DrawnToken& d = draws.drawn[i];
   if (d.used_uniform) s->rng = (*engines)[i];
   return SampledToken{d.id, d.logprob, {}};
