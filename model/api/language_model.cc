@@ -9,9 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "model/nets/decode_graphs.h"
 #include "model/nets/decoder_lm.h"
 #include "model/io/device.h"
 #include "model/nets/layer_stats.h"
+#include "model/nets/token_draw.h"
 #include "model/io/module_loader.h"
 #include "model/io/weights.h"
 
@@ -107,7 +109,10 @@ class DecoderLanguageModel final : public LanguageModel {
         device_(device),
         description_(std::move(description)),
         tf32_vote_(std::move(tf32_vote)),
-        pool_(std::make_shared<SlotPool>()) {
+        pool_(std::make_shared<SlotPool>()),
+        samples_on_device_(config().decode.sample_on_device == SampleOnDevice::kAuto
+                               ? device.is_cuda()
+                               : config().decode.sample_on_device == SampleOnDevice::kOn) {
     const bool prefix = config().scale_mode == ScaleMode::kPrefix;
     const int64_t slot = LmSlots::BytesPerSlot(config(), dtype());
     pool_->bytes_per_token = prefix ? CacheBytesPerToken() : 0;
@@ -135,6 +140,9 @@ class DecoderLanguageModel final : public LanguageModel {
     });
     if (!allocated.ok()) return allocated.status();
     pool_->capacity = static_cast<int>(fit);
+    if (config().decode.cuda_graphs && device_.is_cuda()) {
+      graphs_ = std::make_unique<DecodeGraphs>(pool_->capacity, device_, /*capture=*/true);
+    }
     pool_->Publish();
     return absl::OkStatus();
   }
@@ -152,7 +160,8 @@ class DecoderLanguageModel final : public LanguageModel {
   absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
       std::vector<std::unique_ptr<Sequence>>* sequences,
-      std::vector<std::vector<LayerStats>>* stats, PromptScoring* scoring) override {
+      std::vector<std::vector<LayerStats>>* stats, PromptScoring* scoring,
+      DeviceSampling* sampling) override {
     std::vector<std::vector<int32_t>> rows(prompts.begin(), prompts.end());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (rows[i].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
@@ -161,6 +170,7 @@ class DecoderLanguageModel final : public LanguageModel {
     std::vector<std::unique_ptr<Sequence>> started;
     absl::StatusOr<std::vector<Logits>> logits;
     std::vector<std::vector<float>> scored;
+    std::vector<DrawnToken> drawn;
     {
       absl::MutexLock lock(&pool_->mu);
       const int first = static_cast<int>(pool_->owners.size());
@@ -174,12 +184,15 @@ class DecoderLanguageModel final : public LanguageModel {
         const bool prefix = config().scale_mode == ScaleMode::kPrefix;
         LmCache cache;
         std::vector<LayerTrace> trace;
-        torch::Tensor out = net_->forward(tokens, lengths, config().scale_mode,
-                                          prefix ? &cache : nullptr, stats ? &trace : nullptr);
+        torch::Tensor hidden = net_->Hidden(tokens, lengths, config().scale_mode,
+                                            prefix ? &cache : nullptr, stats ? &trace : nullptr);
         if (stats) *stats = SummariseTrace(trace, static_cast<int64_t>(rows.size()));
-        if (scoring) scored = ScorePrompts(out, tokens, rows, scoring->wanted);
+        // The output layer runs where logits are used: each row's last real position, and every
+        // position of the rows that score their prompt. Every row's next-token logits come from
+        // the same (B, C) product, scored or not, so scoring changes none of them.
+        if (scoring) scored = ScorePrompts(hidden, tokens, rows, scoring->wanted);
         if (prefix) pool_->slots.Write(first, cache);
-        return LastLogits(out, lengths);
+        return Deliver(net_->Head(LastHidden(hidden, lengths)), Identity(rows.size()), sampling, &drawn);
       });
       if (!logits.ok()) return logits.status();
       for (size_t b = 0; b < rows.size(); ++b) {
@@ -193,11 +206,13 @@ class DecoderLanguageModel final : public LanguageModel {
     // Outside the lock: whatever `sequences` held before is released here.
     *sequences = std::move(started);
     if (scoring) scoring->logprobs = std::move(scored);
+    if (sampling) sampling->drawn = std::move(drawn);
     return logits;
   }
 
   absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
-                                           absl::Span<const int32_t> tokens) override {
+                                           absl::Span<const int32_t> tokens,
+                                           DeviceSampling* sampling) override {
     if (sequences.size() != tokens.size()) {
       return absl::InvalidArgumentError("Step needs one token per sequence");
     }
@@ -227,9 +242,16 @@ class DecoderLanguageModel final : public LanguageModel {
     if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
       return absl::InvalidArgumentError("Step was given the same sequence twice");
     }
+    std::vector<DrawnToken> drawn;
     auto logits = Guarded<std::vector<Logits>>("decode step", [&] {
-      if (config().scale_mode == ScaleMode::kSegment) return StepSegment(seqs, tokens);
-      return StepPrefix(seqs, tokens, slots, sorted.back() + 1 == static_cast<int>(seqs.size()));
+      if (config().scale_mode == ScaleMode::kSegment) {
+        return Deliver(StepSegment(seqs, tokens), Identity(seqs.size()), sampling, &drawn);
+      }
+      std::vector<int> order;
+      const bool compact = sorted.back() + 1 == static_cast<int>(seqs.size());
+      if (compact && graphs_) return StepGraph(seqs, tokens, slots, sampling, &drawn);
+      torch::Tensor out = StepPrefix(seqs, tokens, slots, compact, &order);
+      return Deliver(out, order, sampling, &drawn);
     });
     if (!logits.ok()) {
       for (LmSequence* s : seqs) s->damaged = config().scale_mode == ScaleMode::kPrefix;
@@ -238,6 +260,7 @@ class DecoderLanguageModel final : public LanguageModel {
     for (size_t i = 0; i < seqs.size(); ++i) seqs[i]->tokens.push_back(tokens[i]);
     pool_->live_tokens += static_cast<int64_t>(seqs.size());
     pool_->Publish();
+    if (sampling) sampling->drawn = std::move(drawn);
     return logits;
   }
 
@@ -248,7 +271,7 @@ class DecoderLanguageModel final : public LanguageModel {
     ELLIPTICAL_RETURN_IF_ERROR(CheckTokens(row, 0));
     return Guarded<std::vector<float>>("scoring", [&] {
       auto [batch, lengths] = Batch({row});
-      return ScorePrompts(net_->forward(batch, lengths, mode), batch, {row}, {true})[0];
+      return ScorePrompts(net_->Hidden(batch, lengths, mode), batch, {row}, {true})[0];
     });
   }
 
@@ -260,6 +283,7 @@ class DecoderLanguageModel final : public LanguageModel {
 
   const ModelDescription& description() const override { return description_; }
   const LmConfig& config() const override { return net_->config(); }
+  bool samples_on_device() const override { return samples_on_device_; }
 
  private:
   torch::ScalarType dtype() const { return net_->parameters().front().scalar_type(); }
@@ -295,19 +319,20 @@ class DecoderLanguageModel final : public LanguageModel {
     return {tokens.to(device_), lengths.to(device_)};
   }
 
-  // logits (B, L, V) -> each row's logits at its last real token.
-  static std::vector<Logits> LastLogits(const torch::Tensor& logits, const torch::Tensor& lengths) {
-    const int64_t b = logits.size(0), v = logits.size(2);
-    torch::Tensor index = (lengths - 1).view({b, 1, 1}).expand({b, 1, v});
-    return ToVectors(logits.gather(1, index).squeeze(1));
+  // hidden (B, L, C) -> each row's hidden state at its last real token (B, C).
+  static torch::Tensor LastHidden(const torch::Tensor& hidden, const torch::Tensor& lengths) {
+    const int64_t b = hidden.size(0), c = hidden.size(2);
+    torch::Tensor index = (lengths - 1).view({b, 1, 1}).expand({b, 1, c});
+    return hidden.gather(1, index).squeeze(1);
   }
 
-  // For each wanted row b of `rows.size()` (the prompts of the padded `tokens` (B, L) whose
-  // `logits` (B, L, V) a forward gave), log p(token t | tokens < t) for t = 1..len-1: the
-  // float32 log-softmax at t-1, gathered at token t. The others get nothing, and cost nothing.
-  static std::vector<std::vector<float>> ScorePrompts(const torch::Tensor& logits, const torch::Tensor& tokens,
-                                                      const std::vector<std::vector<int32_t>>& rows,
-                                                      const std::vector<bool>& wanted) {
+  // For each wanted row b of `rows.size()` (the prompts of the padded `tokens` (B, L) whose last
+  // hidden states `hidden` (B, L, C) a forward gave), log p(token t | tokens < t) for
+  // t = 1..len-1: the float32 log-softmax at t-1, gathered at token t. Only those rows go through
+  // the output layer; the others get nothing, and cost nothing.
+  std::vector<std::vector<float>> ScorePrompts(const torch::Tensor& hidden, const torch::Tensor& tokens,
+                                               const std::vector<std::vector<int32_t>>& rows,
+                                               const std::vector<bool>& wanted) {
     std::vector<std::vector<float>> out(rows.size());
     std::vector<int64_t> picked;
     for (size_t b = 0; b < rows.size(); ++b) {
@@ -316,15 +341,87 @@ class DecoderLanguageModel final : public LanguageModel {
     if (picked.empty() || tokens.size(1) < 2) return out;
     const int64_t steps = tokens.size(1) - 1;
     torch::Tensor index = torch::tensor(picked, torch::kInt64).to(tokens.device());
-    // (R, L-1, V) in float32; a no-op view for a float32 model. Padding positions are scored
-    // too (garbage) and dropped below: one batched kernel beats R ragged ones.
-    torch::Tensor x = logits.index_select(0, index).narrow(1, 0, steps).to(torch::kFloat32);
+    // (R, L-1, V) float32 logits. Padding positions are scored too (garbage) and dropped below:
+    // one batched kernel beats R ragged ones.
+    torch::Tensor x = net_->Head(hidden.index_select(0, index).narrow(1, 0, steps));
     torch::Tensor next = tokens.index_select(0, index).narrow(1, 1, steps).unsqueeze(2);  // (R, L-1, 1)
     torch::Tensor logp = (x.gather(2, next).squeeze(2) - x.logsumexp(2)).to(torch::kCPU).contiguous();
     const float* p = logp.data_ptr<float>();
     for (size_t r = 0; r < picked.size(); ++r) {
       const size_t n = rows[picked[r]].size() - 1;
       out[picked[r]].assign(p + r * steps, p + r * steps + n);
+    }
+    return out;
+  }
+
+  static std::vector<int> Identity(size_t n) {
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    return order;
+  }
+
+  // DrawTokens' params (4, R) on the host for rows `which` of a batch whose row r is request
+  // order[r]; rows that did not ask are greedy (zeros).
+  static torch::Tensor DrawParams(const std::vector<int64_t>& which, const std::vector<int>& order,
+                                  const DeviceSampling* sampling, bool* any_sampled) {
+    torch::Tensor params = torch::zeros({4, static_cast<int64_t>(which.size())}, torch::kFloat64);
+    auto p = params.accessor<double, 2>();
+    *any_sampled = false;
+    for (size_t j = 0; j < which.size(); ++j) {
+      const size_t request = static_cast<size_t>(order[which[j]]);
+      if (sampling == nullptr || request >= sampling->rows.size() || !sampling->rows[request].wanted) continue;
+      const DeviceDraw& d = sampling->rows[request];
+      p[kDrawTemperature][j] = d.temperature;
+      p[kDrawTopK][j] = d.top_k;
+      p[kDrawTopP][j] = d.top_p;
+      p[kDrawUniform][j] = d.u;
+      *any_sampled = *any_sampled || d.temperature > 0;
+    }
+    return params;
+  }
+
+  // What a forward's next-token logits (R, V) on the device become: row r belongs to request
+  // order[r]. The rows `sampling` asks for are drawn here (DrawTokens; or taken from `drawn_rows`
+  // (3, R), when a graph step already drew every row) and come back as (id, logprob) in `drawn`,
+  // all of them in one (3, R) copy; only the other rows' logits are copied to the host. Indexed
+  // by request; a drawn request's Logits stay empty.
+  std::vector<Logits> Deliver(const torch::Tensor& logits, const std::vector<int>& order,
+                              const DeviceSampling* sampling, std::vector<DrawnToken>* drawn,
+                              const torch::Tensor& drawn_rows = torch::Tensor()) const {
+    const size_t n = order.size();
+    const auto wanted = [&](int request) {
+      return sampling != nullptr && static_cast<size_t>(request) < sampling->rows.size() &&
+             sampling->rows[request].wanted;
+    };
+    std::vector<int64_t> draw_rows, logit_rows;
+    for (size_t r = 0; r < n; ++r) (wanted(order[r]) ? draw_rows : logit_rows).push_back(static_cast<int64_t>(r));
+    const auto rows_of = [&](const std::vector<int64_t>& which) {
+      return which.size() == n ? logits : logits.index_select(0, torch::tensor(which, torch::kInt64).to(device_));
+    };
+    std::vector<Logits> out(n);
+    drawn->assign(n, DrawnToken());
+    if (!draw_rows.empty()) {
+      const int64_t r = static_cast<int64_t>(draw_rows.size());
+      torch::Tensor result;
+      if (drawn_rows.defined()) {
+        result = draw_rows.size() == n ? drawn_rows
+                                       : drawn_rows.index_select(1, torch::tensor(draw_rows, torch::kInt64).to(device_));
+      } else {
+        bool any_sampled = false;
+        torch::Tensor params = DrawParams(draw_rows, order, sampling, &any_sampled);
+        result = DrawTokens(rows_of(draw_rows), params.to(device_), any_sampled);
+      }
+      result = result.to(torch::kCPU).contiguous();
+      auto got = result.accessor<double, 2>();
+      for (int64_t j = 0; j < r; ++j) {
+        (*drawn)[order[draw_rows[j]]] = {static_cast<int32_t>(got[kDrawnId][j]),
+                                         static_cast<float>(got[kDrawnLogprob][j]),
+                                         got[kDrawnUsedUniform][j] != 0};
+      }
+    }
+    if (!logit_rows.empty()) {
+      std::vector<Logits> rows = ToVectors(rows_of(logit_rows));
+      for (size_t j = 0; j < logit_rows.size(); ++j) out[order[logit_rows[j]]] = std::move(rows[j]);
     }
     return out;
   }
@@ -338,24 +435,26 @@ class DecoderLanguageModel final : public LanguageModel {
   }
 
   // The reference estimate cannot be cached: every step recomputes every sequence.
-  std::vector<Logits> StepSegment(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens) {
+  // Next-token logits (B, V) on the device, row b for seqs[b].
+  torch::Tensor StepSegment(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens) {
     std::vector<std::vector<int32_t>> rows;
     for (size_t i = 0; i < seqs.size(); ++i) {
       rows.push_back(seqs[i]->tokens);
       rows.back().push_back(tokens[i]);
     }
     auto [batch, lengths] = Batch(rows);
-    return LastLogits(net_->forward(batch, lengths, ScaleMode::kSegment), lengths);
+    return net_->Head(LastHidden(net_->Hidden(batch, lengths, ScaleMode::kSegment), lengths));
   }
 
   // `compact`: the step's slots are exactly 0..n-1, so it decodes on views of the slots in slot
   // order and copies nothing; otherwise it gathers its slots and writes the new token back.
-  std::vector<Logits> StepPrefix(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
-                                 const std::vector<int>& slots, bool compact)
+  // Returns next-token logits (n, V) on the device; row r is seqs[(*order)[r]].
+  torch::Tensor StepPrefix(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
+                           const std::vector<int>& slots, bool compact, std::vector<int>* order_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
     const int n = static_cast<int>(seqs.size());
-    std::vector<int> order(n);  // row r of the batch is seqs[order[r]]
-    std::iota(order.begin(), order.end(), 0);
+    std::vector<int>& order = *order_out;  // row r of the batch is seqs[order[r]]
+    order = Identity(n);
     if (compact) std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
     std::vector<int64_t> lengths, next, rows;
     int64_t longest = 0;
@@ -370,11 +469,29 @@ class DecoderLanguageModel final : public LanguageModel {
     LmSlots& cache = pool_->slots;
     LmCache batch = compact ? cache.View(n, longest + 1) : cache.Gather(slot_index, longest + 1);
     batch.lengths = pos;
-    std::vector<Logits> by_row = ToVectors(net_->Decode(torch::tensor(next, torch::kInt64).to(device_), &batch));
+    torch::Tensor logits = net_->Decode(torch::tensor(next, torch::kInt64).to(device_), &batch);
     if (!compact) cache.WriteStep(slot_index, batch, pos);
-    std::vector<Logits> out(n);
-    for (int r = 0; r < n; ++r) out[order[r]] = std::move(by_row[r]);
-    return out;
+    return logits;
+  }
+
+  // A compact step at a fixed shape (model/nets/decode_graphs.h): its bucket's CUDA graph
+  // replayed, every row's token drawn inside it.
+  std::vector<Logits> StepGraph(const std::vector<LmSequence*>& seqs, absl::Span<const int32_t> tokens,
+                                const std::vector<int>& slots, const DeviceSampling* sampling,
+                                std::vector<DrawnToken>* drawn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
+    const int n = static_cast<int>(seqs.size());
+    std::vector<int> order = Identity(n);  // row r is slot r
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
+    std::vector<int64_t> next, lengths, all;
+    for (int r = 0; r < n; ++r) {
+      next.push_back(tokens[order[r]]);
+      lengths.push_back(seqs[order[r]]->length());
+      all.push_back(r);
+    }
+    bool any_sampled = false;
+    torch::Tensor params = DrawParams(all, order, sampling, &any_sampled);
+    FixedStepOutputs out = graphs_->Step(*net_, pool_->slots, next, lengths, params);
+    return Deliver(out.logits, order, sampling, drawn, out.drawn);
   }
 
   DecoderLm net_;
@@ -382,6 +499,8 @@ class DecoderLanguageModel final : public LanguageModel {
   const ModelDescription description_;
   const std::shared_ptr<const Float32MathPolicy::Vote> tf32_vote_;  // model/io/precision.h
   const std::shared_ptr<SlotPool> pool_;
+  const bool samples_on_device_;
+  std::unique_ptr<DecodeGraphs> graphs_ ABSL_GUARDED_BY(pool_->mu);  // "cuda_graphs" on a CUDA model
 };
 
 }  // namespace
@@ -399,6 +518,9 @@ absl::StatusOr<std::unique_ptr<LanguageModel>> LanguageModel::Load(const std::st
         d.num_layers = config.shape.num_layers;
         d.num_heads = config.shape.num_heads;
         d.embed_dim = config.shape.d_model;
+        if (config.decode.cuda_graphs && !placement.device.is_cuda()) {
+          d.dtype_reason += "; cuda_graphs has no effect on the CPU (decode steps run eagerly)";
+        }
         return std::unique_ptr<LanguageModel>(
             new DecoderLanguageModel(std::move(net), placement.device, std::move(d), placement.tf32_vote));
       });

@@ -69,6 +69,35 @@ class LanguageModel {
     std::vector<std::vector<float>> logprobs;
   };
 
+  // Asks a Prefill or Step to pick some rows' next token on the model's device: for those rows
+  // only the token and its logprob come back (all rows' together, in one small copy) instead
+  // of the whole vocabulary's logits. The pick is server/generation/sampler.cc's Sample()
+  // without penalties, logit_bias or top_logprobs (rows that need them ask for logits), and
+  // gives the same token for the same u (model/nets/token_draw.h says how exactly).
+  struct DeviceDraw {
+    bool wanted = false;     // false: this row's logits come back as usual
+    float temperature = 0;   // 0: greedy
+    int top_k = 0;           // 0 or less: every token
+    float top_p = 0;         // 0 or >= 1: no nucleus filter
+    // Uniform in [0, 1): std::generate_canonical<double, 53> of the request's own engine, drawn
+    // on the host so that a seeded request's tokens do not depend on its batch. Unused when
+    // greedy, and when a single candidate is left (DrawnToken::used_uniform).
+    double u = 0;
+  };
+  struct DrawnToken {
+    int32_t id = 0;
+    float logprob = 0;  // under the distribution it was drawn from, as Sample() reports it
+    // False when std::discrete_distribution would have drawn nothing (greedy, or one candidate
+    // left): the caller then leaves its engine as it was before drawing u.
+    bool used_uniform = false;
+  };
+  struct DeviceSampling {
+    std::vector<DeviceDraw> rows;  // one per prompt or sequence; missing rows count as not wanted
+    // Written by a call that succeeds: one entry per prompt or sequence, set for wanted rows
+    // (whose Logits come back empty).
+    std::vector<DrawnToken> drawn;
+  };
+
   static absl::StatusOr<std::unique_ptr<LanguageModel>> Load(const std::string& directory,
                                                              const LoadOptions& options);
   virtual ~LanguageModel() = default;
@@ -84,20 +113,29 @@ class LanguageModel {
   // Runs the prompts (each non-empty) as one batch, each into a free slot. Returns each prompt's
   // next-token logits and replaces `sequences` with one state per prompt. With `stats`, also
   // each prompt's per-layer attention statistics (m as the estimate at the prompt's last token).
-  // With `scoring`, also the scores of the prompts it asks for (PromptScoring).
+  // With `scoring`, also the scores of the prompts it asks for (PromptScoring); with
+  // `sampling`, drawn tokens instead of logits for the rows it asks for (DeviceSampling).
   // RESOURCE_EXHAUSTED, changing nothing, when fewer slots are free than prompts (or no cache
   // was allocated): retry once sequences have been released.
   virtual absl::StatusOr<std::vector<Logits>> Prefill(
       absl::Span<const std::vector<int32_t>> prompts,
       std::vector<std::unique_ptr<Sequence>>* sequences,
       std::vector<std::vector<LayerStats>>* stats = nullptr,
-      PromptScoring* scoring = nullptr) = 0;
+      PromptScoring* scoring = nullptr, DeviceSampling* sampling = nullptr) = 0;
 
   // Appends tokens[i] to sequences[i] (distinct, from this model) and returns each one's
   // next-token logits. Cheapest when the sequences are all the live ones (in any order); a subset
   // gathers a copy of its slots. A step that fails leaves its sequences unusable (INTERNAL).
+  // With `sampling`, the rows it asks for come back as drawn tokens (DeviceSampling).
   virtual absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
-                                                   absl::Span<const int32_t> tokens) = 0;
+                                                   absl::Span<const int32_t> tokens,
+                                                   DeviceSampling* sampling = nullptr) = 0;
+
+  // Whether callers should draw tokens on the device (config.json "sample_on_device"; "auto":
+  // on for a CUDA model, where a step's whole-vocabulary copy to the host costs more than the
+  // step, off on the CPU, where the logits are already in host memory). Either way the model
+  // honours a DeviceSampling it is given.
+  virtual bool samples_on_device() const { return false; }
 
   // Log-probability of each token given the ones before it (tokens.size() - 1 values), with m
   // estimated as `mode` says: for perplexity and for comparing the two modes. Computed as

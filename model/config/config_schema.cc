@@ -72,7 +72,7 @@ KeySchema SegmenterKeys() {
 // lm_config.cc.
 KeySchema LanguageModelKeys() {
   KeySchema schema = CommonKeys();
-  Merge(KeySchema::Of({"vocab_size", "tokenizer"})
+  Merge(KeySchema::Of({"vocab_size", "tokenizer", "sample_on_device", "cuda_graphs"})
             .With("lm", KeySchema::Of({"d_model", "num_layers", "num_heads", "head_dim", "d_inner",
                                        "norm", "activation", "layer_norm_eps", "positions",
                                        "position_order", "max_positions", "embed_scale",

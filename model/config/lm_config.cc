@@ -64,6 +64,28 @@ absl::StatusOr<LmShape> ParseShape(const nlohmann::json& json) {
   return s;
 }
 
+absl::StatusOr<LmDecodeOptions> ParseDecodeOptions(const nlohmann::json& config) {
+  LmDecodeOptions options;
+  if (config.contains("sample_on_device")) {
+    const nlohmann::json& value = config["sample_on_device"];
+    if (value.is_boolean()) {
+      options.sample_on_device = value.get<bool>() ? SampleOnDevice::kOn : SampleOnDevice::kOff;
+    } else if (!(value.is_string() && value.get<std::string>() == "auto")) {
+      return absl::InvalidArgumentError(absl::StrCat("sample_on_device is ", value.dump(),
+                                                     "; expected \"auto\", true or false"));
+    }
+  }
+  if (config.contains("cuda_graphs")) {
+    const nlohmann::json& value = config["cuda_graphs"];
+    if (!value.is_boolean()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cuda_graphs is ", value.dump(), "; expected true or false"));
+    }
+    options.cuda_graphs = value.get<bool>();
+  }
+  return options;
+}
+
 }  // namespace
 
 absl::string_view ScaleModeName(ScaleMode mode) {
@@ -111,6 +133,14 @@ absl::StatusOr<LmConfig> ReadLmConfig(const std::string& directory) {
     return ConfigError(dir, absl::InvalidArgumentError(
                                 "generation.scale_mode \"prefix\" needs lm.position_order "
                                 "\"ascending\": with descending positions every cached key moves"));
+  }
+  auto decode = ParseDecodeOptions(dir.config);
+  if (!decode.ok()) return ConfigError(dir, decode.status());
+  config.decode = *decode;
+  if (config.decode.cuda_graphs && config.scale_mode != ScaleMode::kPrefix) {
+    return ConfigError(dir, absl::InvalidArgumentError(
+                                "cuda_graphs needs generation.scale_mode \"prefix\": the segment "
+                                "mode recomputes every sequence at a length that changes each step"));
   }
   if (config.scale_mode == ScaleMode::kPrefix && !mean) {
     return ConfigError(dir, absl::InvalidArgumentError(

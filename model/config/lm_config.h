@@ -38,6 +38,19 @@ struct LmShape {
   bool output_bias = true;
 };
 
+// config.json "sample_on_device" (language_model.h, LanguageModel::samples_on_device).
+enum class SampleOnDevice { kAuto, kOn, kOff };
+
+// How generation runs on the device: top-level keys of config.json, read with the runtime ones.
+struct LmDecodeOptions {
+  // "auto" (default; on for a CUDA model, off on the CPU), true or false.
+  SampleOnDevice sample_on_device = SampleOnDevice::kAuto;
+  // "cuda_graphs": decode steps over every live sequence replay a CUDA graph captured once per
+  // batch-size bucket. Needs generation.scale_mode "prefix"; no effect on the CPU (the model's
+  // description says so).
+  bool cuda_graphs = false;
+};
+
 struct LmConfig {
   std::string directory;
   RuntimeFields runtime;
@@ -46,6 +59,7 @@ struct LmConfig {
   LmShape shape;
   AttentionConfig attention;
   ScaleMode scale_mode = ScaleMode::kPrefix;
+  LmDecodeOptions decode;
 };
 
 absl::StatusOr<LmConfig> ReadLmConfig(const std::string& directory);

@@ -97,16 +97,16 @@ torch::Tensor DecoderLmImpl::FeedForward(LmFeedForward& ff, const torch::Tensor&
   return pre ? x + h : ff->layer_norm->forward(x + h);
 }
 
-torch::Tensor DecoderLmImpl::Logits(const torch::Tensor& x) {
+torch::Tensor DecoderLmImpl::Head(const torch::Tensor& x) {
   torch::Tensor h = final_norm ? final_norm->forward(x) : x;
   const torch::Tensor& w = config_.shape.tie_embeddings ? word_emb->weight : out->weight;
   // float32 logits whatever the model's dtype (packed_linear.h, Float32Linear).
   return Float32Linear(h, w, config_.shape.output_bias ? out->bias : torch::Tensor());
 }
 
-torch::Tensor DecoderLmImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
-                                     ScaleMode mode, LmCache* cache,
-                                     std::vector<LayerTrace>* trace) {
+torch::Tensor DecoderLmImpl::Hidden(const torch::Tensor& tokens, const torch::Tensor& lengths,
+                                    ScaleMode mode, LmCache* cache,
+                                    std::vector<LayerTrace>* trace) {
   const LmShape& s = config_.shape;
   const int64_t b = tokens.size(0), l = tokens.size(1);
   torch::Tensor steps = torch::arange(l, lengths.options()).unsqueeze(0);  // (1, L)
@@ -169,7 +169,7 @@ torch::Tensor DecoderLmImpl::forward(const torch::Tensor& tokens, const torch::T
     }
     v_prev = v;
   }
-  return Logits(x);
+  return x;
 }
 
 torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
@@ -214,7 +214,7 @@ torch::Tensor DecoderLmImpl::Decode(const torch::Tensor& tokens, LmCache* cache,
     v_prev = v;
   }
   cache->lengths = pos + 1;
-  return Logits(x).squeeze(1);
+  return Head(x).squeeze(1);
 }
 
 LmSlots::LmSlots(const LmConfig& config, int slots, const torch::TensorOptions& options) {

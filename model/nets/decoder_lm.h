@@ -94,7 +94,18 @@ class DecoderLmImpl : public torch::nn::Module {
   // every position (rows past their length hold garbage). In kPrefix mode `cache`, when given,
   // receives what Decode needs to continue every row.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths, ScaleMode mode,
-                        LmCache* cache = nullptr, std::vector<LayerTrace>* trace = nullptr);
+                        LmCache* cache = nullptr, std::vector<LayerTrace>* trace = nullptr) {
+    return Head(Hidden(tokens, lengths, mode, cache, trace));
+  }
+  // forward without the output layer: the last block's output (B, L, C) in the model's dtype.
+  // A caller that needs logits at a few positions gathers them first and calls Head: the output
+  // layer is the largest matmul of a small model (V x C per position), and row by row it gives
+  // the same values as forward's (each logit is one row times one weight column).
+  torch::Tensor Hidden(const torch::Tensor& tokens, const torch::Tensor& lengths, ScaleMode mode,
+                       LmCache* cache = nullptr, std::vector<LayerTrace>* trace = nullptr);
+  // The output layer (final norm when pre-LN, then the projection): float32 logits (..., V) for
+  // hidden states (..., C).
+  torch::Tensor Head(const torch::Tensor& x);
 
   // One new token per row (B) int64, in prefix mode, at position cache->lengths[b]. The cache's
   // T must be max(lengths) + 1: the step attends over exactly those positions. Writes the new
@@ -108,7 +119,6 @@ class DecoderLmImpl : public torch::nn::Module {
  private:
   torch::Tensor Embed(const torch::Tensor& tokens, const torch::Tensor& positions);
   torch::Tensor FeedForward(LmFeedForward& ff, const torch::Tensor& x);
-  torch::Tensor Logits(const torch::Tensor& x);
   double Scale(int layer) const;
 
   LmConfig config_;

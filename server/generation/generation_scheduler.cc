@@ -222,6 +222,43 @@ SampledToken GenerationScheduler::Draw(Sequence* s, const std::vector<float>& lo
   return Sample(AdjustedLogits(logits, s->sampling, s->history), s->sampling, &s->rng);
 }
 
+bool GenerationScheduler::PlanDeviceDraws(const std::vector<Sequence*>& seqs,
+                                          model::LanguageModel::DeviceSampling* draws,
+                                          std::vector<std::mt19937_64>* engines) const {
+  if (!model_->samples_on_device()) return false;
+  bool any = false;
+  draws->rows.assign(seqs.size(), {});
+  engines->resize(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Sequence& s = *seqs[i];
+    if (s.score_only || AdjustsLogits(s.sampling) || s.sampling.top_logprobs > 0) continue;
+    model::LanguageModel::DeviceDraw& d = draws->rows[i];
+    d.wanted = true;
+    d.temperature = s.sampling.temperature;
+    d.top_k = s.sampling.top_k;
+    d.top_p = s.sampling.top_p;
+    if (s.sampling.temperature > 0) {
+      // What std::discrete_distribution draws inside Sample(): one generate_canonical<double, 53>
+      // of the engine. Drawn from a copy, kept only if the pick used it (a single candidate
+      // left draws nothing), so the engine moves exactly as the host sampler moves it.
+      (*engines)[i] = s.rng;
+      d.u = std::generate_canonical<double, std::numeric_limits<double>::digits>((*engines)[i]);
+    }
+    any = true;
+  }
+  return any;
+}
+
+SampledToken GenerationScheduler::Next(Sequence* s, size_t i, const std::vector<float>& logits,
+                                       const model::LanguageModel::DeviceSampling& draws,
+                                       std::vector<std::mt19937_64>* engines) {
+  // A model that left the row's draw out (one that ignores DeviceSampling) sent its logits.
+  if (i >= draws.rows.size() || !draws.rows[i].wanted || i >= draws.drawn.size()) return Draw(s, logits);
+  const model::LanguageModel::DrawnToken& d = draws.drawn[i];
+  if (d.used_uniform) s->rng = (*engines)[i];
+  return SampledToken{d.id, d.logprob, {}};
+}
+
 bool GenerationScheduler::Emit(Sequence* s, const SampledToken& token) {
   if (s->generated == 0) s->time_to_first_token = absl::Now() - s->arrived;
   if (token.id == tokenizer_->eos_id()) {
@@ -322,8 +359,14 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
     scoring.wanted.push_back(s->score);
     any_scored = any_scored || s->score;
   }
+  std::vector<Sequence*> rows;
+  for (const auto& s : admitted) rows.push_back(s.get());
+  model::LanguageModel::DeviceSampling draws;
+  std::vector<std::mt19937_64> engines;
+  const bool on_device = PlanDeviceDraws(rows, &draws, &engines);
   auto logits = GuardExceptions(name_, "prefill", [&] {
-    return model_->Prefill(prompts, &states, sampled ? &stats : nullptr, any_scored ? &scoring : nullptr);
+    return model_->Prefill(prompts, &states, sampled ? &stats : nullptr, any_scored ? &scoring : nullptr,
+                           on_device ? &draws : nullptr);
   });
   if (logits.ok() && sampled) {
     for (const auto& one : stats) observers_.on_stats(one);
@@ -345,7 +388,7 @@ void GenerationScheduler::Prefill(std::vector<std::unique_ptr<Sequence>> admitte
         s->time_to_first_token = absl::Now() - s->arrived;
         Finish(s, absl::OkStatus(), FinishReason::kLength);
       } else {
-        Emit(s, Draw(s, (*logits)[i]));
+        Emit(s, Next(s, i, (*logits)[i], draws, &engines));
       }
     }
     running_.push_back(std::move(admitted[i]));
@@ -374,7 +417,12 @@ void GenerationScheduler::Step() {
     states.push_back(s->state.get());
     tokens.push_back(s->pending);
   }
-  auto logits = GuardExceptions(name_, "decode step", [&] { return model_->Step(states, tokens); });
+  model::LanguageModel::DeviceSampling draws;
+  std::vector<std::mt19937_64> engines;
+  const bool on_device = PlanDeviceDraws(step, &draws, &engines);
+  auto logits = GuardExceptions(name_, "decode step", [&] {
+    return model_->Step(states, tokens, on_device ? &draws : nullptr);
+  });
   if (!logits.ok()) {
     static LogLimiter limiter;
     LogErrorLimited(&limiter, "model %s: decode step failed: %s", name_, logits.status().message());
@@ -383,7 +431,7 @@ void GenerationScheduler::Step() {
     if (!logits.ok()) {
       Finish(step[i], logits.status(), FinishReason::kLength);
     } else {
-      Emit(step[i], Draw(step[i], (*logits)[i]));
+      Emit(step[i], Next(step[i], i, (*logits)[i], draws, &engines));
     }
   }
 }

@@ -198,6 +198,16 @@ class GenerationScheduler {
   void Admit(std::vector<std::unique_ptr<Sequence>>* admitted);
   // Samples `s`'s next token from the model's `logits`, with its penalties and bias applied.
   SampledToken Draw(Sequence* s, const std::vector<float>& logits);
+  // Where the model samples on its device (LanguageModel::samples_on_device), the rows that need
+  // nothing but the pick (no penalties, bias or top_logprobs) ask it to: `draws` gets one request
+  // per sequence, with u drawn from a copy of the sequence's engine, kept in `engines` (the
+  // engine as it is after drawing u). False when no row asks.
+  bool PlanDeviceDraws(const std::vector<Sequence*>& seqs, model::LanguageModel::DeviceSampling* draws,
+                       std::vector<std::mt19937_64>* engines) const;
+  // The token for row i: drawn on the device when the row asked (its engine then advances as
+  // the host sampler's would have), else sampled from its logits.
+  SampledToken Next(Sequence* s, size_t i, const std::vector<float>& logits,
+                    const model::LanguageModel::DeviceSampling& draws, std::vector<std::mt19937_64>* engines);
   // Emits `token` for `s`; returns true when the sequence is finished.
   bool Emit(Sequence* s, const SampledToken& token);
   // Pushes `s`'s prompt-scores event and keeps the sums for its final event.

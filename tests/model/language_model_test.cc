@@ -7,6 +7,7 @@
 #include "model/nets/elliptical_attention.h"
 #include "model/api/language_model.h"
 #include "model/io/weights.h"
+#include "server/generation/sampler.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"
 #include "tests/support/serving_repository.h"
@@ -444,6 +445,110 @@ TEST(LanguageModel, PrefillScoresThePromptsAsAFullForwardInEveryMode) {
         EXPECT_NEAR(scoring.logprobs[b][t - 1], (*alone)[t - 1], tolerance) << what << " alone, token " << t;
       }
     }
+  }
+}
+
+TEST(LanguageModel, SampleOnDeviceFollowsTheConfig) {
+  auto cpu_default = LanguageModel::Load(Dir() + "/models/lm-post", {});
+  ASSERT_TRUE(cpu_default.ok()) << cpu_default.status();
+  EXPECT_FALSE((*cpu_default)->samples_on_device()) << "\"auto\" is off on the CPU";
+  auto forced = LanguageModel::Load(PatchedLm("lm-post", "lm-post-device-draws", {{"sample_on_device", true}}), {});
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_TRUE((*forced)->samples_on_device());
+  for (const nlohmann::json& bad : {nlohmann::json("yes"), nlohmann::json(1)}) {
+    auto refused = LanguageModel::Load(PatchedLm("lm-post", "lm-post-bad-draws", {{"sample_on_device", bad}}), {});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.status().message().find("sample_on_device"), std::string::npos) << refused.status();
+  }
+  auto graphs = LanguageModel::Load(PatchedLm("lm-post", "lm-post-bad-graphs", {{"cuda_graphs", "on"}}), {});
+  ASSERT_FALSE(graphs.ok());
+  EXPECT_NE(graphs.status().message().find("cuda_graphs"), std::string::npos) << graphs.status();
+  // On the CPU "cuda_graphs" loads and says it has no effect (one directory for CPU and GPU nodes).
+  auto graphs_on_cpu = LanguageModel::Load(PatchedLm("lm-post", "lm-post-graphs", {{"cuda_graphs", true}}), {});
+  ASSERT_TRUE(graphs_on_cpu.ok()) << graphs_on_cpu.status();
+  EXPECT_NE((*graphs_on_cpu)->description().dtype_reason.find("cuda_graphs has no effect on the CPU"),
+            std::string::npos)
+      << (*graphs_on_cpu)->description().dtype_reason;
+  ASSERT_TRUE((*graphs_on_cpu)->AllocateCache({}).ok());
+  EXPECT_EQ(Greedy(**graphs_on_cpu, {3, 1, 4}, 4).size(), 4u);
+  auto segment_graphs = LanguageModel::Load(PatchedLm("lm-desc", "lm-desc-graphs", {{"cuda_graphs", true}}), {});
+  ASSERT_FALSE(segment_graphs.ok());
+  EXPECT_EQ(segment_graphs.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(segment_graphs.status().message().find("cuda_graphs"), std::string::npos) << segment_graphs.status();
+}
+
+// Prefill and Step with some rows drawn on the device (model/nets/token_draw.h) against the same
+// calls on a twin model (the same weights) that returns every row's logits, sampled on the host
+// by server/generation/sampler.cc: the same batch computes the same logits bit for bit, so the
+// rows left on the host get identical logits, and the drawn rows the host sampler's token (exact:
+// tests/model/token_draw_test.cc argues why) and logprob (float64 roundoff, then float32).
+TEST(LanguageModel, DeviceDrawsEqualTheHostSamplerInMixedBatches) {
+  for (const char* model : {"lm-post", "lm-desc"}) {  // prefix (cached) and segment modes
+    const std::string m = model;
+    auto device = LoadLm(m);
+    auto host = LoadLm(m);
+    ASSERT_TRUE(device && host);
+    const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3, 4, 5}, {7, 8}, {9, 10, 11}, {4}, {6, 6, 6}};
+    // Rows 1 and 3 need the host (as penalties or top_logprobs would); the rest are drawn.
+    std::vector<server::SamplingParams> params(prompts.size());
+    params[0].temperature = 0;
+    params[2].temperature = 0.9f;
+    params[2].top_k = 6;
+    params[4].temperature = 1.2f;
+    params[4].top_p = 0.8f;
+    const std::vector<bool> drawn = {true, false, true, false, true};
+    std::vector<std::mt19937_64> engines;
+    for (size_t i = 0; i < prompts.size(); ++i) engines.emplace_back(17 + i);
+
+    std::vector<std::unique_ptr<LanguageModel::Sequence>> dev_seqs, host_seqs;
+    std::vector<int32_t> next(prompts.size());
+    int compared = 0;
+    for (int step = 0; step <= 12; ++step) {
+      LanguageModel::DeviceSampling sampling;
+      std::vector<std::mt19937_64> after = engines;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        LanguageModel::DeviceDraw d;
+        d.wanted = drawn[i];
+        d.temperature = params[i].temperature;
+        d.top_k = params[i].top_k;
+        d.top_p = params[i].top_p;
+        if (d.temperature > 0) d.u = std::generate_canonical<double, 53>(after[i]);
+        sampling.rows.push_back(d);
+      }
+      absl::StatusOr<std::vector<LanguageModel::Logits>> got, want;
+      if (step == 0) {
+        got = device->Prefill(prompts, &dev_seqs, nullptr, nullptr, &sampling);
+        want = host->Prefill(prompts, &host_seqs);
+      } else {
+        std::vector<LanguageModel::Sequence*> d, h;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+          d.push_back(dev_seqs[i].get());
+          h.push_back(host_seqs[i].get());
+        }
+        got = device->Step(d, next, &sampling);
+        want = host->Step(h, next);
+      }
+      ASSERT_TRUE(got.ok() && want.ok()) << got.status() << " " << want.status();
+      ASSERT_EQ(sampling.drawn.size(), prompts.size());
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const std::string what = m + " step " + std::to_string(step) + " row " + std::to_string(i);
+        const std::mt19937_64 before = engines[i];
+        server::SampledToken token = server::Sample((*want)[i], params[i], &engines[i]);
+        if (!drawn[i]) {
+          EXPECT_EQ((*got)[i], (*want)[i]) << what << ": a host row's logits";
+        } else {
+          EXPECT_TRUE((*got)[i].empty()) << what << ": a drawn row sends no logits";
+          const LanguageModel::DrawnToken& d = sampling.drawn[i];
+          ASSERT_EQ(d.id, token.id) << what;
+          EXPECT_NEAR(d.logprob, token.logprob, std::abs(token.logprob) * 0x1p-23 + 1e-12) << what;
+          EXPECT_TRUE(engines[i] == (d.used_uniform ? after[i] : before)) << what << ": the engine";
+          ++compared;
+        }
+        next[i] = token.id;
+      }
+    }
+    EXPECT_EQ(compared, 3 * 13) << m;
   }
 }
 

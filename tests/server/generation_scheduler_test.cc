@@ -48,7 +48,7 @@ class FakeModel final : public model::LanguageModel {
   absl::StatusOr<std::vector<Logits>> Prefill(absl::Span<const std::vector<int32_t>> prompts,
                                               std::vector<std::unique_ptr<Sequence>>* sequences,
                                               std::vector<std::vector<model::LayerStats>>*,
-                                              PromptScoring* scoring) override {
+                                              PromptScoring* scoring, DeviceSampling*) override {
     {
       absl::MutexLock lock(&mu_);
       if (used_ + static_cast<int>(prompts.size()) > slots_) {
@@ -71,7 +71,7 @@ class FakeModel final : public model::LanguageModel {
   }
 
   absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
-                                           absl::Span<const int32_t>) override {
+                                           absl::Span<const int32_t>, DeviceSampling*) override {
     if (throw_next_.exchange(false)) throw std::runtime_error("kernel exploded");
     if (absl::Notification* gate = gate_.exchange(nullptr)) {
       EXPECT_TRUE(gate->WaitForNotificationWithTimeout(kPatience));
@@ -390,7 +390,7 @@ class GatedModel final : public model::LanguageModel {
   absl::StatusOr<std::vector<Logits>> Prefill(absl::Span<const std::vector<int32_t>> prompts,
                                               std::vector<std::unique_ptr<Sequence>>* sequences,
                                               std::vector<std::vector<model::LayerStats>>* stats,
-                                              PromptScoring* scoring) override {
+                                              PromptScoring* scoring, DeviceSampling* sampling) override {
     if (absl::Notification* gate = gate_.exchange(nullptr)) {
       EXPECT_TRUE(gate->WaitForNotificationWithTimeout(kPatience));
     }
@@ -400,12 +400,13 @@ class GatedModel final : public model::LanguageModel {
       if (scoring) scored = static_cast<int>(std::count(scoring->wanted.begin(), scoring->wanted.end(), true));
       batches_.push_back({static_cast<int>(prompts.size()), scored});
     }
-    return inner_->Prefill(prompts, sequences, stats, scoring);
+    return inner_->Prefill(prompts, sequences, stats, scoring, sampling);
   }
   absl::StatusOr<std::vector<Logits>> Step(absl::Span<Sequence* const> sequences,
-                                           absl::Span<const int32_t> tokens) override {
-    return inner_->Step(sequences, tokens);
+                                           absl::Span<const int32_t> tokens, DeviceSampling* sampling) override {
+    return inner_->Step(sequences, tokens, sampling);
   }
+  bool samples_on_device() const override { return inner_->samples_on_device(); }
   absl::StatusOr<std::vector<float>> TokenLogProbs(absl::Span<const int32_t> tokens, model::ScaleMode mode) override {
     return inner_->TokenLogProbs(tokens, mode);
   }
@@ -666,6 +667,90 @@ TEST(GenerationScheduler, PenaltiesBiasAndTopLogprobsMatchAReferenceFromTheModel
     }
     ++counts[e.token_id];
   }
+}
+
+// The same requests on the fixture LM with tokens drawn on the model's device
+// ("sample_on_device": true, forced on the CPU) and drawn on the host: identical tokens and
+// logprobs within float32 rounding of a float64 roundoff (tests/model/token_draw_test.cc argues
+// why the tokens must be identical). One prefill batch mixes rows the device draws (greedy,
+// top-k, top-p, seeded) with rows that need the host path (a penalty, top_logprobs); they then
+// decode together, the batch shrinking as they finish.
+TEST(GenerationScheduler, DeviceDrawsGiveTheHostSamplersTokens) {
+  const std::string source = testing::ModelFixturesDir() + "/lm/models/lm-chat";
+  const std::string repo = testing::BuildDir() + "/scheduler_device_draw_models";
+  testing::AddModel(repo, "device", source, {{"sample_on_device", true}});
+  testing::AddModel(repo, "host", source, {{"sample_on_device", false}});
+  struct Run {
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<std::vector<float>> logprobs;
+  };
+  auto run = [&](const std::string& name, bool* on_device) {
+    Run out;
+    RealScheduler r(repo + "/" + name);
+    if (!r.scheduler) return out;
+    *on_device = r.model->samples_on_device();
+    std::vector<GenerationParams> params(5, Greedy("Once upon a time", 24));
+    params[1].sampling.temperature = 0.8f;
+    params[1].sampling.top_k = 12;
+    params[1].seed = 11;
+    params[2].sampling.temperature = 1.1f;
+    params[2].sampling.top_p = 0.9f;
+    params[2].seed = 12;
+    params[2].max_new_tokens = 16;
+    params[3].sampling.temperature = 0.9f;
+    params[3].sampling.presence_penalty = 0.5f;  // host path
+    params[3].seed = 13;
+    params[4].sampling.temperature = 1.0f;
+    params[4].sampling.top_logprobs = 2;  // host path
+    params[4].seed = 14;
+    params[4].max_new_tokens = 8;
+    absl::Notification gate;
+    r.model->HoldFirstPrefill(&gate);
+    std::vector<std::shared_ptr<GenerationStream>> streams;
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto stream = r.scheduler->Submit(params[i]);
+      EXPECT_TRUE(stream.ok()) << stream.status();
+      if (!stream.ok()) return out;
+      streams.push_back(*stream);
+      // The first is taken in alone, behind the gate; the others queue and share a prefill.
+      while (i == 0 && r.scheduler->load().waiting > 0) absl::SleepFor(absl::Milliseconds(1));
+    }
+    gate.Notify();
+    for (auto& stream : streams) {
+      out.tokens.emplace_back();
+      out.logprobs.emplace_back();
+      for (;;) {
+        GenerationStream::Event e;
+        EXPECT_TRUE(stream->Next(kPatience, &e)) << "the stream stalled";
+        if (e.final) {
+          EXPECT_TRUE(e.status.ok()) << e.status;
+          break;
+        }
+        if (e.has_token) {
+          out.tokens.back().push_back(e.token_id);
+          out.logprobs.back().push_back(e.logprob);
+        }
+      }
+    }
+    EXPECT_EQ(r.model->batches().size(), 2u) << "one prefill alone, then one of four";
+    return out;
+  };
+  bool device_on = false, host_on = true;
+  const Run device = run("device", &device_on);
+  const Run host = run("host", &host_on);
+  EXPECT_TRUE(device_on);
+  EXPECT_FALSE(host_on);
+  ASSERT_EQ(device.tokens.size(), 5u);
+  ASSERT_EQ(host.tokens.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(device.tokens[i], host.tokens[i]) << "request " << i;
+    ASSERT_EQ(device.logprobs[i].size(), host.logprobs[i].size());
+    for (size_t t = 0; t < host.logprobs[i].size(); ++t) {
+      const float want = host.logprobs[i][t];
+      EXPECT_NEAR(device.logprobs[i][t], want, std::abs(want) * 0x1p-23 + 1e-12) << "request " << i << " token " << t;
+    }
+  }
+  EXPECT_NE(host.tokens[1], host.tokens[0]) << "the seeded requests sampled, not greedy";
 }
 
 #endif  // ELLIPTICAL_NO_TORCH
