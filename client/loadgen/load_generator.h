@@ -44,6 +44,7 @@ struct LoadReport {
   double seconds = 0;
   int64_t ok = 0;
   std::map<std::string, int64_t> errors;  // by gRPC code name
+  std::map<std::string, std::string> error_messages;  // the first message of each code: its cause
   double throughput = 0;                  // successful requests per second
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
   // Classify and Segment: the server's own per-request timing (ServerTiming), means in ms.
