@@ -10,11 +10,13 @@ seconds to write):
     lm --shape kjv --out DIR                   the shipped kjv-lm, its end-of-sequence logit
                                                suppressed so every stream runs to max_new_tokens
     lm --shape wide --out DIR                  an LM of 16 layers, d_model 1024 (16 heads of 64),
-                                               d_inner 4096, with kjv-lm's tokenizer (vocabulary
-                                               2048), seeded random bf16 weights, EOS suppressed;
+                                               d_inner 4096, 256 positions, with kjv-lm's tokenizer
+                                               (vocabulary 2048), seeded random bf16 weights, EOS
+                                               suppressed;
                                                --d-model/--layers/... shrink it (the CPU form)
 
-Random weights of the right shapes measure speed, not answers.
+Random weights of the right shapes measure speed, not answers. Both LMs get a KV-cache budget
+(generation.max_cache_mb) with room for 256 running streams.
 """
 import argparse
 import json
@@ -108,6 +110,10 @@ def lm(args):
     sd["out.bias"][eos] = -1e4
     save_file(sd, os.path.join(args.out, "model.safetensors"))
     config["generation"]["max_new_tokens_limit"] = max(config["generation"].get("max_new_tokens_limit", 0), 256)
+    # Room in the KV cache for every stream the benchmark runs: the default budget (512 MB) holds
+    # 15 of the wide model's slots, which would cap 256 streams at 15 running. This is a cap, not
+    # an allocation: the cache takes max_running slots of the model's dtype.
+    config["generation"]["max_cache_mb"] = args.max_cache_mb
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     params = sum(t.numel() for t in sd.values())
@@ -136,7 +142,8 @@ def main():
     m.add_argument("--heads", type=int, default=16)
     m.add_argument("--head-dim", type=int, default=64)
     m.add_argument("--d-inner", type=int, default=4096)
-    m.add_argument("--max-positions", type=int, default=512)
+    m.add_argument("--max-positions", type=int, default=256, help="wide: context (prompt + 64 new tokens fit)")
+    m.add_argument("--max-cache-mb", type=int, default=16384, help="generation.max_cache_mb")
     args = p.parse_args()
     torch.set_num_threads(min(8, torch.get_num_threads()))
     {"classifier": classifier, "image": image, "lm": lm}[args.what](args)

@@ -13,7 +13,8 @@
 # Models (bench/make_bench_models.py): kjv, the shipped kjv-lm (4 layers, d_model 128: small
 # enough that decoding is bound by kernel launches, where CUDA graphs matter), and wide, random
 # weights of 16 layers, d_model 1024, d_inner 4096 (204M parameters). The end-of-sequence logit
-# is suppressed in both so that every stream runs its max_new_tokens.
+# is suppressed in both so that every stream runs its max_new_tokens, and their KV-cache budget
+# holds a slot for every stream.
 # The CPU form: kjv and a wide shrunk to 2 layers of d_model 256, 1, 2 and 4 streams, 2 s each.
 set -euo pipefail
 BENCH=gpu_lm
@@ -45,7 +46,7 @@ SUM=("$PY" "$GPU_BENCH_ROOT/bench/summarise_gpu_bench.py")
   started="$(date -u +%FT%TZ)" \
   server_flags="--device=$DEVICE, --max_running_sequences=$MAX_STREAMS, dtype auto (bfloat16 on CUDA)" \
   loadgen="closed loop Generate, prompt 'Once upon a time', $NEW_TOKENS new tokens, ${WARMUP} s warm-up, ${DURATION} s measured per point" \
-  description="Tokens/s of N concurrent Generate streams (N clients in closed loop, each starting its next stream when one ends) through elliptical-server with continuous batching, config.json \"cuda_graphs\" false against true on the same weights (two servers side by side, measured in turn). kjv: the shipped kjv-lm (4 layers, d_model 128); wide: random weights, 16 layers, d_model 1024 (16 heads of 64), d_inner 4096. End of sequence suppressed in both." >/dev/null
+  description="Tokens/s of N concurrent Generate streams (N clients in closed loop, each starting its next stream when one ends) through elliptical-server with continuous batching, config.json \"cuda_graphs\" false against true on the same weights (two servers side by side, measured in turn). kjv: the shipped kjv-lm (4 layers, d_model 128); wide: random weights, 16 layers, d_model 1024 (16 heads of 64), d_inner 4096, 256 positions. End of sequence suppressed in both; KV-cache budget with room for every stream." >/dev/null
 
 note() { gpu_bench_log "$1"; "${SUM[@]}" record --jsonl "$JSONL" --md "$MD" record=note text="$1" >/dev/null; }
 status="complete"

@@ -142,6 +142,18 @@ class Recorder {
 }  // namespace
 
 LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& o) {
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)))) {
+    LoadReport r;
+    r.rpc = o.rpc;
+    r.model = o.model;
+    r.open_loop = o.open_loop;
+    r.concurrency = o.open_loop ? 0 : o.concurrency;
+    r.offered_rate = o.open_loop ? o.rate : 0;
+    r.connect_error = absl::StrFormat("no connection to the server within %.0f s (channel state %d)", o.timeout_s,
+                                      static_cast<int>(channel->GetState(false)));
+    return r;
+  }
   const Clock::time_point begin = Clock::now();
   const Clock::time_point measure_from =
       begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup_s));
@@ -283,6 +295,7 @@ std::string ToJson(const LoadReport& r) {
                       {"ok", r.ok},
                       {"errors", r.errors},
                       {"error_messages", r.error_messages},
+                      {"connect_error", r.connect_error},
                       {"throughput", r.throughput},
                       {"latency_ms", {{"p50", r.p50_ms}, {"p90", r.p90_ms}, {"p99", r.p99_ms}, {"max", r.max_ms}}}};
   if (r.rpc != "generate") {
@@ -311,6 +324,7 @@ std::string Summary(const LoadReport& r) {
       static_cast<long long>(r.ok), r.seconds, r.throughput, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms,
       errors.empty() ? " none" : errors);
   for (const auto& [code, message] : r.error_messages) out += absl::StrFormat("  first %s: %s\n", code, message);
+  if (!r.connect_error.empty()) out += "  " + r.connect_error + "\n";
   if (r.rpc == "generate") {
     out += absl::StrFormat("  %.0f tokens/s; time to first token p50 %.2f  p99 %.2f ms; per output token p50 %.2f ms\n",
                            r.tokens_per_second, r.ttft_p50_ms, r.ttft_p99_ms, r.tpot_p50_ms);
