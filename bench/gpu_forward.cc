@@ -329,11 +329,16 @@ int Run() {
   double last_point_s = 0;  // the previous point's time, to judge whether the next one fits
   bool stopped = false;
   c10::InferenceMode inference;
-  for (size_t mi = 0; mi < models.size() && !stopped; ++mi) {
-    if (budget > 0 && elapsed() > budget) stopped = true;
-    const model::ViTConfig config = DeiT(models[mi]);
-    const double flops = ForwardFlops(config, kClasses);
-    for (size_t di = 0; di < dtypes.size() && !stopped; ++di) {
+  // Every model in the first dtype (bfloat16 by default: the tensor-core numbers) before any in
+  // the next, so that a budget cut loses float32's largest model first.
+  for (size_t di = 0; di < dtypes.size() && !stopped; ++di) {
+    for (size_t mi = 0; mi < models.size() && !stopped; ++mi) {
+      if (budget > 0 && elapsed() > budget) {
+        stopped = true;
+        break;
+      }
+      const model::ViTConfig config = DeiT(models[mi]);
+      const double flops = ForwardFlops(config, kClasses);
       // The same seed for every mode: the same weights, elliptical or not.
       std::vector<model::VisionTransformer> nets;
       for (const std::string& mode : modes) {
