@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Runs the device bundle (scripts/device_bundle.sh) where it was carried: no build, no network.
 # Needs Python with torch 2.11 (python3 on the PATH, or ELLIPTICAL_DEVICE_PYTHON) and ctest (the
-# PATH, or pip's cmake beside that Python). Writes as it goes into $OUT (when set) and
-# bench/results/: a timeout still returns what ran.
+# PATH, or pip's cmake beside that Python). Writes as it goes into $OUT (when set, else
+# bench/results/device-run/): a call cut off at its limit still returns what ran.
 #
 #   bash scripts/device_bundle_run.sh [--deadline SECONDS] [ctest options, e.g. -L gpu]
+#   bash scripts/device_bundle_run.sh [--deadline SECONDS] --gpu-tests
+#   bash scripts/device_bundle_run.sh [--deadline SECONDS] --bench forward,classify|lm
 #
-# On the GPU machine, in the device tool (carry .device-bundle.tar.xz, about 26 MiB):
-#   run: bash scripts/device_bundle_run.sh --deadline 500                  (every test)
-#   run: bash scripts/device_bundle_run.sh --deadline 300 -L gpu           (the gpu tests only)
-# Here: scripts/device_rehearsal.sh runs it in a Debian trixie root without network.
+# --gpu-tests: scripts/device_smoke.sh (the machine, then the shipped models served with
+#   --device=auto and called), then the tests that run on CUDA where it is present: the `gpu`
+#   label (whatever carries it when the bundle was made), GpuMetrics.* (NVML on the real driver),
+#   and default_models and score (they serve the shipped models, whose device is auto); CTest
+#   adds the fixtures they need.
+# --bench LIST: the GPU benchmarks, in turn, each with a share of the time left (bench/run_gpu_*.sh:
+#   forward, classify, lm), on CUDA where it is present, else in their reduced CPU form (which
+#   checks the commands and paths: scripts/device_rehearsal.sh). Their .jsonl/.md and servers'
+#   logs go to the results folder, named with the device (gpu_forward-nvidia-h100-80gb-hbm3.md).
+# docs/building.md ("The device calls") gives the device tool's calls.
 #
 # Skipped by name, with the reason (written to $OUT/skipped.txt before anything runs):
 #   kubernetes_manifests   kubectl and the Kubernetes schemas are not carried
@@ -21,8 +29,12 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DEADLINE=540
+DEADLINE=540 MODE=ctest BENCHES=""
 if [[ "${1:-}" == "--deadline" ]]; then DEADLINE="$2"; shift 2; fi
+case "${1:-}" in
+  --gpu-tests) MODE=gpu-tests; shift ;;
+  --bench) MODE=bench; BENCHES="$2"; shift 2 ;;
+esac
 t0=$(date +%s)
 RESULTS="${OUT:-$ROOT/bench/results/device-run}"
 mkdir -p "$RESULTS"
@@ -99,13 +111,53 @@ missing="$(command -v ldd >/dev/null && for p in "$ROOT"/build/*/* "$B"/bin/*.re
   ldd "$p" 2>&1 | sed -n "s#^\s*\(.*not found\)#$(basename "$p"): \1#p"; done | sort -u)"
 [[ -z "$missing" ]] || { log "libraries missing:"; echo "$missing" | tee -a "$LOG"; exit 2; }
 
-left=$(( DEADLINE - ($(date +%s) - t0) ))
-stop="$(date -d "+$left seconds" +%T)"
-log "ctest (stops starting tests at $stop; -j ${ELLIPTICAL_TEST_JOBS:-$(nproc)}; $*)"
+left() { echo $(( DEADLINE - ($(date +%s) - t0) )); }
+export ELLIPTICAL_BENCH_PYTHON="$VENV/bin/python"
+
+if [[ "$MODE" == bench ]]; then
+  bench_device=cuda
+  if [[ "$python_has_cuda" != 1 ]]; then
+    bench_device=cpu
+    log "no CUDA device: the benchmarks run in their reduced CPU form (to check the commands and paths)"
+  fi
+  IFS=',' read -r -a benches <<< "$BENCHES"
+  rc=0
+  for i in "${!benches[@]}"; do
+    b="${benches[$i]}"
+    [[ -f "$ROOT/bench/run_gpu_$b.sh" ]] || { log "no benchmark $b (forward, classify, lm)"; rc=2; continue; }
+    # forward takes 55% of what is left when classify follows it; otherwise an equal share of the
+    # time left, less 10 s for this script's end.
+    n_left=$(( ${#benches[@]} - i ))
+    if [[ "$b" == forward && $n_left -gt 1 ]]; then budget=$(( ($(left) - 10) * 55 / 100 ))
+    else budget=$(( ($(left) - 10) / n_left )); fi
+    if [[ $budget -lt 20 ]]; then log "$b: skipped, ${budget} s left of the deadline"; rc=1; continue; fi
+    log "bench $b on $bench_device, budget $budget s"
+    bash "$ROOT/bench/run_gpu_$b.sh" --device "$bench_device" --budget-s "$budget" --out-dir "$RESULTS" 2>&1 |
+      tee -a "$RESULTS/bench-$b.log"
+    brc=${PIPESTATUS[0]}
+    [[ $brc == 0 ]] || { rc=1; log "bench $b failed (exit $brc)"; }
+  done
+  log "done: benchmarks exit $rc; results in $RESULTS: $(cd "$RESULTS" && ls gpu_* 2>/dev/null | tr '\n' ' ')"
+  exit "$rc"
+fi
+
+CTEST_ARGS=("$@")
+if [[ "$MODE" == gpu-tests ]]; then
+  log "smoke (scripts/device_smoke.sh)"
+  bash "$ROOT/scripts/device_smoke.sh" "$RESULTS" 2>&1 | tee -a "$LOG"
+  smoke_rc=${PIPESTATUS[0]}
+  # The gpu label's tests by name (so that one -R selects them and the CUDA-touching others).
+  gpu_names="$("$CTEST" --test-dir "$ROOT/build" -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p' | sed 's/\./\\./g' | paste -sd'|')"
+  CTEST_ARGS=(-R "^(${gpu_names:+$gpu_names|}GpuMetrics\..*|default_models|score)\$")
+fi
+
+stop="$(date -d "+$(left) seconds" +%T)"
+log "ctest (stops starting tests at $stop; -j ${ELLIPTICAL_TEST_JOBS:-$(nproc)}; ${CTEST_ARGS[*]})"
 "$CTEST" --test-dir "$ROOT/build" --timeout 300 --stop-time "$stop" -j "${ELLIPTICAL_TEST_JOBS:-$(nproc)}" \
-  -E "$SKIP_RE" --output-on-failure --output-junit "$RESULTS/tests.junit.xml" "$@" 2>&1 | tee "$RESULTS/tests.txt"
+  -E "$SKIP_RE" --output-on-failure --output-junit "$RESULTS/tests.junit.xml" "${CTEST_ARGS[@]}" 2>&1 | tee "$RESULTS/tests.txt"
 rc=${PIPESTATUS[0]}
 cp "$ROOT/build/Testing/Temporary/LastTest.log" "$RESULTS/LastTest.log" 2>/dev/null || true
 grep -E '^\s*[0-9]+/[0-9]+ Test.*(Skipped|Not Run)' "$RESULTS/tests.txt" > "$RESULTS/skipped-by-ctest.txt" || true
 log "done: ctest exit $rc, $(grep -c 'Passed' "$RESULTS/tests.txt") passed, $(wc -l < "$RESULTS/skipped-by-ctest.txt") skipped by CTest; results in $RESULTS"
+if [[ "$MODE" == gpu-tests && "${smoke_rc:-0}" != 0 ]]; then log "the smoke failed (smoke.txt)"; [[ $rc == 0 ]] && rc=1; fi
 exit "$rc"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine with no network (PyTorch 2.11, CMake, ninja and nvcc, nothing else), in one
-# call: build, run the whole test suite, run the GPU benchmarks, and write everything with the
-# device's name into bench/results/ (and into $OUT when the caller collects files from there).
+# call: build, run the whole test suite, run the GPU benchmarks (bench/run_gpu_*.sh), and write
+# everything with the device's name into bench/results/ (or $OUT when the caller collects files
+# from there).
 #
 #   here:   bash scripts/gather_device_deps.sh          # fills .deps/ (carried with the tree)
 #   there:  bash scripts/device_run.sh [--quick]        # --quick: shorter benchmarks
@@ -45,15 +46,12 @@ tests_rc=${PIPESTATUS[0]}
 set -e
 tail -15 "$RESULTS/device-tests-$LABEL.txt"
 
-seconds=2; [[ $QUICK == 1 ]] && seconds=1
-for dtype in float32 bfloat16; do
-  log "model forward benchmark, cuda $dtype"
-  bash bench/run_model_bench.sh --label "$LABEL" --device cuda --dtype "$dtype" --min-seconds "$seconds" \
-    || log "model benchmark ($dtype) failed"
+# The GPU benchmarks (docs/benchmarks.md, "GPU benchmarks"), each with a budget so that the
+# call ends in time; --quick halves them.
+budget=150; [[ $QUICK == 1 ]] && budget=75
+for b in forward classify lm; do
+  log "benchmark $b (budget $budget s)"
+  bash bench/run_gpu_$b.sh --device auto --budget-s "$budget" --out-dir "$RESULTS" || log "benchmark $b failed"
 done
-log "serving benchmark (the server on the GPU)"
-bash bench/run_serving_bench.sh --label "$LABEL" --duration "$((QUICK ? 4 : 10))" || log "serving benchmark failed"
-
-if [[ -n "${OUT:-}" ]]; then cp "$ROOT"/bench/results/*"$LABEL"* "$OUT"/ 2>/dev/null || true; fi
-log "done: tests exit $tests_rc; results in bench/results/*$LABEL*"
+log "done: tests exit $tests_rc; results in $RESULTS"
 exit "$tests_rc"

@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 struct Sample {
   Clock::time_point start, end;
   grpc::StatusCode code = grpc::StatusCode::OK;
+  std::string message;  // the status message of a failed call
   double ttft_s = 0;
   int tokens = 0;
   v1::ServerTiming timing;  // Classify and Segment: what the server says it spent
@@ -86,6 +87,7 @@ Sample Call(v1::InferenceService::Stub* stub, const LoadOptions& o, Clock::time_
   }
   s.end = Clock::now();
   s.code = status.error_code();
+  if (!status.ok()) s.message = status.error_message();
   return s;
 }
 
@@ -140,6 +142,18 @@ class Recorder {
 }  // namespace
 
 LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& o) {
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)))) {
+    LoadReport r;
+    r.rpc = o.rpc;
+    r.model = o.model;
+    r.open_loop = o.open_loop;
+    r.concurrency = o.open_loop ? 0 : o.concurrency;
+    r.offered_rate = o.open_loop ? o.rate : 0;
+    r.connect_error = absl::StrFormat("no connection to the server within %.0f s (channel state %d)", o.timeout_s,
+                                      static_cast<int>(channel->GetState(false)));
+    return r;
+  }
   const Clock::time_point begin = Clock::now();
   const Clock::time_point measure_from =
       begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup_s));
@@ -229,7 +243,8 @@ LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOpti
   double decode = 0, preprocess = 0, queue = 0, compute = 0, batch = 0;
   for (const Sample& s : samples) {
     if (s.code != grpc::StatusCode::OK) {
-      ++r.errors[CodeName(s.code)];
+      const std::string code = CodeName(s.code);
+      if (r.errors[code]++ == 0) r.error_messages[code] = s.message;
       continue;
     }
     ++r.ok;
@@ -279,6 +294,8 @@ std::string ToJson(const LoadReport& r) {
                       {"seconds", r.seconds},
                       {"ok", r.ok},
                       {"errors", r.errors},
+                      {"error_messages", r.error_messages},
+                      {"connect_error", r.connect_error},
                       {"throughput", r.throughput},
                       {"latency_ms", {{"p50", r.p50_ms}, {"p90", r.p90_ms}, {"p99", r.p99_ms}, {"max", r.max_ms}}}};
   if (r.rpc != "generate") {
@@ -306,6 +323,8 @@ std::string Summary(const LoadReport& r) {
                   : absl::StrFormat("closed loop, %d clients", r.concurrency),
       static_cast<long long>(r.ok), r.seconds, r.throughput, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms,
       errors.empty() ? " none" : errors);
+  for (const auto& [code, message] : r.error_messages) out += absl::StrFormat("  first %s: %s\n", code, message);
+  if (!r.connect_error.empty()) out += "  " + r.connect_error + "\n";
   if (r.rpc == "generate") {
     out += absl::StrFormat("  %.0f tokens/s; time to first token p50 %.2f  p99 %.2f ms; per output token p50 %.2f ms\n",
                            r.tokens_per_second, r.ttft_p50_ms, r.ttft_p99_ms, r.tpot_p50_ms);

@@ -4,6 +4,10 @@
 //
 // Open-loop latency is counted from each request's scheduled send time, so a server (or client)
 // that falls behind is charged for the wait (no coordinated omission).
+//
+// The load starts once the channel is connected. The calls are fail-fast, as a user's are: on a
+// channel still connecting, one failed first attempt would fail every call gRPC starts during
+// its reconnect backoff (1 s), which measures the first connection, not the server under load.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +48,8 @@ struct LoadReport {
   double seconds = 0;
   int64_t ok = 0;
   std::map<std::string, int64_t> errors;  // by gRPC code name
+  std::map<std::string, std::string> error_messages;  // the first message of each code: its cause
+  std::string connect_error;  // set when no connection was made within timeout_s: nothing was sent
   double throughput = 0;                  // successful requests per second
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
   // Classify and Segment: the server's own per-request timing (ServerTiming), means in ms.

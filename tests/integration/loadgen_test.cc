@@ -84,7 +84,7 @@ TEST_F(LoadgenTest, OpenLoopCountsMatchTheServer) {
                            "--rate=80", "--requests=40"});
   ASSERT_TRUE(r.contains("ok")) << r.dump();
   EXPECT_GE(r["ok"].get<int64_t>(), 40);
-  EXPECT_TRUE(r["errors"].empty()) << r.dump();
+  EXPECT_TRUE(r["errors"].empty()) << r.dump() << "\nthe server's log:\n" << server_->log();
   EXPECT_EQ(ServerCount("vit-single", "Classify"), r["ok"].get<int64_t>());
   EXPECT_EQ(r["mode"], "open");
   EXPECT_GT(r["throughput"].get<double>(), 20.0);
