@@ -66,6 +66,8 @@ add_library(elliptical_torch INTERFACE)
 option(ELLIPTICAL_CUDA "Link LibTorch's CUDA libraries (OFF: a CPU-only server)" ON)
 if(ELLIPTICAL_CUDA)
   target_link_libraries(elliptical_torch INTERFACE ${TORCH_LIBRARIES})
+  # For the code that needs libtorch_cuda itself (CUDA graphs), which a CPU-only build lacks.
+  target_compile_definitions(elliptical_torch INTERFACE ELLIPTICAL_LIBTORCH_CUDA=1)
 else()
   target_link_libraries(elliptical_torch INTERFACE torch_cpu c10 c10_cuda)
 endif()

@@ -1,9 +1,14 @@
 #include "model/nets/decode_graphs.h"
 
+// CUDA graphs live in libtorch_cuda, which a CPU-only build (-DELLIPTICAL_CUDA=OFF: the CPU
+// image, the sanitizer builds) does not link: there every bucket runs its fixed-shape step
+// eagerly, as on a CPU device.
+#ifdef ELLIPTICAL_LIBTORCH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#endif
 
 #include "model/nets/token_draw.h"
 
@@ -20,12 +25,21 @@ FixedStepOutputs FixedDecodeStep(DecoderLmImpl& net, LmSlots& slots, const Fixed
 struct DecodeGraphs::Bucketed {
   FixedStepInputs in;
   FixedStepOutputs out;  // the graph's outputs, written by every replay
+#ifdef ELLIPTICAL_LIBTORCH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
+#else
+  struct NoGraph {};
+  std::unique_ptr<NoGraph> graph;  // never set: no graphs without libtorch_cuda
+#endif
   bool eager_only = false;  // its capture failed
 };
 
 DecodeGraphs::DecodeGraphs(int capacity, const torch::Device& device, bool capture)
+#ifdef ELLIPTICAL_LIBTORCH_CUDA
     : capacity_(capacity), device_(device), capture_(capture && device.is_cuda()) {}
+#else
+    : capacity_(capacity), device_(device), capture_(false) {}
+#endif
 
 DecodeGraphs::~DecodeGraphs() = default;
 
@@ -66,6 +80,7 @@ FixedStepOutputs DecodeGraphs::Step(DecoderLmImpl& net, LmSlots& slots, const st
   bucket->in.draw.copy_(params);
 
   FixedStepOutputs out;
+#ifdef ELLIPTICAL_LIBTORCH_CUDA
   if (bucket->graph) {
     bucket->graph->replay();
     out = bucket->out;
@@ -105,6 +120,9 @@ FixedStepOutputs DecodeGraphs::Step(DecoderLmImpl& net, LmSlots& slots, const st
       }
     }
   }
+#else
+  out = FixedDecodeStep(net, slots, bucket->in);
+#endif
   return {out.logits.narrow(0, 0, n), out.drawn.narrow(1, 0, n)};
 }
 
