@@ -37,6 +37,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/report.h"
 #include "model/api/runtime.h"
 #include "model/io/device.h"
 #include "model/nets/packed_linear.h"
@@ -125,14 +126,6 @@ std::string Slug(const std::string& s) {
   }
   while (!out.empty() && out.back() == '-') out.pop_back();
   return out;
-}
-
-std::string CpuName() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
 }
 
 std::string DeviceName(const torch::Device& device) {

@@ -178,14 +178,6 @@ std::vector<nlohmann::json> Measure(const std::string& name, const std::vector<V
   return out;
 }
 
-std::string CpuName() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
-
 int Run() {
   auto device = model::ResolveDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) {

@@ -139,17 +139,23 @@ class Recorder {
   std::vector<Sample> samples_;
 };
 
+// What a report says of the load it describes, measured or not.
+LoadReport ReportFor(const LoadOptions& o) {
+  LoadReport r;
+  r.rpc = o.rpc;
+  r.model = o.model;
+  r.open_loop = o.open_loop;
+  r.concurrency = o.open_loop ? 0 : o.concurrency;
+  r.offered_rate = o.open_loop ? o.rate : 0;
+  return r;
+}
+
 }  // namespace
 
 LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& o) {
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)))) {
-    LoadReport r;
-    r.rpc = o.rpc;
-    r.model = o.model;
-    r.open_loop = o.open_loop;
-    r.concurrency = o.open_loop ? 0 : o.concurrency;
-    r.offered_rate = o.open_loop ? o.rate : 0;
+    LoadReport r = ReportFor(o);
     r.connect_error = absl::StrFormat("no connection to the server within %.0f s (channel state %d)", o.timeout_s,
                                       static_cast<int>(channel->GetState(false)));
     return r;
@@ -231,12 +237,7 @@ LoadReport RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOpti
   Clock::time_point measure_end = measure_from;
   for (const Sample& s : samples) measure_end = std::max(measure_end, s.end);
 
-  LoadReport r;
-  r.rpc = o.rpc;
-  r.model = o.model;
-  r.open_loop = o.open_loop;
-  r.concurrency = o.open_loop ? 0 : o.concurrency;
-  r.offered_rate = o.open_loop ? o.rate : 0;
+  LoadReport r = ReportFor(o);
   r.seconds = Seconds(measure_end - measure_from);
   std::vector<double> latency, ttft, tpot;
   int64_t tokens = 0;

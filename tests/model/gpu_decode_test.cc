@@ -18,6 +18,7 @@
 #include "model/api/language_model.h"
 #include "model/nets/decode_graphs.h"
 #include "model/nets/token_draw.h"
+#include "tests/support/skip_without_cuda.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/serving_repository.h"
 #include "tests/support/tensor_expect.h"
@@ -25,13 +26,7 @@
 namespace elliptical::model {
 namespace {
 
-#define SKIP_WITHOUT_CUDA()                                                                     \
-  if (!torch::cuda::is_available()) {                                                           \
-    GTEST_SKIP() << "no CUDA device: LibTorch reports torch::cuda::is_available() false; the "  \
-                    "GPU decode tests run where one is present";                                \
-  }
-
-const torch::Device kCuda(torch::kCUDA, 0);
+using elliptical::testing::kCuda;
 
 std::string LmDir(const std::string& model) { return elliptical::testing::ModelFixturesDir() + "/lm/models/" + model; }
 

@@ -23,6 +23,7 @@
 #include "model/nets/segmenter_net.h"
 #include "model/nets/vit.h"
 #include "server/input/image_decoder.h"
+#include "tests/support/skip_without_cuda.h"
 #include "tests/support/bfloat16_tolerance.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/float32_tolerance.h"
@@ -35,13 +36,7 @@ using elliptical::testing::FixturesDir;
 using elliptical::testing::ModelFixturesDir;
 using elliptical::testing::ReadFileBytes;
 
-#define SKIP_WITHOUT_CUDA()                                                                     \
-  if (!torch::cuda::is_available()) {                                                           \
-    GTEST_SKIP() << "no CUDA device: LibTorch reports torch::cuda::is_available() false; the "  \
-                    "GPU precision tests run where one is present";                             \
-  }
-
-const torch::Device kCuda(torch::kCUDA, 0);
+using elliptical::testing::kCuda;
 
 RgbImage Decode(const std::string& path) {
   auto image = server::DecodeImage(ReadFileBytes(path), {});

@@ -22,29 +22,18 @@
 #include "model/config/classifier_config.h"
 #include "model/nets/image_preprocess.h"
 #include "model/nets/prepared_image.h"
+#include "tests/support/skip_without_cuda.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/synthetic_image.h"
 
 namespace elliptical::model {
 namespace {
 
 using elliptical::testing::FixturesDir;
 
-#define SKIP_WITHOUT_CUDA()                                                                     \
-  if (!torch::cuda::is_available()) {                                                           \
-    GTEST_SKIP() << "no CUDA device: LibTorch reports torch::cuda::is_available() false; the "  \
-                    "GPU vision tests run where one is present";                                \
-  }
+using elliptical::testing::kCuda;
 
-const torch::Device kCuda(torch::kCUDA, 0);
-
-RgbImage Synthetic(int width, int height, int seed) {
-  RgbImage image;
-  image.width = width;
-  image.height = height;
-  image.pixels.resize(static_cast<size_t>(width) * height * 3);
-  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 97 + seed);
-  return image;
-}
+using elliptical::testing::SyntheticImage;
 
 std::vector<const PreparedImage*> Pointers(const std::vector<PreparedImage>& images) {
   std::vector<const PreparedImage*> out;
@@ -71,7 +60,7 @@ TEST(GpuVision, BytesStagedBatchOnCudaEqualsCpuFloat32Batch) {
     const bool pillow = policy.interpolation != Interpolation::kTorchBilinear;
     std::vector<PreparedImage> bytes, floats;
     for (int i = 0; i < 8; ++i) {
-      const RgbImage image = pillow ? Synthetic(40 + 3 * i, 30 + 5 * i, i) : Synthetic(32, 32, i);
+      const RgbImage image = pillow ? SyntheticImage(40 + 3 * i, 30 + 5 * i, i) : SyntheticImage(32, 32, i);
       auto b = PrepareImage(image, 32, n, policy, /*keep_bytes=*/true);
       auto f = PrepareImage(image, 32, n, policy, /*keep_bytes=*/false);
       ASSERT_TRUE(b.ok() && f.ok());
@@ -128,12 +117,12 @@ TEST(GpuVision, ConcurrentInstancesOnOwnStreamsAnswerAsOneAtATime) {
   // policy resizes on floats: a mixed batch); batch B: 5 others at the size (bytes).
   std::vector<std::vector<std::shared_ptr<const PreparedImage>>> batches(2);
   for (int i = 0; i < 8; ++i) {
-    auto p = model.Prepare(Synthetic(size + (i % 3) * 7, size + (i % 2) * 5, i));
+    auto p = model.Prepare(SyntheticImage(size + (i % 3) * 7, size + (i % 2) * 5, i));
     ASSERT_TRUE(p.ok()) << p.status();
     batches[0].push_back(*std::move(p));
   }
   for (int i = 0; i < 5; ++i) {
-    auto p = model.Prepare(Synthetic(size, size, 100 + i));
+    auto p = model.Prepare(SyntheticImage(size, size, 100 + i));
     ASSERT_TRUE(p.ok()) << p.status();
     batches[1].push_back(*std::move(p));
   }

@@ -15,21 +15,14 @@
 #include "model/nets/image_preprocess.h"
 #include "model/nets/prepared_image.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/synthetic_image.h"
 
 namespace elliptical::model {
 namespace {
 
 using elliptical::testing::FixturesDir;
 
-// Every byte value appears (i * 97 + seed walks all residues mod 256 in 256 steps).
-RgbImage Synthetic(int width, int height, int seed) {
-  RgbImage image;
-  image.width = width;
-  image.height = height;
-  image.pixels.resize(static_cast<size_t>(width) * height * 3);
-  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 97 + seed);
-  return image;
-}
+using elliptical::testing::SyntheticImage;
 
 struct Policy {
   std::string name;
@@ -56,9 +49,9 @@ std::vector<Policy> BytePolicies() {
 std::vector<RgbImage> InputsFor(const Policy& p) {
   if (p.resize.interpolation == Interpolation::kTorchBilinear || p.size == 0) {
     const int side = p.size == 0 ? 20 : p.size;
-    return {Synthetic(side, side, 1), Synthetic(side, side, 2), Synthetic(side, side, 3)};
+    return {SyntheticImage(side, side, 1), SyntheticImage(side, side, 2), SyntheticImage(side, side, 3)};
   }
-  return {Synthetic(p.size, p.size, 1), Synthetic(57, 31, 2), Synthetic(19, 40, 3)};
+  return {SyntheticImage(p.size, p.size, 1), SyntheticImage(57, 31, 2), SyntheticImage(19, 40, 3)};
 }
 
 // The batch as the classifier and segmenter made it before bytes were staged: each image
@@ -132,7 +125,7 @@ TEST(PreparedImage, BytesStagedBatchEqualsTheFloatBatchExactly) {
 
 TEST(PreparedImage, TorchBilinearResizeStaysFloat) {
   const Policy stretch{"torch_bilinear", {}, 24};
-  auto prepared = PrepareImage(Synthetic(40, 30, 5), stretch.size, {}, stretch.resize, /*keep_bytes=*/true);
+  auto prepared = PrepareImage(SyntheticImage(40, 30, 5), stretch.size, {}, stretch.resize, /*keep_bytes=*/true);
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   EXPECT_FALSE(prepared->is_bytes()) << "a float resize's output cannot travel as bytes";
   EXPECT_EQ(prepared->pixels.scalar_type(), torch::kFloat32);
@@ -170,7 +163,7 @@ TEST(PreparedImage, ClassifierAnswersTheSameFromBytes) {
   const int size = config->vit.image_size;
   std::vector<std::shared_ptr<const PreparedImage>> from_model;
   std::vector<PreparedImage> bytes;
-  for (const RgbImage& image : {Synthetic(size, size, 1), Synthetic(size + 13, size + 5, 2), Synthetic(size, size, 9)}) {
+  for (const RgbImage& image : {SyntheticImage(size, size, 1), SyntheticImage(size + 13, size + 5, 2), SyntheticImage(size, size, 9)}) {
     auto p = (*model)->Prepare(image);
     ASSERT_TRUE(p.ok()) << p.status();
     EXPECT_FALSE((*p)->is_bytes()) << "a CPU model normalises at Prepare time";
