@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/exception_guard.h"
-#include "model/api/runtime.h"
 #include "server/generation/text_stream.h"
 #include "server/log.h"
 
@@ -437,7 +436,7 @@ void GenerationScheduler::Step() {
 }
 
 void GenerationScheduler::Work() {
-  model::UseOwnStreamOnThisThread(model_->description().device);  // a stream of its own on a GPU
+  if (observers_.on_thread_start) observers_.on_thread_start();
   for (;;) {
     {
       absl::MutexLock lock(&mu_);

@@ -154,9 +154,12 @@ class GenerationStream {
   std::atomic<bool> cancelled_{false};
 };
 
-// Optional observers of a GenerationScheduler, called on its thread: every request's final
-// event, and the attention statistics of a `stats_sample_rate` fraction of prefill batches.
+// Optional observers of a GenerationScheduler, called on its thread: its start, every request's
+// final event, and the attention statistics of a `stats_sample_rate` fraction of prefill batches.
 struct GenerationObservers {
+  // Once, before the thread's first step: where the thread binds per-thread model state (a CUDA
+  // model's own stream, model/api/runtime.h), which the scheduler itself knows nothing of.
+  std::function<void()> on_thread_start;
   std::function<void(const GenerationStream::Event&)> on_finish;
   double stats_sample_rate = 0;
   std::function<void(const std::vector<model::LayerStats>&)> on_stats;

@@ -267,9 +267,12 @@ absl::StatusOr<std::shared_ptr<Servable>> LoadLanguageModel(const ServableContex
   }
   const int max_positions = (*m)->config().shape.max_positions;
   auto warming = std::make_shared<std::atomic<bool>>(true);
+  GenerationObservers observers = Observers(c, warming);
+  // A stream of its own on a GPU, as each vision instance has.
+  observers.on_thread_start = [device = (*m)->description().device] { model::UseOwnStreamOnThisThread(device); };
   auto servable = std::make_shared<LanguageServable>(std::make_unique<GenerationScheduler>(
       c.name, std::shared_ptr<model::LanguageModel>(*std::move(m)), std::move(tokenizer), limits,
-      Observers(c, warming)));
+      std::move(observers)));
   if (c.warmup && c.serving.warmup.enabled) {
     absl::Status s = WarmupLanguageModel(c, *servable, max_positions, report);
     if (!s.ok()) {
