@@ -986,9 +986,14 @@ def case_drain(srv, max_tokens):
                f"{(st.t_done_event or st.t_done) - term_at:.2f} s after it ({st.error or 'ok'})")
         done_at = st.t_done_event or st.t_done
         gap = exited["at"] - done_at if "at" in exited else None
-        expect(gap is not None and gap < 1.0 and srv.proc.returncode == 0,
+        # In the ASan build LeakSanitizer scans the whole heap (LibTorch's included) as the
+        # process exits: that is the sanitizer's time, not the drain's (0.8-0.9 s measured there,
+        # 0.1 s without it), so that build gets 2 s more.
+        exit_limit = 3.0 if "detect_leaks=1" in os.environ.get("ASAN_OPTIONS", "") else 1.0
+        expect(gap is not None and gap < exit_limit and srv.proc.returncode == 0,
                f"6 the server exited with code {srv.proc.returncode} "
-               f"{'%.2f s' % gap if gap is not None else 'not within 10 s'} after that [DONE] (limit 1 s)")
+               f"{'%.2f s' % gap if gap is not None else 'not within 10 s'} after that [DONE] "
+               f"(limit {exit_limit:.0f} s)")
         with watcher.lock:
             conns = list(watcher.conns.values())
         after = [c["closed_at"] - term_at if c["closed_at"] else float("inf") for c in conns]
