@@ -696,7 +696,10 @@ TEST(KServeJson, LargeDataArraysGoStraightToRawContents) {
   // datatype's raw form of those, against what ParseInferRequest made of the body directly.
   std::string data = "[";
   size_t n = 0;
-  while (data.size() < (1u << 20)) data += (n++ == 0 ? "" : ",") + std::to_string((n * 37) % 256);
+  for (; data.size() < (1u << 20); ++n) {
+    if (n > 0) data += ",";
+    data += std::to_string((n * 37) % 256);
+  }
   data += "]";
   const auto dom = nlohmann::json::parse(data);
   ASSERT_EQ(dom.size(), n);
