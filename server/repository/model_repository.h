@@ -197,11 +197,17 @@ class ModelRepository {
   // Loads one version beside whatever serves it now.
   absl::StatusOr<std::shared_ptr<Servable>> LoadVersion(const std::string& name, const VersionDirectory& dir,
                                                         ModelSnapshot* snapshot);
-  // Takes a version out of service: it drains, then its bytes leave the budget.
   // The version with no version directory that stands for a model in Index and List.
   static ModelSnapshot Placeholder(const std::string& name, const Model& model);
-  // The model named `name`, or NOT_FOUND saying so.
-  absl::StatusOr<const Model*> Find(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a request's model name and version string (empty or "0": none named) point at.
+  struct Found {
+    const Model* model = nullptr;
+    int64_t number = 0;               // 0: no version named
+    const Version* version = nullptr;  // the named version; null when none is named
+  };
+  // INVALID_ARGUMENT for a malformed version, NOT_FOUND for an unknown model or version.
+  absl::StatusOr<Found> Find(const std::string& name, absl::string_view version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::vector<int64_t> ReadyVersions(const Model& model);
   // The snapshot that stands for a model (List, Describe without a version): its newest ready
   // version, else its newest known one, else Placeholder; with ready_versions filled.

@@ -119,10 +119,18 @@ std::vector<ModelSnapshot> ModelRepository::List() const {
   return out;
 }
 
-absl::StatusOr<const ModelRepository::Model*> ModelRepository::Find(const std::string& name) const {
+absl::StatusOr<ModelRepository::Found> ModelRepository::Find(const std::string& name,
+                                                             absl::string_view version) const {
+  auto v = ParseVersion(name, version);
+  if (!v.ok()) return v.status();
   auto it = models_.find(name);
   if (it == models_.end()) return NoSuchModel(name);
-  return &it->second;
+  Found found{&it->second, *v, nullptr};
+  if (*v == 0) return found;
+  auto named = it->second.versions.find(*v);
+  if (named == it->second.versions.end()) return NoSuchVersion(name, *v, it->second);
+  found.version = &named->second;
+  return found;
 }
 
 bool ModelRepository::Contains(const std::string& name) const {
@@ -131,17 +139,12 @@ bool ModelRepository::Contains(const std::string& name) const {
 }
 
 absl::StatusOr<ModelSnapshot> ModelRepository::Describe(const std::string& name, absl::string_view version) const {
-  auto v = ParseVersion(name, version);
-  if (!v.ok()) return v.status();
   absl::MutexLock lock(&mu_);
-  auto found_model = Find(name);
-  if (!found_model.ok()) return found_model.status();
-  const Model& model = **found_model;
-  if (*v == 0) return Representative(name, model);
-  auto found = model.versions.find(*v);
-  if (found == model.versions.end()) return NoSuchVersion(name, *v, model);
-  ModelSnapshot s = found->second.snapshot;
-  s.ready_versions = ReadyVersions(model);
+  auto found = Find(name, version);
+  if (!found.ok()) return found.status();
+  if (!found->version) return Representative(name, *found->model);
+  ModelSnapshot s = found->version->snapshot;
+  s.ready_versions = ReadyVersions(*found->model);
   return s;
 }
 
@@ -149,14 +152,12 @@ absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::GetServable(const std
                                                                        absl::string_view version,
                                                                        model::ModelFamily family,
                                                                        int64_t* served_version) const {
-  auto v = ParseVersion(name, version);
-  if (!v.ok()) return v.status();
   absl::MutexLock lock(&mu_);
-  auto found_model = Find(name);
-  if (!found_model.ok()) return found_model.status();
-  const Model& model = **found_model;
-  const Version* chosen = nullptr;
-  if (*v == 0) {
+  auto found = Find(name, version);
+  if (!found.ok()) return found.status();
+  const Model& model = *found->model;
+  const Version* chosen = found->version;
+  if (!chosen) {
     for (const auto& [number, candidate] : model.versions) {
       if (candidate.servable) {
         chosen = &candidate;
@@ -174,17 +175,10 @@ absl::StatusOr<std::shared_ptr<Servable>> ModelRepository::GetServable(const std
                                                      model.reason.empty() ? "" : absl::StrCat(" (", model.reason, ")")));
       }
     }
-  } else {
-    auto found = model.versions.find(*v);
-    if (found == model.versions.end()) {
-      return NoSuchVersion(name, *v, model);
-    }
-    chosen = &found->second;
-    if (!chosen->servable) {
-      const ModelSnapshot& s = chosen->snapshot;
-      return absl::UnavailableError(absl::StrCat("model \"", name, "\" version ", *v, " is ", ModelStateName(s.state),
-                                                 s.reason.empty() ? "" : absl::StrCat(": ", s.reason)));
-    }
+  } else if (!chosen->servable) {
+    const ModelSnapshot& s = chosen->snapshot;
+    return absl::UnavailableError(absl::StrCat("model \"", name, "\" version ", found->number, " is ",
+                                               ModelStateName(s.state), s.reason.empty() ? "" : absl::StrCat(": ", s.reason)));
   }
   if (chosen->snapshot.family != family) {
     return absl::FailedPreconditionError(absl::StrCat(
