@@ -236,8 +236,8 @@ absl::Status ModelRepository::Apply(const std::string& name, bool force, const c
       }
     }
     if (known && gone && options_.control_mode == ControlMode::kPoll) {
-      // Its directory was removed: poll mode unloads it.
-      Unload(name, "unload");
+      // Its directory was removed: poll mode unloads it (it is known, so Unload cannot fail).
+      Unload(name, "unload").IgnoreError();
       absl::MutexLock lock(&mu_);
       models_.erase(name);
       return found.status();
@@ -502,7 +502,8 @@ void ModelRepository::Poll() {
   for (const std::string& name : all) {
     if (stop_polling_.HasBeenNotified()) return;
     absl::MutexLock ops(&ops_mu_);
-    Apply(name, /*force=*/false, "load");
+    // A failure is logged and counted inside (Record); the poll goes on to the next model.
+    Apply(name, /*force=*/false, "load").IgnoreError();
   }
 }
 
