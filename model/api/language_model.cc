@@ -360,6 +360,14 @@ class DecoderLanguageModel final : public LanguageModel {
     return order;
   }
 
+  // The sequences of a compact step in slot order: row r of its batch is sequence order[r], in
+  // slot r, so the step reads plain views of slots 0..n-1.
+  static std::vector<int> SlotOrder(const std::vector<int>& slots) {
+    std::vector<int> order = Identity(slots.size());
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
+    return order;
+  }
+
   // DrawTokens' params (4, R) on the host for rows `which` of a batch whose row r is request
   // order[r]; rows that did not ask are greedy (zeros).
   static torch::Tensor DrawParams(const std::vector<int64_t>& which, const std::vector<int>& order,
@@ -369,7 +377,7 @@ class DecoderLanguageModel final : public LanguageModel {
     *any_sampled = false;
     for (size_t j = 0; j < which.size(); ++j) {
       const size_t request = static_cast<size_t>(order[which[j]]);
-      if (sampling == nullptr || request >= sampling->rows.size() || !sampling->rows[request].wanted) continue;
+      if (sampling == nullptr || !sampling->wants(request)) continue;
       const DeviceDraw& d = sampling->rows[request];
       p[kDrawTemperature][j] = d.temperature;
       p[kDrawTopK][j] = d.top_k;
@@ -389,12 +397,11 @@ class DecoderLanguageModel final : public LanguageModel {
                               const DeviceSampling* sampling, std::vector<DrawnToken>* drawn,
                               const torch::Tensor& drawn_rows = torch::Tensor()) const {
     const size_t n = order.size();
-    const auto wanted = [&](int request) {
-      return sampling != nullptr && static_cast<size_t>(request) < sampling->rows.size() &&
-             sampling->rows[request].wanted;
-    };
     std::vector<int64_t> draw_rows, logit_rows;
-    for (size_t r = 0; r < n; ++r) (wanted(order[r]) ? draw_rows : logit_rows).push_back(static_cast<int64_t>(r));
+    for (size_t r = 0; r < n; ++r) {
+      const bool wanted = sampling != nullptr && sampling->wants(static_cast<size_t>(order[r]));
+      (wanted ? draw_rows : logit_rows).push_back(static_cast<int64_t>(r));
+    }
     const auto rows_of = [&](const std::vector<int64_t>& which) {
       return which.size() == n ? logits : logits.index_select(0, torch::tensor(which, torch::kInt64).to(device_));
     };
@@ -454,8 +461,7 @@ class DecoderLanguageModel final : public LanguageModel {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
     const int n = static_cast<int>(seqs.size());
     std::vector<int>& order = *order_out;  // row r of the batch is seqs[order[r]]
-    order = Identity(n);
-    if (compact) std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
+    order = compact ? SlotOrder(slots) : Identity(n);
     std::vector<int64_t> lengths, next, rows;
     int64_t longest = 0;
     for (int i : order) {
@@ -480,8 +486,7 @@ class DecoderLanguageModel final : public LanguageModel {
                                 const std::vector<int>& slots, const DeviceSampling* sampling,
                                 std::vector<DrawnToken>* drawn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_->mu) {
     const int n = static_cast<int>(seqs.size());
-    std::vector<int> order = Identity(n);  // row r is slot r
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return slots[a] < slots[b]; });
+    const std::vector<int> order = SlotOrder(slots);
     std::vector<int64_t> next, lengths, all;
     for (int r = 0; r < n; ++r) {
       next.push_back(tokens[order[r]]);

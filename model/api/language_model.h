@@ -96,6 +96,8 @@ class LanguageModel {
     // Written by a call that succeeds: one entry per prompt or sequence, set for wanted rows
     // (whose Logits come back empty).
     std::vector<DrawnToken> drawn;
+
+    bool wants(size_t row) const { return row < rows.size() && rows[row].wanted; }
   };
 
   static absl::StatusOr<std::unique_ptr<LanguageModel>> Load(const std::string& directory,

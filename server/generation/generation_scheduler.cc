@@ -252,7 +252,7 @@ SampledToken GenerationScheduler::Next(Sequence* s, size_t i, const std::vector<
                                        const model::LanguageModel::DeviceSampling& draws,
                                        std::vector<std::mt19937_64>* engines) {
   // A model that left the row's draw out (one that ignores DeviceSampling) sent its logits.
-  if (i >= draws.rows.size() || !draws.rows[i].wanted || i >= draws.drawn.size()) return Draw(s, logits);
+  if (!draws.wants(i) || i >= draws.drawn.size()) return Draw(s, logits);
   const model::LanguageModel::DrawnToken& d = draws.drawn[i];
   if (d.used_uniform) s->rng = (*engines)[i];
   return SampledToken{d.id, d.logprob, {}};
