@@ -89,13 +89,10 @@ torch::Tensor MaskTransformerImpl::forward(const torch::Tensor& patches, int64_t
   patch_feat = patch_feat / patch_feat.norm(2, -1, /*keepdim=*/true);
   class_feat = class_feat / class_feat.norm(2, -1, /*keepdim=*/true);
   torch::Tensor scores = torch::matmul(patch_feat, class_feat.transpose(1, 2));
-  torch::Tensor masks =
-      mask_norm->weight.scalar_type() == torch::kFloat32
-          ? mask_norm->forward(scores)
-          : F::layer_norm(scores, F::LayerNormFuncOptions({num_classes_})
-                                      .weight(mask_norm->weight.to(torch::kFloat32))
-                                      .bias(mask_norm->bias.to(torch::kFloat32))
-                                      .eps(mask_norm->options.eps()));
+  torch::Tensor masks = F::layer_norm(scores, F::LayerNormFuncOptions({num_classes_})
+                                                  .weight(mask_norm->weight.to(torch::kFloat32))
+                                                  .bias(mask_norm->bias.to(torch::kFloat32))
+                                                  .eps(mask_norm->options.eps()));
   return masks.transpose(1, 2).reshape({b, num_classes_, grid_h, grid_w});  // (B, K, gh, gw)
 }
 
