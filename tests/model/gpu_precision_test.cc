@@ -22,10 +22,10 @@
 #include "model/nets/image_preprocess.h"
 #include "model/nets/segmenter_net.h"
 #include "model/nets/vit.h"
-#include "server/input/image_decoder.h"
 #include "tests/support/skip_without_cuda.h"
 #include "tests/support/bfloat16_tolerance.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/test_images.h"
 #include "tests/support/float32_tolerance.h"
 #include "tests/support/tensor_expect.h"
 
@@ -34,21 +34,11 @@ namespace {
 
 using elliptical::testing::FixturesDir;
 using elliptical::testing::ModelFixturesDir;
-using elliptical::testing::ReadFileBytes;
 
 using elliptical::testing::kCuda;
 
-RgbImage Decode(const std::string& path) {
-  auto image = server::DecodeImage(ReadFileBytes(path), {});
-  EXPECT_TRUE(image.ok()) << image.status();
-  return *image;
-}
 
-std::vector<RgbImage> PatternImages() {
-  std::vector<RgbImage> images;
-  for (int i = 0; i < 4; ++i) images.push_back(Decode(FixturesDir() + "/images/pattern_" + std::to_string(i) + ".png"));
-  return images;
-}
+using elliptical::testing::PatternImages;
 
 double Spread(const std::vector<float>& row) {
   auto [lo, hi] = std::minmax_element(row.begin(), row.end());

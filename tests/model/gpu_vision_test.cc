@@ -24,7 +24,7 @@
 #include "model/nets/prepared_image.h"
 #include "tests/support/skip_without_cuda.h"
 #include "tests/support/fixtures.h"
-#include "tests/support/synthetic_image.h"
+#include "tests/support/test_images.h"
 
 namespace elliptical::model {
 namespace {

@@ -9,31 +9,26 @@
 #include "model/api/image_classifier.h"
 #include "model/api/image_segmenter.h"
 #include "model/api/language_model.h"
-#include "server/input/image_decoder.h"
 #include "model/io/precision.h"
 #include "tests/support/bfloat16_tolerance.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/test_images.h"
 
 namespace elliptical::model {
 namespace {
 
 using elliptical::testing::FixturesDir;
 using elliptical::testing::ModelFixturesDir;
-using elliptical::testing::ReadFileBytes;
 
-RgbImage Decode(const std::string& path) {
-  auto image = server::DecodeImage(ReadFileBytes(path), {});
-  EXPECT_TRUE(image.ok()) << image.status();
-  return *image;
-}
+using elliptical::testing::DecodeImageFile;
+using elliptical::testing::PatternImages;
 
 TEST(Precision, ClassifierInBfloat16AgreesWithFloat32) {
   auto fp32 = ImageClassifier::Load(FixturesDir() + "/models/vit-test", {"cpu", "float32"});
   auto bf16 = ImageClassifier::Load(FixturesDir() + "/models/vit-test", {"cpu", "bfloat16"});
   ASSERT_TRUE(fp32.ok() && bf16.ok()) << bf16.status();
   EXPECT_EQ((*bf16)->description().dtype, "bfloat16");
-  std::vector<RgbImage> images;
-  for (int i = 0; i < 4; ++i) images.push_back(Decode(FixturesDir() + "/images/pattern_" + std::to_string(i) + ".png"));
+  const std::vector<RgbImage> images = PatternImages();
   auto a = (*fp32)->Classify(images, true);
   auto b = (*bf16)->Classify(images, true);
   ASSERT_TRUE(a.ok() && b.ok()) << b.status();
@@ -52,7 +47,7 @@ TEST(Precision, SegmenterInBfloat16AgreesWithFloat32) {
   auto fp32 = ImageSegmenter::Load(dir + "/models/seg-linear", {"cpu", "float32"});
   auto bf16 = ImageSegmenter::Load(dir + "/models/seg-linear", {"cpu", "bfloat16"});
   ASSERT_TRUE(fp32.ok() && bf16.ok()) << bf16.status();
-  std::vector<RgbImage> images = {Decode(dir + "/images/large_70x45.png")};
+  std::vector<RgbImage> images = {DecodeImageFile(dir + "/images/large_70x45.png")};
   auto a = (*fp32)->Segment(images, false);
   auto b = (*bf16)->Segment(images, false);
   ASSERT_TRUE(a.ok() && b.ok()) << b.status();
@@ -115,8 +110,7 @@ TEST(Precision, ClassifierBfloat16WithinTheRoundoffBound) {
   auto bf16 = ImageClassifier::Load(FixturesDir() + "/models/vit-test", {"cpu", "bfloat16"});
   ASSERT_TRUE(fp32.ok() && bf16.ok()) << bf16.status();
   const double tol = elliptical::testing::TransformerBfloat16Tolerance((*fp32)->description().num_layers);
-  std::vector<RgbImage> images;
-  for (int i = 0; i < 4; ++i) images.push_back(Decode(FixturesDir() + "/images/pattern_" + std::to_string(i) + ".png"));
+  const std::vector<RgbImage> images = PatternImages();
   auto a = (*fp32)->Classify(images, false);
   auto b = (*bf16)->Classify(images, false);
   ASSERT_TRUE(a.ok() && b.ok()) << b.status();

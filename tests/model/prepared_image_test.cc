@@ -15,7 +15,7 @@
 #include "model/nets/image_preprocess.h"
 #include "model/nets/prepared_image.h"
 #include "tests/support/fixtures.h"
-#include "tests/support/synthetic_image.h"
+#include "tests/support/test_images.h"
 
 namespace elliptical::model {
 namespace {
