@@ -149,8 +149,9 @@ absl::StatusOr<std::shared_ptr<Servable>> LoadVision(const ServableContext& c, s
     };
   }
   const absl::Time start = absl::Now();
-  auto servable = std::make_shared<ServableT>(c.name, m, BatcherOptions<ServableT>(c, m->description().device, warmup), run,
-                                              same_size_batches, Sampling(c));
+  auto servable = std::make_shared<ServableT>(c.name, m,
+                                              BatcherOptions<ServableT>(c, m->description().device, warmup),
+                                              run, same_size_batches, Sampling(c));
   warmup->done.Wait();
   absl::MutexLock lock(&warmup->mu);
   if (!warmup->error.ok()) return warmup->error;
